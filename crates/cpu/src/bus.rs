@@ -1,0 +1,86 @@
+//! The one narrow interface through which a hart sees the rest of the machine.
+//!
+//! The CPU never owns memory or devices. Every hart is driven with a `Bus`
+//! implementation chosen by the execution mode:
+//! - `run` mode: direct shared RAM, live devices, live interrupt lines;
+//! - `record` mode: the chunk engine's copy-on-write view, which learns the
+//!   read/write sets from `ram_page` calls (first touch per page per chunk),
+//!   defers device accesses to chunk boundaries and latches interrupts;
+//! - `replay` mode: the same view, fed from the trace.
+//!
+//! The hot path never calls the bus: a RAM access that hits the hart's
+//! software TLB goes straight to the host pointer. `ram_page` is called only
+//! on a TLB miss, which is exactly the "first touch" hook the recorder needs.
+
+use std::ptr::NonNull;
+
+use samsara_types::{GuestPhysAddr, HartId};
+
+/// Why the hart wants a page.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum AccessKind {
+    /// Data load (including the read half of an AMO or LR).
+    Read,
+    /// Data store (including AMOs, SC, and hardware A/D updates of guest PTEs).
+    Write,
+    /// Instruction fetch.
+    Execute,
+}
+
+/// A host mapping for one 4 KiB guest-physical page of RAM.
+#[derive(Clone, Copy, Debug)]
+pub struct PageGrant {
+    /// Host address of byte 0 of the page. Valid for reads (and for writes
+    /// when the grant answered an `AccessKind::Write` request) until the hart's
+    /// TLB is flushed by the bus owner.
+    pub host: NonNull<u8>,
+    /// The page now lives at a different host address than earlier grants
+    /// for it (copy-on-write happened): the hart must drop every cached
+    /// translation that still points at the old copy.
+    pub remapped: bool,
+}
+
+/// Result of a device (MMIO) access.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum MmioError {
+    /// Nothing answers at this address, or the device refuses this access
+    /// size: the hart takes an access-fault exception.
+    AccessFault,
+    /// The access may not happen now (the recorder ends the chunk before any
+    /// device access). The instruction is not executed and has no effect; the
+    /// hart stops with `StopReason::DeviceAccess` with `pc` at the instruction,
+    /// so it can be re-executed when the bus allows the access.
+    Deferred,
+}
+
+/// How a hart sees physical memory, devices, time and interrupt lines.
+///
+/// Each hart thread owns its own `Bus` value (so `&mut self` is free of
+/// contention); implementations share machine state behind it.
+pub trait Bus {
+    /// Host mapping for guest-physical page `page` (= paddr >> 12) for an
+    /// access of `kind`, or `None` if that page is not RAM (device or hole);
+    /// the hart then uses `mmio_read`/`mmio_write` for it, never a TLB entry.
+    ///
+    /// Called only on a TLB miss. A page granted for `Read`/`Execute` must
+    /// never be written through that pointer; the hart asks again with
+    /// `Write` before its first store to the page.
+    fn ram_page(&mut self, page: u64, kind: AccessKind) -> Option<PageGrant>;
+
+    /// Device load of `size` (1, 2, 4 or 8) bytes at naturally aligned `addr`.
+    fn mmio_read(&mut self, addr: GuestPhysAddr, size: u8) -> Result<u64, MmioError>;
+
+    /// Device store of the low `size` bytes of `value` at naturally aligned `addr`.
+    fn mmio_write(&mut self, addr: GuestPhysAddr, size: u8, value: u64) -> Result<(), MmioError>;
+
+    /// Current value of the `time` CSR (CLINT mtime, 10 MHz).
+    fn read_time(&mut self) -> u64;
+
+    /// Interrupt-pending bits driven by devices for this hart, in `mip`
+    /// layout (MSIP, MTIP, MEIP, SEIP; STIP/SSIP too if a device drives them).
+    /// The hart ORs these with its software-writable `mip` bits.
+    fn interrupt_lines(&mut self) -> u64;
+
+    /// The hart this bus serves.
+    fn hart_id(&self) -> HartId;
+}

@@ -1,0 +1,2 @@
+//! An RV64GC hart.
+pub mod bus;

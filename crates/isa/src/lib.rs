@@ -1,0 +1,1 @@
+//! RV64GC instruction decoding and disassembly.
