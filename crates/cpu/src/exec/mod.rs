@@ -1,0 +1,187 @@
+//! Instruction execution: one dispatch on the decoded operation.
+//!
+//! Integer ALU and control flow are written inline here (they are the hot
+//! path); the other classes live in their own modules: `int` (M helpers),
+//! `mem` (loads/stores), `amo` (A), `fp` (F/D), `system` (Zicsr, privileged).
+
+mod amo;
+mod fp;
+pub(crate) mod int;
+mod mem;
+mod system;
+
+use samsara_isa::{Inst, Op};
+
+use crate::bus::Bus;
+use crate::hart::{ExecError, Flow, Hart};
+use crate::trap::Exception;
+
+use int::sext32;
+
+impl Hart {
+    /// Executes one instruction at `self.state.pc`, updating pc.
+    #[inline(always)]
+    pub(crate) fn execute<B: Bus>(&mut self, bus: &mut B, i: Inst) -> Result<Flow, ExecError> {
+        let pc = self.state.pc;
+        let next = pc.wrapping_add(u64::from(i.len));
+        let rd = usize::from(i.rd & 31);
+        let a = self.state.x[usize::from(i.rs1 & 31)];
+        let b = self.state.x[usize::from(i.rs2 & 31)];
+        let imm = i.imm64();
+
+        // Write rd (x0 is re-zeroed by the run loop) and fall through.
+        macro_rules! wr {
+            ($v:expr) => {{
+                let v = $v;
+                self.state.x[rd] = v;
+                self.state.pc = next;
+                Ok(Flow::Continue)
+            }};
+        }
+        macro_rules! branch {
+            ($cond:expr) => {{
+                self.state.pc = if $cond { pc.wrapping_add(imm) } else { next };
+                Ok(Flow::Continue)
+            }};
+        }
+        macro_rules! load {
+            ($size:expr, $ext:expr) => {{
+                let v = self.load(bus, a.wrapping_add(imm), $size)?;
+                #[allow(clippy::redundant_closure_call)]
+                let v = ($ext)(v);
+                wr!(v)
+            }};
+        }
+        macro_rules! store {
+            ($size:expr) => {{
+                self.store(bus, a.wrapping_add(imm), $size, b)?;
+                self.state.pc = next;
+                Ok(Flow::Continue)
+            }};
+        }
+
+        match i.op {
+            Op::Addi => wr!(a.wrapping_add(imm)),
+            Op::Add => wr!(a.wrapping_add(b)),
+            Op::Lui => wr!(imm),
+            Op::Auipc => wr!(pc.wrapping_add(imm)),
+            Op::Jal => {
+                self.state.x[rd] = next;
+                self.state.pc = pc.wrapping_add(imm);
+                Ok(Flow::Continue)
+            }
+            Op::Jalr => {
+                // With C, targets are always 2-aligned after clearing bit 0.
+                self.state.x[rd] = next;
+                self.state.pc = a.wrapping_add(imm) & !1;
+                Ok(Flow::Continue)
+            }
+            Op::Beq => branch!(a == b),
+            Op::Bne => branch!(a != b),
+            Op::Blt => branch!((a as i64) < (b as i64)),
+            Op::Bge => branch!((a as i64) >= (b as i64)),
+            Op::Bltu => branch!(a < b),
+            Op::Bgeu => branch!(a >= b),
+            Op::Lb => load!(1, |v: u64| v as i8 as i64 as u64),
+            Op::Lh => load!(2, |v: u64| v as i16 as i64 as u64),
+            Op::Lw => load!(4, |v: u64| v as i32 as i64 as u64),
+            Op::Ld => load!(8, |v: u64| v),
+            Op::Lbu | Op::Lhu | Op::Lwu => {
+                let size = match i.op {
+                    Op::Lbu => 1,
+                    Op::Lhu => 2,
+                    _ => 4,
+                };
+                load!(size, |v: u64| v)
+            }
+            Op::Sb => store!(1),
+            Op::Sh => store!(2),
+            Op::Sw => store!(4),
+            Op::Sd => store!(8),
+            Op::Slti => wr!(u64::from((a as i64) < (imm as i64))),
+            Op::Sltiu => wr!(u64::from(a < imm)),
+            Op::Xori => wr!(a ^ imm),
+            Op::Ori => wr!(a | imm),
+            Op::Andi => wr!(a & imm),
+            Op::Slli => wr!(a << (imm & 63)),
+            Op::Srli => wr!(a >> (imm & 63)),
+            Op::Srai => wr!(((a as i64) >> (imm & 63)) as u64),
+            Op::Sub => wr!(a.wrapping_sub(b)),
+            Op::Sll => wr!(a << (b & 63)),
+            Op::Slt => wr!(u64::from((a as i64) < (b as i64))),
+            Op::Sltu => wr!(u64::from(a < b)),
+            Op::Xor => wr!(a ^ b),
+            Op::Srl => wr!(a >> (b & 63)),
+            Op::Sra => wr!(((a as i64) >> (b & 63)) as u64),
+            Op::Or => wr!(a | b),
+            Op::And => wr!(a & b),
+            Op::Addiw => wr!(sext32(a.wrapping_add(imm))),
+            Op::Slliw => wr!(sext32(u64::from((a as u32) << (imm & 31)))),
+            Op::Srliw => wr!(sext32(u64::from((a as u32) >> (imm & 31)))),
+            Op::Sraiw => wr!(((a as i32) >> (imm & 31)) as i64 as u64),
+            Op::Addw => wr!(sext32(a.wrapping_add(b))),
+            Op::Subw => wr!(sext32(a.wrapping_sub(b))),
+            Op::Sllw => wr!(sext32(u64::from((a as u32) << (b & 31)))),
+            Op::Srlw => wr!(sext32(u64::from((a as u32) >> (b & 31)))),
+            Op::Sraw => wr!(((a as i32) >> (b & 31)) as i64 as u64),
+            // Harts see their own accesses in order and RAM accesses use
+            // host atomics; fence has nothing more to enforce.
+            Op::Fence => {
+                std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+                self.state.pc = next;
+                Ok(Flow::Continue)
+            }
+            Op::Mul => wr!(a.wrapping_mul(b)),
+            Op::Mulh => wr!(int::mulh(a, b)),
+            Op::Mulhsu => wr!(int::mulhsu(a, b)),
+            Op::Mulhu => wr!(int::mulhu(a, b)),
+            Op::Div => wr!(int::div(a, b)),
+            Op::Divu => wr!(int::divu(a, b)),
+            Op::Rem => wr!(int::rem(a, b)),
+            Op::Remu => wr!(int::remu(a, b)),
+            Op::Mulw => wr!(sext32(a.wrapping_mul(b))),
+            Op::Divw => wr!(int::divw(a, b)),
+            Op::Divuw => wr!(int::divuw(a, b)),
+            Op::Remw => wr!(int::remw(a, b)),
+            Op::Remuw => wr!(int::remuw(a, b)),
+            Op::LrW | Op::LrD => {
+                let v = self.exec_lr(bus, i)?;
+                wr!(v)
+            }
+            Op::ScW | Op::ScD => {
+                let v = self.exec_sc(bus, i)?;
+                wr!(v)
+            }
+            Op::AmoswapW
+            | Op::AmoaddW
+            | Op::AmoxorW
+            | Op::AmoandW
+            | Op::AmoorW
+            | Op::AmominW
+            | Op::AmomaxW
+            | Op::AmominuW
+            | Op::AmomaxuW
+            | Op::AmoswapD
+            | Op::AmoaddD
+            | Op::AmoxorD
+            | Op::AmoandD
+            | Op::AmoorD
+            | Op::AmominD
+            | Op::AmomaxD
+            | Op::AmominuD
+            | Op::AmomaxuD => {
+                let v = self.exec_amo(bus, i)?;
+                wr!(v)
+            }
+            Op::Csrrw | Op::Csrrs | Op::Csrrc | Op::Csrrwi | Op::Csrrsi | Op::Csrrci => {
+                self.exec_csr(bus, i)
+            }
+            Op::Ecall | Op::Ebreak | Op::Mret | Op::Sret | Op::Wfi | Op::SfenceVma | Op::FenceI => {
+                self.exec_system(i)
+            }
+            Op::Illegal => Err(Exception::IllegalInstruction(u64::from(i.raw)).into()),
+            // Everything else is F/D.
+            _ => self.exec_fp(bus, i),
+        }
+    }
+}

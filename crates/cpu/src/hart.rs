@@ -1,0 +1,272 @@
+//! The hart: state plus caches, and the run loop.
+
+use samsara_isa::Inst;
+use samsara_types::{HartId, InstrCount};
+
+use crate::bus::Bus;
+use crate::state::{HartState, Privilege};
+use crate::tlb::{DecodeCache, Tlb};
+use crate::trap::Exception;
+
+/// Why [`Hart::run`] returned.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum StopReason {
+    /// The step budget is exhausted.
+    StepLimit,
+    /// A WFI retired with no interrupt pending; `pc` is after it. The
+    /// caller should wait for an interrupt (or simply run again).
+    Wfi,
+    /// The bus deferred a device access (`MmioError::Deferred`): the
+    /// instruction did not execute, had no effect, and `pc` is at it.
+    DeviceAccess,
+}
+
+/// Why an instruction did not complete.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum ExecError {
+    /// It raised an architectural exception (a step, trap taken).
+    Exception(Exception),
+    /// The bus deferred a device access: no step, no effect.
+    Deferred,
+}
+
+impl From<Exception> for ExecError {
+    #[inline]
+    fn from(e: Exception) -> ExecError {
+        ExecError::Exception(e)
+    }
+}
+
+/// What the run loop must do after an instruction retired.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Flow {
+    /// Go on with the next instruction.
+    Continue,
+    /// The instruction may have made an interrupt deliverable.
+    CheckInterrupts,
+    /// A WFI retired.
+    Wfi,
+}
+
+/// One RV64GC hart.
+///
+/// The architectural state is the plain [`HartState`]; the software TLB
+/// and decoded-instruction cache are derived data, dropped on restore.
+pub struct Hart {
+    pub(crate) state: HartState,
+    pub(crate) tlb: Box<Tlb>,
+    pub(crate) dcache: Box<DecodeCache>,
+}
+
+impl Hart {
+    /// A hart in its reset state: M-mode at `reset_pc`, `mhartid = id`.
+    /// a0/a1 are left zero (the boot ROM sets them).
+    pub fn new(id: HartId, reset_pc: u64) -> Hart {
+        Hart {
+            state: HartState::reset(u64::from(id.0), reset_pc),
+            tlb: Tlb::new(),
+            dcache: DecodeCache::new(),
+        }
+    }
+
+    /// Runs until `max_steps` more steps have executed, a WFI retires, or
+    /// the bus defers a device access.
+    ///
+    /// Pending interrupts are checked on entry and after instructions that
+    /// may enable one (CSR writes to the interrupt state, xRET); device
+    /// interrupt lines are sampled only at those points, so callers bound
+    /// interrupt latency with `max_steps`.
+    pub fn run<B: Bus>(&mut self, bus: &mut B, max_steps: u64) -> StopReason {
+        let end = self.state.steps.saturating_add(max_steps);
+        self.check_interrupts(bus);
+        while self.state.steps < end {
+            let pc = self.state.pc;
+            // Hit path: the decoded instruction is read straight out of its
+            // slot (no merge with the miss path, so it stays in registers).
+            let flow = if let Some(inst) = self.dcache.get(pc) {
+                self.execute(bus, inst)
+            } else {
+                match self.fetch(bus, pc) {
+                    // Now in the decode cache: go round again to hit it.
+                    Ok(None) => continue,
+                    Ok(Some(inst)) => self.execute_uncached(bus, inst),
+                    Err(e) => Err(e),
+                }
+            };
+            self.state.x[0] = 0;
+            match flow {
+                Ok(Flow::Continue) => self.state.steps += 1,
+                Ok(Flow::CheckInterrupts) => {
+                    self.state.steps += 1;
+                    self.check_interrupts(bus);
+                }
+                Ok(Flow::Wfi) => {
+                    self.state.steps += 1;
+                    let c = &self.state.csr;
+                    // WFI completes at once if an interrupt is pending and
+                    // enabled in mie (whatever the global enables say).
+                    if (c.mip | bus.interrupt_lines()) & c.mie == 0 {
+                        return StopReason::Wfi;
+                    }
+                    self.check_interrupts(bus);
+                }
+                Err(ExecError::Exception(e)) => self.exception_step(e),
+                Err(ExecError::Deferred) => return StopReason::DeviceAccess,
+            }
+        }
+        StopReason::StepLimit
+    }
+
+    /// An instruction raised `e`: it counts as a step but did not retire.
+    #[cold]
+    fn exception_step(&mut self, e: Exception) {
+        self.state.steps += 1;
+        self.state.exceptions += 1;
+        self.take_exception(e);
+    }
+
+    /// Takes the highest-priority deliverable interrupt, if any.
+    fn check_interrupts<B: Bus>(&mut self, bus: &mut B) {
+        let lines = bus.interrupt_lines();
+        if let Some(cause) = self.pending_interrupt(lines) {
+            self.take_interrupt(cause);
+        }
+    }
+
+    /// Fetches and decodes the instruction at `pc` (decode-cache miss).
+    /// Instructions fetched from RAM go into the decode cache (`None`);
+    /// ones fetched from a device are returned, to be executed once.
+    #[inline(never)]
+    fn fetch<B: Bus>(&mut self, bus: &mut B, pc: u64) -> Result<Option<Inst>, ExecError> {
+        let (lo, mut cacheable) = self.fetch_parcel(bus, pc)?;
+        let word = if lo & 3 == 3 {
+            let (hi, c2) = self.fetch_parcel(bus, pc.wrapping_add(2))?;
+            cacheable &= c2;
+            u32::from(lo) | (u32::from(hi) << 16)
+        } else {
+            u32::from(lo)
+        };
+        let inst = samsara_isa::decode(word);
+        if cacheable {
+            self.dcache.insert(pc, inst);
+            Ok(None)
+        } else {
+            Ok(Some(inst))
+        }
+    }
+
+    /// Executes an instruction that is not in the decode cache (fetched
+    /// from a device); kept out of line so the hot loop stays small.
+    #[inline(never)]
+    fn execute_uncached<B: Bus>(&mut self, bus: &mut B, inst: Inst) -> Result<Flow, ExecError> {
+        self.execute(bus, inst)
+    }
+
+    /// Switches privilege mode. Translations and the decode cache depend on
+    /// it (fetch permission, U/S page rules, PMP), so both are flushed.
+    pub(crate) fn set_privilege(&mut self, p: Privilege) {
+        self.state.privilege = p;
+        self.flush_all_caches();
+    }
+
+    /// Flushes TLB and decode cache (internal: satp, PMP, privilege).
+    pub(crate) fn flush_all_caches(&mut self) {
+        self.tlb.flush();
+        self.dcache.invalidate();
+    }
+
+    // ---- public API for the machine, recorder and replayer ----
+
+    /// Steps executed so far (retired or raised an exception).
+    #[inline]
+    pub fn steps(&self) -> InstrCount {
+        InstrCount(self.state.steps)
+    }
+
+    /// Instructions retired so far (what minstret counts, before writes to it).
+    pub fn retired(&self) -> u64 {
+        self.state.retired()
+    }
+
+    /// A copy of the architectural state.
+    pub fn snapshot(&self) -> HartState {
+        self.state.clone()
+    }
+
+    /// Restores architectural state; drops TLB and decode cache.
+    pub fn restore(&mut self, state: &HartState) {
+        self.state.clone_from(state);
+        self.flush_all_caches();
+    }
+
+    /// Read-only view of the architectural state.
+    pub fn state(&self) -> &HartState {
+        &self.state
+    }
+
+    /// Stable digest of the architectural state (see [`HartState::digest`]).
+    pub fn digest(&self) -> u64 {
+        self.state.digest()
+    }
+
+    /// Drops every cached translation, and with them the decoded
+    /// instructions (so every page is touched through `Bus::ram_page`
+    /// again, fetches included).
+    pub fn flush_tlb(&mut self) {
+        self.flush_all_caches();
+    }
+
+    /// Drops decoded instructions (call when code pages may have been
+    /// written by someone else: commit, DMA, another hart).
+    pub fn flush_decode_cache(&mut self) {
+        self.dcache.invalidate();
+    }
+
+    /// Drops the LR reservation (the recorder does at chunk boundaries).
+    pub fn clear_reservation(&mut self) {
+        self.state.reservation = None;
+    }
+
+    /// Program counter.
+    #[inline]
+    pub fn pc(&self) -> u64 {
+        self.state.pc
+    }
+
+    /// Sets the program counter.
+    pub fn set_pc(&mut self, pc: u64) {
+        self.state.pc = pc;
+    }
+
+    /// Integer register `r` (0..=31; x0 reads 0).
+    pub fn xreg(&self, r: usize) -> u64 {
+        self.state.x[r & 31]
+    }
+
+    /// Sets integer register `r`; writes to x0 are ignored.
+    pub fn set_xreg(&mut self, r: usize, value: u64) {
+        if r & 31 != 0 {
+            self.state.x[r & 31] = value;
+        }
+    }
+
+    /// FP register `r` as raw 64 bits (singles are NaN-boxed).
+    pub fn freg(&self, r: usize) -> u64 {
+        self.state.f[r & 31]
+    }
+
+    /// Sets FP register `r` (raw bits).
+    pub fn set_freg(&mut self, r: usize, value: u64) {
+        self.state.f[r & 31] = value;
+    }
+
+    /// Current privilege mode.
+    pub fn privilege(&self) -> Privilege {
+        self.state.privilege
+    }
+
+    /// mhartid.
+    pub fn hart_id(&self) -> HartId {
+        HartId(self.state.hart_id as u32)
+    }
+}

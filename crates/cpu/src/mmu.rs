@@ -1,0 +1,464 @@
+//! Address translation (Sv39/Sv48 with hardware A/D updates), PMP
+//! enforcement, and the slow paths of memory access.
+//!
+//! Everything here runs only on a TLB miss (or for accesses that are never
+//! cached: MMIO, PMP-restricted pages, misaligned accesses, LR/SC).
+
+use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering};
+
+use samsara_types::GuestPhysAddr;
+
+use crate::bus::{AccessKind, Bus, MmioError};
+use crate::csr::{mstatus, satp};
+use crate::hart::{ExecError, Hart};
+use crate::pmp::{self, PmpAccess};
+use crate::state::Privilege;
+use crate::tlb::TlbKind;
+use crate::trap::Exception;
+
+/// The kind of a memory access, as translation and protection see it.
+/// AMOs and SC are stores (they need write permission; W implies R for
+/// both PTEs and PMP entries).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Access {
+    Load,
+    Store,
+    Fetch,
+}
+
+impl Access {
+    fn page_fault(self, vaddr: u64) -> Exception {
+        match self {
+            Access::Load => Exception::LoadPageFault(vaddr),
+            Access::Store => Exception::StorePageFault(vaddr),
+            Access::Fetch => Exception::InstructionPageFault(vaddr),
+        }
+    }
+
+    pub(crate) fn access_fault(self, vaddr: u64) -> Exception {
+        match self {
+            Access::Load => Exception::LoadAccessFault(vaddr),
+            Access::Store => Exception::StoreAccessFault(vaddr),
+            Access::Fetch => Exception::InstructionAccessFault(vaddr),
+        }
+    }
+
+    fn pmp(self) -> PmpAccess {
+        match self {
+            Access::Load => PmpAccess::Read,
+            Access::Store => PmpAccess::Write,
+            Access::Fetch => PmpAccess::Execute,
+        }
+    }
+
+    fn bus_kind(self) -> AccessKind {
+        match self {
+            Access::Load => AccessKind::Read,
+            Access::Store => AccessKind::Write,
+            Access::Fetch => AccessKind::Execute,
+        }
+    }
+
+    fn tlb_kind(self) -> TlbKind {
+        match self {
+            Access::Load => TlbKind::Read,
+            Access::Store => TlbKind::Write,
+            Access::Fetch => TlbKind::Execute,
+        }
+    }
+}
+
+/// Where an access lands after translation.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Target {
+    /// RAM, at this host address.
+    Ram(usize),
+    /// A device (or nothing) at this guest-physical address.
+    Mmio(u64),
+}
+
+// PTE bits.
+const PTE_V: u64 = 1 << 0;
+const PTE_R: u64 = 1 << 1;
+const PTE_W: u64 = 1 << 2;
+const PTE_X: u64 = 1 << 3;
+const PTE_U: u64 = 1 << 4;
+const PTE_A: u64 = 1 << 6;
+const PTE_D: u64 = 1 << 7;
+const PTE_PPN_MASK: u64 = (1 << 44) - 1;
+/// Bits 63:54 (N, PBMT, reserved): Svnapot/Svpbmt are not implemented, so
+/// a leaf or pointer with any of them set is a page fault.
+const PTE_RESERVED: u64 = !0 << 54;
+
+/// Reads `size` (1, 2, 4, 8) bytes at host address `addr` with a relaxed
+/// atomic load (other harts' threads may access the same RAM concurrently).
+///
+/// # Safety
+/// `addr` must point into a page granted by `Bus::ram_page` that is still
+/// valid (the TLB entry or grant it came from has not been flushed) and
+/// must be aligned to `size`.
+#[inline(always)]
+pub(crate) unsafe fn host_read(addr: usize, size: u8) -> u64 {
+    let p = std::ptr::with_exposed_provenance_mut::<u8>(addr);
+    // SAFETY: the caller guarantees a valid, aligned pointer into live RAM;
+    // all concurrent accesses to guest RAM are atomic, so there is no data race.
+    unsafe {
+        match size {
+            1 => u64::from(AtomicU8::from_ptr(p).load(Ordering::Relaxed)),
+            2 => u64::from(AtomicU16::from_ptr(p.cast()).load(Ordering::Relaxed)),
+            4 => u64::from(AtomicU32::from_ptr(p.cast()).load(Ordering::Relaxed)),
+            _ => AtomicU64::from_ptr(p.cast()).load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Writes the low `size` bytes of `value` at host address `addr` with a
+/// relaxed atomic store.
+///
+/// # Safety
+/// As [`host_read`], and the page must have been granted for
+/// `AccessKind::Write`.
+#[inline(always)]
+pub(crate) unsafe fn host_write(addr: usize, size: u8, value: u64) {
+    let p = std::ptr::with_exposed_provenance_mut::<u8>(addr);
+    // SAFETY: the caller guarantees a valid, aligned, writable pointer into
+    // live RAM; concurrent accesses are all atomic.
+    unsafe {
+        match size {
+            1 => AtomicU8::from_ptr(p).store(value as u8, Ordering::Relaxed),
+            2 => AtomicU16::from_ptr(p.cast()).store(value as u16, Ordering::Relaxed),
+            4 => AtomicU32::from_ptr(p.cast()).store(value as u32, Ordering::Relaxed),
+            _ => AtomicU64::from_ptr(p.cast()).store(value, Ordering::Relaxed),
+        }
+    }
+}
+
+fn mmio_error(e: MmioError, fault: Exception) -> ExecError {
+    match e {
+        MmioError::AccessFault => ExecError::Exception(fault),
+        MmioError::Deferred => ExecError::Deferred,
+    }
+}
+
+impl Hart {
+    /// Privilege used for data accesses (MPRV substitutes MPP in M-mode).
+    pub(crate) fn data_privilege(&self) -> Privilege {
+        let s = &self.state;
+        if s.privilege == Privilege::Machine && s.csr.mstatus & mstatus::MPRV != 0 {
+            Privilege::from_bits(s.csr.mstatus >> mstatus::MPP_SHIFT).unwrap_or(Privilege::User)
+        } else {
+            s.privilege
+        }
+    }
+
+    /// Translates, checks PMP for `[vaddr, vaddr + len)` (which must lie in
+    /// one page), asks the bus for the page, and caches the translation when
+    /// that is safe. Returns where the access lands and its physical address.
+    pub(crate) fn access_slow<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        vaddr: u64,
+        len: u64,
+        access: Access,
+    ) -> Result<(Target, u64), Exception> {
+        let privilege = if access == Access::Fetch {
+            self.state.privilege
+        } else {
+            self.data_privilege()
+        };
+        let paddr = self.translate(bus, vaddr, access, privilege)?;
+        let csr = &self.state.csr;
+        if !pmp::check(csr, paddr, len, access.pmp(), privilege) {
+            return Err(access.access_fault(vaddr));
+        }
+        let page_uniform = pmp::check(csr, paddr & !0xfff, 4096, access.pmp(), privilege);
+        if access == Access::Store
+            && let Some(r) = self.state.reservation
+            && r.paddr < paddr.wrapping_add(len)
+            && paddr < r.paddr + u64::from(r.size)
+        {
+            // A store by this hart to the reserved address ends the reservation.
+            self.state.reservation = None;
+        }
+        let Some(grant) = bus.ram_page(paddr >> 12, access.bus_kind()) else {
+            return Ok((Target::Mmio(paddr), paddr));
+        };
+        if grant.remapped {
+            // The page moved (copy-on-write): nothing may keep pointing at
+            // the old copy.
+            self.tlb.flush();
+        }
+        let host_page = grant.host.as_ptr().expose_provenance();
+        let reserved_page = access == Access::Store
+            && self
+                .state
+                .reservation
+                .is_some_and(|r| r.paddr >> 12 == paddr >> 12);
+        if page_uniform && !reserved_page {
+            self.tlb.insert(access.tlb_kind(), vaddr, host_page);
+        }
+        Ok((Target::Ram(host_page + (paddr & 0xfff) as usize), paddr))
+    }
+
+    /// Virtual-to-physical translation for an access at `privilege`.
+    fn translate<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        vaddr: u64,
+        access: Access,
+        privilege: Privilege,
+    ) -> Result<u64, Exception> {
+        let satp_value = self.state.csr.satp;
+        let levels = match satp_value >> 60 {
+            satp::SV39 => 3,
+            satp::SV48 => 4,
+            _ => return Ok(vaddr),
+        };
+        if privilege == Privilege::Machine {
+            return Ok(vaddr);
+        }
+        // Canonical check: bits above the VA width must copy its top bit.
+        let va_bits = 12 + 9 * levels;
+        let shift = 64 - va_bits;
+        if (((vaddr << shift) as i64) >> shift) as u64 != vaddr {
+            return Err(access.page_fault(vaddr));
+        }
+        let mstatus_value = self.state.csr.mstatus;
+        'walk: loop {
+            let mut table = (satp_value & satp::PPN) << 12;
+            let mut level = levels - 1;
+            loop {
+                let index = (vaddr >> (12 + 9 * level)) & 0x1ff;
+                let pte_addr = table.wrapping_add(index * 8);
+                let pte = self
+                    .read_pte(bus, pte_addr)
+                    .ok_or(access.access_fault(vaddr))?;
+                if pte & PTE_V == 0
+                    || (pte & PTE_R == 0 && pte & PTE_W != 0)
+                    || pte & PTE_RESERVED != 0
+                {
+                    return Err(access.page_fault(vaddr));
+                }
+                if pte & (PTE_R | PTE_X) == 0 {
+                    // Pointer to the next level; A/D/U are reserved here.
+                    if level == 0 || pte & (PTE_A | PTE_D | PTE_U) != 0 {
+                        return Err(access.page_fault(vaddr));
+                    }
+                    table = ((pte >> 10) & PTE_PPN_MASK) << 12;
+                    level -= 1;
+                    continue;
+                }
+                // Leaf: permissions.
+                let user_page = pte & PTE_U != 0;
+                let privilege_ok = match privilege {
+                    Privilege::User => user_page,
+                    Privilege::Supervisor => {
+                        !user_page || (access != Access::Fetch && mstatus_value & mstatus::SUM != 0)
+                    }
+                    Privilege::Machine => true,
+                };
+                let permission_ok = match access {
+                    Access::Fetch => pte & PTE_X != 0,
+                    Access::Load => {
+                        pte & PTE_R != 0 || (mstatus_value & mstatus::MXR != 0 && pte & PTE_X != 0)
+                    }
+                    Access::Store => pte & PTE_W != 0,
+                };
+                if !privilege_ok || !permission_ok {
+                    return Err(access.page_fault(vaddr));
+                }
+                let ppn = (pte >> 10) & PTE_PPN_MASK;
+                if level > 0 && ppn & ((1 << (9 * level)) - 1) != 0 {
+                    // Misaligned superpage.
+                    return Err(access.page_fault(vaddr));
+                }
+                let needed = PTE_A | if access == Access::Store { PTE_D } else { 0 };
+                if pte & needed != needed {
+                    match self.update_pte(bus, pte_addr, pte, pte | needed) {
+                        None => return Err(access.access_fault(vaddr)),
+                        Some(false) => continue 'walk,
+                        Some(true) => {}
+                    }
+                }
+                let offset_mask = (1u64 << (12 + 9 * level)) - 1;
+                return Ok(((ppn << 12) & !offset_mask) | (vaddr & offset_mask));
+            }
+        }
+    }
+
+    /// Reads a PTE (an implicit S-mode access for PMP), `None` on access fault.
+    fn read_pte<B: Bus>(&mut self, bus: &mut B, pte_addr: u64) -> Option<u64> {
+        if !pmp::check(
+            &self.state.csr,
+            pte_addr,
+            8,
+            PmpAccess::Read,
+            Privilege::Supervisor,
+        ) {
+            return None;
+        }
+        let grant = bus.ram_page(pte_addr >> 12, AccessKind::Read)?;
+        if grant.remapped {
+            self.tlb.flush();
+        }
+        let host = grant.host.as_ptr().expose_provenance() + (pte_addr & 0xfff) as usize;
+        // SAFETY: freshly granted RAM page; pte_addr is 8-aligned (table base
+        // is page-aligned, index * 8).
+        Some(unsafe { host_read(host, 8) })
+    }
+
+    /// Sets A/D in a PTE with a compare-exchange on the PTE word. `None` on
+    /// access fault, `Some(false)` if the PTE changed under us (re-walk).
+    fn update_pte<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        pte_addr: u64,
+        old: u64,
+        new: u64,
+    ) -> Option<bool> {
+        if !pmp::check(
+            &self.state.csr,
+            pte_addr,
+            8,
+            PmpAccess::Write,
+            Privilege::Supervisor,
+        ) {
+            return None;
+        }
+        let grant = bus.ram_page(pte_addr >> 12, AccessKind::Write)?;
+        if grant.remapped {
+            self.tlb.flush();
+        }
+        let host = grant.host.as_ptr().expose_provenance() + (pte_addr & 0xfff) as usize;
+        let p = std::ptr::with_exposed_provenance_mut::<u64>(host);
+        // SAFETY: freshly granted (for Write) RAM page, 8-aligned address;
+        // concurrent accesses to guest RAM are all atomic.
+        let word = unsafe { AtomicU64::from_ptr(p) };
+        Some(
+            word.compare_exchange(old, new, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok(),
+        )
+    }
+
+    /// Fetches the 16-bit parcel at `vaddr`; the flag says whether it came
+    /// from RAM (and so may be cached decoded).
+    pub(crate) fn fetch_parcel<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        vaddr: u64,
+    ) -> Result<(u16, bool), ExecError> {
+        if let Some(host) = crate::tlb::Tlb::lookup(&self.tlb.exec, vaddr) {
+            // SAFETY: exec-TLB hit: a live grant; pc is 2-aligned.
+            return Ok((unsafe { host_read(host, 2) } as u16, true));
+        }
+        match self.access_slow(bus, vaddr, 2, Access::Fetch)?.0 {
+            // SAFETY: freshly granted page; 2-aligned.
+            Target::Ram(host) => Ok((unsafe { host_read(host, 2) } as u16, true)),
+            Target::Mmio(paddr) => {
+                let v = bus
+                    .mmio_read(GuestPhysAddr(paddr), 2)
+                    .map_err(|e| mmio_error(e, Exception::InstructionAccessFault(vaddr)))?;
+                Ok((v as u16, false))
+            }
+        }
+    }
+
+    /// Splits `[vaddr, vaddr + size)` at a page boundary.
+    fn pieces(vaddr: u64, size: u8) -> [(u64, u64); 2] {
+        let size = u64::from(size);
+        let first = size.min(4096 - (vaddr & 0xfff));
+        [(vaddr, first), (vaddr.wrapping_add(first), size - first)]
+    }
+
+    /// Load slow path: TLB miss, misaligned, or MMIO.
+    #[inline(never)]
+    pub(crate) fn load_slow<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        vaddr: u64,
+        size: u8,
+    ) -> Result<u64, ExecError> {
+        if vaddr & (u64::from(size) - 1) == 0 {
+            return match self
+                .access_slow(bus, vaddr, u64::from(size), Access::Load)?
+                .0
+            {
+                // SAFETY: freshly granted page, aligned access.
+                Target::Ram(host) => Ok(unsafe { host_read(host, size) }),
+                Target::Mmio(paddr) => bus
+                    .mmio_read(GuestPhysAddr(paddr), size)
+                    .map_err(|e| mmio_error(e, Exception::LoadAccessFault(vaddr))),
+            };
+        }
+        // Misaligned: allowed on RAM, byte by byte; both pages translated first.
+        let mut hosts = [(0usize, 0u64); 2];
+        for (slot, (addr, len)) in hosts.iter_mut().zip(Self::pieces(vaddr, size)) {
+            if len == 0 {
+                continue;
+            }
+            match self.access_slow(bus, addr, len, Access::Load)?.0 {
+                Target::Ram(host) => *slot = (host, len),
+                Target::Mmio(_) => return Err(Exception::LoadAccessFault(addr).into()),
+            }
+        }
+        let mut value = 0u64;
+        let mut shift = 0;
+        for (host, len) in hosts {
+            for k in 0..len as usize {
+                // SAFETY: each byte lies in a page just granted; bytes need
+                // no alignment.
+                let byte = unsafe { host_read(host + k, 1) };
+                value |= byte << shift;
+                shift += 8;
+            }
+        }
+        Ok(value)
+    }
+
+    /// Store slow path: TLB miss, misaligned, or MMIO.
+    #[inline(never)]
+    pub(crate) fn store_slow<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        vaddr: u64,
+        size: u8,
+        value: u64,
+    ) -> Result<(), ExecError> {
+        if vaddr & (u64::from(size) - 1) == 0 {
+            return match self
+                .access_slow(bus, vaddr, u64::from(size), Access::Store)?
+                .0
+            {
+                Target::Ram(host) => {
+                    // SAFETY: freshly granted for Write, aligned access.
+                    unsafe { host_write(host, size, value) };
+                    Ok(())
+                }
+                Target::Mmio(paddr) => bus
+                    .mmio_write(GuestPhysAddr(paddr), size, value)
+                    .map_err(|e| mmio_error(e, Exception::StoreAccessFault(vaddr))),
+            };
+        }
+        // Misaligned: translate every piece before writing anything, so a
+        // fault on the second page leaves memory untouched.
+        let mut hosts = [(0usize, 0u64); 2];
+        for (slot, (addr, len)) in hosts.iter_mut().zip(Self::pieces(vaddr, size)) {
+            if len == 0 {
+                continue;
+            }
+            match self.access_slow(bus, addr, len, Access::Store)?.0 {
+                Target::Ram(host) => *slot = (host, len),
+                Target::Mmio(_) => return Err(Exception::StoreAccessFault(addr).into()),
+            }
+        }
+        let mut shift = 0;
+        for (host, len) in hosts {
+            for k in 0..len as usize {
+                // SAFETY: each byte lies in a page just granted for Write.
+                unsafe { host_write(host + k, 1, value >> shift) };
+                shift += 8;
+            }
+        }
+        Ok(())
+    }
+}

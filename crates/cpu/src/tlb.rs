@@ -1,0 +1,167 @@
+//! The software TLB and the decoded-instruction cache.
+//!
+//! TLB: three direct-mapped arrays (read, write, execute), tagged with the
+//! virtual page number. An entry holds the host address addend, so a hit is
+//! one compare plus one add. Only plain RAM pages whose whole 4 KiB is
+//! uniformly allowed by PMP are ever entered; MMIO pages, PMP-restricted
+//! pages and the page holding an LR reservation (write array) stay out, so
+//! every special case takes the slow path by simply missing.
+
+use samsara_isa::Inst;
+
+/// Entries per TLB array.
+const TLB_SIZE: usize = 256;
+const INVALID_TAG: u64 = u64::MAX;
+
+/// One cached translation.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TlbEntry {
+    /// Virtual page number, or `INVALID_TAG`.
+    pub tag: u64,
+    /// `host_page_address - virtual_page_address` (wrapping); add the
+    /// virtual address to get the host address (exposed provenance).
+    pub addend: usize,
+}
+
+const EMPTY: TlbEntry = TlbEntry {
+    tag: INVALID_TAG,
+    addend: 0,
+};
+
+/// Which array.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum TlbKind {
+    Read,
+    Write,
+    Execute,
+}
+
+/// The three TLB arrays.
+pub(crate) struct Tlb {
+    pub read: [TlbEntry; TLB_SIZE],
+    pub write: [TlbEntry; TLB_SIZE],
+    pub exec: [TlbEntry; TLB_SIZE],
+}
+
+impl Tlb {
+    pub(crate) fn new() -> Box<Tlb> {
+        Box::new(Tlb {
+            read: [EMPTY; TLB_SIZE],
+            write: [EMPTY; TLB_SIZE],
+            exec: [EMPTY; TLB_SIZE],
+        })
+    }
+
+    #[inline(always)]
+    pub(crate) const fn index(vpn: u64) -> usize {
+        (vpn as usize) & (TLB_SIZE - 1)
+    }
+
+    /// The host address for `vaddr` if its page is cached in `array`.
+    #[inline(always)]
+    pub(crate) fn lookup(array: &[TlbEntry; TLB_SIZE], vaddr: u64) -> Option<usize> {
+        let vpn = vaddr >> 12;
+        let e = &array[Self::index(vpn)];
+        if e.tag == vpn {
+            Some(e.addend.wrapping_add(vaddr as usize))
+        } else {
+            None
+        }
+    }
+
+    fn array_mut(&mut self, kind: TlbKind) -> &mut [TlbEntry; TLB_SIZE] {
+        match kind {
+            TlbKind::Read => &mut self.read,
+            TlbKind::Write => &mut self.write,
+            TlbKind::Execute => &mut self.exec,
+        }
+    }
+
+    /// Caches `vaddr`'s page as mapping to host page `host_page`.
+    pub(crate) fn insert(&mut self, kind: TlbKind, vaddr: u64, host_page: usize) {
+        let vpn = vaddr >> 12;
+        let vbase = (vaddr & !0xfff) as usize;
+        self.array_mut(kind)[Self::index(vpn)] = TlbEntry {
+            tag: vpn,
+            addend: host_page.wrapping_sub(vbase),
+        };
+    }
+
+    /// Drops every write entry that points at host page `host_page` (under
+    /// any virtual address).
+    pub(crate) fn evict_write_host_page(&mut self, host_page: usize) {
+        for e in self.write.iter_mut() {
+            if e.tag != INVALID_TAG && e.addend.wrapping_add((e.tag << 12) as usize) == host_page {
+                *e = EMPTY;
+            }
+        }
+    }
+
+    pub(crate) fn flush(&mut self) {
+        self.read = [EMPTY; TLB_SIZE];
+        self.write = [EMPTY; TLB_SIZE];
+        self.exec = [EMPTY; TLB_SIZE];
+    }
+}
+
+/// Slots in the decode cache.
+const DCACHE_SIZE: usize = 4096;
+
+#[derive(Clone, Copy)]
+pub(crate) struct DecodeSlot {
+    pub pc: u64,
+    pub generation: u64,
+    /// `Inst::pack` of the decoded instruction.
+    pub inst: u128,
+}
+
+/// Direct-mapped decoded-instruction cache indexed by `pc >> 1`.
+///
+/// Invalidation is by generation: bumping `generation` empties the cache in
+/// O(1). It is bumped whenever the execute TLB is flushed (so a hit implies
+/// the fetch was permitted and its page was touched through `Bus::ram_page`
+/// in the current generation), and on fence.i.
+pub(crate) struct DecodeCache {
+    pub generation: u64,
+    pub slots: [DecodeSlot; DCACHE_SIZE],
+}
+
+impl DecodeCache {
+    pub(crate) fn new() -> Box<DecodeCache> {
+        Box::new(DecodeCache {
+            generation: 1,
+            slots: [DecodeSlot {
+                pc: 0,
+                generation: 0,
+                inst: Inst::illegal(0, 4).pack(),
+            }; DCACHE_SIZE],
+        })
+    }
+
+    #[inline(always)]
+    pub(crate) const fn index(pc: u64) -> usize {
+        ((pc >> 1) as usize) & (DCACHE_SIZE - 1)
+    }
+
+    #[inline(always)]
+    pub(crate) fn get(&self, pc: u64) -> Option<Inst> {
+        let s = &self.slots[Self::index(pc)];
+        if s.pc == pc && s.generation == self.generation {
+            Some(Inst::unpack(s.inst))
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn insert(&mut self, pc: u64, inst: Inst) {
+        self.slots[Self::index(pc)] = DecodeSlot {
+            pc,
+            generation: self.generation,
+            inst: inst.pack(),
+        };
+    }
+
+    pub(crate) fn invalidate(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+    }
+}

@@ -1,0 +1,118 @@
+//! Runs the official riscv-tests ELFs (built outside the repository) when
+//! `RISCV_TESTS_DIR` points at them, e.g.
+//! `RISCV_TESTS_DIR=/work/isa-tests cargo test -p samsara-cpu --test riscv_tests -- --nocapture`.
+
+mod common;
+
+use std::path::Path;
+
+use common::{Htif, RAM_BASE, TestBus};
+use goblin::elf::{Elf, program_header::PT_LOAD};
+use samsara_cpu::{Hart, StopReason};
+use samsara_types::HartId;
+
+/// Suites that must pass, with both the physical (-p) and virtual-memory
+/// (-v) environments.
+const SUITES: &[&str] = &[
+    "rv64ui", "rv64um", "rv64ua", "rv64uf", "rv64ud", "rv64uc", "rv64mi", "rv64si",
+];
+const RAM_SIZE: u64 = 16 << 20;
+const STEP_LIMIT: u64 = 50_000_000;
+
+#[derive(Debug)]
+enum Outcome {
+    Pass,
+    Fail(String),
+}
+
+fn run_elf(path: &Path) -> Outcome {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => return Outcome::Fail(format!("read: {e}")),
+    };
+    let elf = match Elf::parse(&bytes) {
+        Ok(elf) => elf,
+        Err(e) => return Outcome::Fail(format!("ELF: {e}")),
+    };
+    let mut bus = TestBus::new(RAM_SIZE);
+    for ph in elf.program_headers.iter().filter(|ph| ph.p_type == PT_LOAD) {
+        let start = ph.p_offset as usize;
+        let data = &bytes[start..start + ph.p_filesz as usize];
+        if ph.p_paddr < RAM_BASE || ph.p_paddr + ph.p_memsz > RAM_BASE + RAM_SIZE {
+            return Outcome::Fail(format!("segment at {:#x} outside RAM", ph.p_paddr));
+        }
+        bus.write_bytes(ph.p_paddr, data);
+    }
+    let symbol = |name: &str| {
+        elf.syms
+            .iter()
+            .find(|s| elf.strtab.get_at(s.st_name) == Some(name))
+            .map(|s| s.st_value)
+    };
+    let Some(tohost) = symbol("tohost") else {
+        return Outcome::Fail("no tohost symbol".into());
+    };
+    bus.mmio_pages.push(tohost >> 12);
+    bus.htif = Some(Htif {
+        tohost,
+        fromhost: symbol("fromhost"),
+    });
+    let mut hart = Hart::new(HartId(0), elf.entry);
+    while hart.steps().0 < STEP_LIMIT {
+        match hart.run(&mut bus, 100_000) {
+            StopReason::StepLimit | StopReason::Wfi => {}
+            StopReason::DeviceAccess => return Outcome::Fail("unexpected deferred access".into()),
+        }
+        if let Some(code) = bus.exit_code {
+            return if code == 0 {
+                Outcome::Pass
+            } else {
+                Outcome::Fail(format!("test #{code} failed (pc={:#x})", hart.pc()))
+            };
+        }
+    }
+    Outcome::Fail(format!(
+        "timeout after {} steps (pc={:#x})",
+        hart.steps().0,
+        hart.pc()
+    ))
+}
+
+#[test]
+fn riscv_tests() {
+    let Some(dir) = std::env::var_os("RISCV_TESTS_DIR") else {
+        println!("RISCV_TESTS_DIR not set: skipping the riscv-tests conformance run");
+        return;
+    };
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("RISCV_TESTS_DIR is readable")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| !n.contains('.'))
+        .filter(|n| {
+            SUITES
+                .iter()
+                .any(|s| n.starts_with(&format!("{s}-p-")) || n.starts_with(&format!("{s}-v-")))
+        })
+        .collect();
+    names.sort();
+    let filter = std::env::var("RISCV_TESTS_FILTER").ok();
+    let mut failed = Vec::new();
+    let mut passed = 0;
+    for name in names
+        .iter()
+        .filter(|n| filter.as_ref().is_none_or(|f| n.contains(f.as_str())))
+    {
+        match run_elf(&Path::new(&dir).join(name)) {
+            Outcome::Pass => {
+                passed += 1;
+                println!("PASS {name}");
+            }
+            Outcome::Fail(why) => {
+                println!("FAIL {name}: {why}");
+                failed.push(name.clone());
+            }
+        }
+    }
+    println!("riscv-tests: {} passed, {} failed", passed, failed.len());
+    assert!(failed.is_empty(), "failed: {failed:?}");
+}
