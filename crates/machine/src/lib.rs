@@ -1,5 +1,12 @@
 //! The board: RAM, devices, loader and the native run mode.
+pub mod board;
+pub mod boot_rom;
+pub mod bus;
+pub mod clock;
 pub mod devices;
 pub mod fdt;
 pub mod irq;
-pub mod clock;
+pub mod loader;
+pub mod machine;
+pub mod ram;
+pub mod run;

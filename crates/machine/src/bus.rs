@@ -1,0 +1,46 @@
+//! The run mode's bus: each hart sees shared RAM and live devices directly.
+
+use samsara_cpu::bus::{AccessKind, Bus, MmioError, PageGrant};
+use samsara_types::{GuestPhysAddr, HartId};
+
+use crate::board::Board;
+
+/// A hart's direct view of the board: no interposition, no logging.
+pub struct DirectBus<'a> {
+    board: &'a Board,
+    hart: HartId,
+}
+
+impl<'a> DirectBus<'a> {
+    /// The bus of `hart` on `board`.
+    pub fn new(board: &'a Board, hart: HartId) -> Self {
+        Self { board, hart }
+    }
+}
+
+impl Bus for DirectBus<'_> {
+    #[inline]
+    fn ram_page(&mut self, page: u64, kind: AccessKind) -> Option<PageGrant> {
+        self.board.direct_page(page, kind)
+    }
+
+    fn mmio_read(&mut self, addr: GuestPhysAddr, size: u8) -> Result<u64, MmioError> {
+        self.board.mmio_read(self.hart, addr, size)
+    }
+
+    fn mmio_write(&mut self, addr: GuestPhysAddr, size: u8, value: u64) -> Result<(), MmioError> {
+        self.board.mmio_write(self.hart, addr, size, value)
+    }
+
+    fn read_time(&mut self) -> u64 {
+        self.board.irq.clock().now_ticks()
+    }
+
+    fn interrupt_lines(&mut self) -> u64 {
+        self.board.irq.lines(self.hart)
+    }
+
+    fn hart_id(&self) -> HartId {
+        self.hart
+    }
+}
