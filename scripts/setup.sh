@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install everything samsara needs on a fresh Debian machine, then build it.
+# Idempotent: packages already present are not reinstalled.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc device-tree-compiler cmake)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup: cargo not found; install Rust (rustup) first" >&2
+    exit 1
+fi
+
+./scripts/build-guests.sh
+cargo build --release --bin samsara

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Set up a fresh machine and run every test: Rust unit and integration tests
+# (which run the bundled guests on samsara and, where QEMU is installed, on
+# qemu-system-riscv64 too), formatting and lints.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/setup.sh
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace --release
