@@ -18,8 +18,10 @@ use crate::ram::{GuestRam, RamError};
 /// Why an image cannot be loaded.
 #[derive(Debug, Error)]
 pub enum LoaderError {
-    /// The image file cannot be read.
-    #[error("cannot read guest image {path}: {source}")]
+    /// The image file cannot be read. The host error is the `source()`, not
+    /// part of this message, so a report that prints the error chain
+    /// (`anyhow`'s `{:#}`) names it once.
+    #[error("cannot read guest image {path}")]
     Io {
         /// The image path.
         path: String,
@@ -315,6 +317,17 @@ mod tests {
         let mut truncated = elf(2, 1, 243, 0x8000_0000, &[0; 4]);
         truncated.truncate(100);
         assert!(load_bytes(&truncated, &ram).is_err());
+    }
+
+    #[test]
+    fn a_missing_file_names_the_path_and_the_host_error_once() {
+        let err = load_file(Path::new("/nonexistent/guest.elf"), &ram()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot read guest image /nonexistent/guest.elf"
+        );
+        let source = std::error::Error::source(&err).expect("the io::Error is the source");
+        assert!(source.to_string().contains("No such file"), "{source}");
     }
 
     #[test]
