@@ -55,7 +55,10 @@ impl Hart {
         self.state.reservation = Some(Reservation { paddr, size, value });
         // Keep the reserved page out of the write TLB so this hart's own
         // stores to it take the slow path, which ends the reservation.
-        self.tlb.evict_write_host_page(host & !0xfff);
+        // (Host pages need not be 4 KiB-aligned in host memory: subtract
+        // the page offset rather than masking.)
+        self.tlb
+            .evict_write_host_page(host - (paddr & 0xfff) as usize);
         Ok(if size == 4 { sext32(value) } else { value })
     }
 
