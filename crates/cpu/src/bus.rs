@@ -68,9 +68,11 @@ pub trait Bus {
     fn ram_page(&mut self, page: u64, kind: AccessKind) -> Option<PageGrant>;
 
     /// Device load of `size` (1, 2, 4 or 8) bytes at naturally aligned `addr`.
+    /// Bits above the low `size` bytes of the result are ignored.
     fn mmio_read(&mut self, addr: GuestPhysAddr, size: u8) -> Result<u64, MmioError>;
 
-    /// Device store of the low `size` bytes of `value` at naturally aligned `addr`.
+    /// Device store of the low `size` bytes of `value` at naturally aligned
+    /// `addr` (the hart passes `value` with the bits above them zeroed).
     fn mmio_write(&mut self, addr: GuestPhysAddr, size: u8, value: u64) -> Result<(), MmioError>;
 
     /// Current value of the `time` CSR (CLINT mtime, 10 MHz).

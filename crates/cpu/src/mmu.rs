@@ -133,6 +133,15 @@ pub(crate) unsafe fn host_write(addr: usize, size: u8, value: u64) {
     }
 }
 
+/// The low `size` bytes.
+fn width_mask(size: u8) -> u64 {
+    if size >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * size)) - 1
+    }
+}
+
 fn mmio_error(e: MmioError, fault: Exception) -> ExecError {
     match e {
         MmioError::AccessFault => ExecError::Exception(fault),
@@ -385,8 +394,11 @@ impl Hart {
             {
                 // SAFETY: freshly granted page, aligned access.
                 Target::Ram(host) => Ok(unsafe { host_read(host, size) }),
+                // Devices may return junk above the access width: zero it, as
+                // the callers sign- or zero-extend from `size` bytes.
                 Target::Mmio(paddr) => bus
                     .mmio_read(GuestPhysAddr(paddr), size)
+                    .map(|v| v & width_mask(size))
                     .map_err(|e| mmio_error(e, Exception::LoadAccessFault(vaddr))),
             };
         }
@@ -435,7 +447,7 @@ impl Hart {
                     Ok(())
                 }
                 Target::Mmio(paddr) => bus
-                    .mmio_write(GuestPhysAddr(paddr), size, value)
+                    .mmio_write(GuestPhysAddr(paddr), size, value & width_mask(size))
                     .map_err(|e| mmio_error(e, Exception::StoreAccessFault(vaddr))),
             };
         }
