@@ -95,6 +95,16 @@ fn riscv_tests() {
         })
         .collect();
     names.sort();
+    // An empty or partial directory must not pass silently.
+    let missing: Vec<&str> = SUITES
+        .iter()
+        .copied()
+        .filter(|s| !names.iter().any(|n| n.starts_with(&format!("{s}-"))))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "RISCV_TESTS_DIR has no tests for {missing:?}"
+    );
     let filter = std::env::var("RISCV_TESTS_FILTER").ok();
     let mut failed = Vec::new();
     let mut passed = 0;
@@ -113,6 +123,11 @@ fn riscv_tests() {
             }
         }
     }
-    println!("riscv-tests: {} passed, {} failed", passed, failed.len());
+    println!(
+        "riscv-tests: {} passed, {} failed, {} total",
+        passed,
+        failed.len(),
+        passed + failed.len()
+    );
     assert!(failed.is_empty(), "failed: {failed:?}");
 }

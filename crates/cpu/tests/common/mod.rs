@@ -242,3 +242,174 @@ pub fn setup(program: &[u32]) -> (Hart, TestBus) {
 pub fn run_steps(hart: &mut Hart, bus: &mut TestBus, steps: u64) {
     assert_eq!(hart.run(bus, steps), StopReason::StepLimit);
 }
+
+/// RAM size used by [`Vm`].
+pub const VM_RAM: u64 = 4 << 20;
+
+/// A hart plus a [`TestBus`] running a program assembled with [`asm::Asm`].
+pub struct Vm {
+    pub hart: Hart,
+    pub bus: TestBus,
+}
+
+impl Vm {
+    /// Loads `a` (at its base) into a fresh `VM_RAM` bus; the hart starts
+    /// in M-mode at `a.base`.
+    pub fn new(a: &asm::Asm) -> Vm {
+        Vm::with_ram(a, VM_RAM)
+    }
+
+    /// As [`Vm::new`] with `ram` bytes of RAM.
+    pub fn with_ram(a: &asm::Asm, ram: u64) -> Vm {
+        let mut bus = TestBus::new(ram);
+        bus.write_bytes(a.base, &a.finish());
+        Vm {
+            hart: Hart::new(HartId(0), a.base),
+            bus,
+        }
+    }
+
+    /// Edits the architectural state (through snapshot/restore).
+    pub fn edit(&mut self, f: impl FnOnce(&mut samsara_cpu::HartState)) {
+        let mut s = self.hart.snapshot();
+        f(&mut s);
+        self.hart.restore(&s);
+    }
+
+    /// Runs one step at a time until pc reaches `pc`; panics after
+    /// `limit` steps. Returns the steps taken.
+    pub fn run_to(&mut self, pc: u64, limit: u64) -> u64 {
+        let start = self.hart.steps().0;
+        while self.hart.pc() != pc {
+            let taken = self.hart.steps().0 - start;
+            if taken >= limit {
+                let c = &self.hart.state().csr;
+                panic!(
+                    "pc {pc:#x} not reached after {taken} steps: pc={:#x} priv={:?} \
+                     mcause={:#x} mepc={:#x} mtval={:#x} scause={:#x} sepc={:#x} stval={:#x}",
+                    self.hart.pc(),
+                    self.hart.privilege(),
+                    c.mcause,
+                    c.mepc,
+                    c.mtval,
+                    c.scause,
+                    c.sepc,
+                    c.stval
+                );
+            }
+            self.hart.run(&mut self.bus, 1);
+        }
+        self.hart.steps().0 - start
+    }
+
+    /// Runs one step at a time until pc is one of `pcs`; returns its index.
+    pub fn run_to_any(&mut self, pcs: &[u64], limit: u64) -> usize {
+        for _ in 0..limit {
+            if let Some(k) = pcs.iter().position(|&p| p == self.hart.pc()) {
+                return k;
+            }
+            self.hart.run(&mut self.bus, 1);
+        }
+        if let Some(k) = pcs.iter().position(|&p| p == self.hart.pc()) {
+            return k;
+        }
+        let c = &self.hart.state().csr;
+        panic!(
+            "none of {pcs:x?} reached: pc={:#x} mcause={:#x} mepc={:#x}",
+            self.hart.pc(),
+            c.mcause,
+            c.mepc
+        );
+    }
+
+    /// Integer register.
+    pub fn x(&self, r: u32) -> u64 {
+        self.hart.xreg(r as usize)
+    }
+
+    /// FP register (raw bits).
+    pub fn f(&self, r: u32) -> u64 {
+        self.hart.freg(r as usize)
+    }
+
+    /// The CSR file.
+    pub fn csr(&self) -> &samsara_cpu::CsrFile {
+        &self.hart.state().csr
+    }
+}
+
+/// PMP entry 0 granting RWX on all of memory to S and U.
+pub fn pmp_allow_all(s: &mut samsara_cpu::HartState) {
+    s.csr.pmpaddr[0] = u64::MAX >> 10;
+    s.csr.pmpcfg[0] = 0x1f;
+}
+
+/// PTE bits.
+pub mod pte {
+    pub const V: u64 = 1 << 0;
+    pub const R: u64 = 1 << 1;
+    pub const W: u64 = 1 << 2;
+    pub const X: u64 = 1 << 3;
+    pub const U: u64 = 1 << 4;
+    pub const G: u64 = 1 << 5;
+    pub const A: u64 = 1 << 6;
+    pub const D: u64 = 1 << 7;
+}
+
+/// A page-table builder writing straight into a [`TestBus`].
+pub struct PageTable {
+    /// Physical address of the root table.
+    pub root: u64,
+    /// 3 (Sv39) or 4 (Sv48).
+    pub levels: u32,
+    next: u64,
+}
+
+impl PageTable {
+    /// An empty table whose root (and further tables) are allocated from
+    /// `area` upwards (must be page-aligned, zeroed RAM).
+    pub fn new(levels: u32, area: u64) -> PageTable {
+        PageTable {
+            root: area,
+            levels,
+            next: area + 4096,
+        }
+    }
+
+    /// The satp value selecting this table (ASID 0).
+    pub fn satp(&self) -> u64 {
+        let mode = if self.levels == 3 { 8u64 } else { 9 };
+        (mode << 60) | (self.root >> 12)
+    }
+
+    /// Address of the PTE mapping `va` at `level` (0 = 4 KiB page,
+    /// 1 = 2 MiB, 2 = 1 GiB, 3 = 512 GiB), creating intermediate tables.
+    pub fn pte_addr(&mut self, bus: &mut TestBus, va: u64, level: u32) -> u64 {
+        let mut table = self.root;
+        let mut l = self.levels - 1;
+        loop {
+            let index = (va >> (12 + 9 * l)) & 0x1ff;
+            let addr = table + index * 8;
+            if l == level {
+                return addr;
+            }
+            let pte = bus.read_u64(addr);
+            if pte & pte::V == 0 {
+                let t = self.next;
+                self.next += 4096;
+                bus.write_u64(addr, ((t >> 12) << 10) | pte::V);
+                table = t;
+            } else {
+                table = (pte >> 10) << 12;
+            }
+            l -= 1;
+        }
+    }
+
+    /// Maps `va` to `pa` at `level` with PTE `flags`; returns the PTE address.
+    pub fn map(&mut self, bus: &mut TestBus, va: u64, pa: u64, level: u32, flags: u64) -> u64 {
+        let addr = self.pte_addr(bus, va, level);
+        bus.write_u64(addr, ((pa >> 12) << 10) | flags);
+        addr
+    }
+}
