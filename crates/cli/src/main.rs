@@ -1,6 +1,8 @@
 //! `samsara`: the command-line front end. Thin by design: it parses
 //! arguments and reports; the machine and the engines live in the libraries.
 
+mod bench;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -25,6 +27,8 @@ struct Cli {
 enum Command {
     /// Run a guest natively: one host thread per hart, no recording.
     Run(RunArgs),
+    /// Measure samsara, and QEMU beside it, on the bundled guests (medians of real runs).
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -133,6 +137,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Run(args) => run(args),
+        Command::Bench(args) => bench::command(args),
     };
     match result {
         Ok(code) => code,
