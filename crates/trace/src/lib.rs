@@ -1,0 +1,274 @@
+//! The samsara trace: one self-describing file per recording.
+//!
+//! ```text
+//! file    = preamble header-json block* footer-block
+//! preamble= "SAMSARA-TRACE\0\0\0" version:u32 header_len:u32 header_crc:u32
+//! block   = "SBLK" kind:u8 pad:[u8;3] index:u64 first_seq:u64 entries:u32
+//!           raw_len:[u32;STREAMS] comp_len:[u32;STREAMS] crc:u32 payload
+//! ```
+//! All integers little-endian. The full specification, with the encoding of
+//! every entry, is `docs/trace-format.md`; this crate is its only
+//! implementation. Blocks are written by a dedicated thread ([`TraceWriter`])
+//! and read back one at a time ([`TraceReader`]), so neither side holds more
+//! than a block in memory, and a trace cut short by a crash is readable up to
+//! its last complete block.
+
+mod codec;
+mod error;
+mod reader;
+mod writer;
+
+pub use error::{TraceError, TraceErrorKind};
+pub use reader::{Block, TraceReader};
+pub use writer::{TraceWriter, WriterStats};
+
+use serde::{Deserialize, Serialize};
+
+/// First 16 bytes of every trace.
+pub const MAGIC: &[u8; 16] = b"SAMSARA-TRACE\0\0\0";
+/// Format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Magic at the start of every block.
+pub const BLOCK_MAGIC: &[u8; 4] = b"SBLK";
+/// Streams in a block, in payload order.
+pub const STREAMS: usize = 4;
+/// Names of the streams, for reports.
+pub const STREAM_NAMES: [&str; STREAMS] = ["commit", "events", "io", "checks"];
+/// Index of the commit-log stream (one record per sequence number).
+pub const STREAM_COMMIT: usize = 0;
+/// Index of the event stream (time reads, interrupt lines, device reads).
+pub const STREAM_EVENTS: usize = 1;
+/// Index of the I/O stream (DMA contents).
+pub const STREAM_IO: usize = 2;
+/// Index of the verification stream (per-chunk digests).
+pub const STREAM_CHECKS: usize = 3;
+/// Largest header the reader accepts.
+pub const MAX_HEADER_BYTES: u32 = 1 << 20;
+/// Largest decompressed stream in one block the reader accepts.
+pub const MAX_STREAM_BYTES: u32 = 256 << 20;
+/// Largest entry count in one block the reader accepts.
+pub const MAX_BLOCK_ENTRIES: u32 = 1 << 24;
+
+/// Block kinds.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum BlockKind {
+    /// A run of entries with consecutive sequence numbers.
+    Entries = 1,
+    /// The last block: final digests, guest output, statistics.
+    Footer = 2,
+}
+
+/// What the recording was of: enough to rebuild the identical initial state.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TraceHeader {
+    /// samsara version that wrote the trace.
+    pub writer: String,
+    /// Recording strategy (`chunk`).
+    pub strategy: String,
+    /// Number of harts.
+    pub harts: u32,
+    /// RAM size in bytes.
+    pub ram_size: u64,
+    /// Path of the guest image as given when recording.
+    pub image_path: String,
+    /// Size of the guest image in bytes.
+    pub image_len: u64,
+    /// BLAKE3 of the guest image, hex.
+    pub image_blake3: String,
+    /// Whether a virtio disk was attached (its contents reach the guest only
+    /// by DMA and device reads, which the trace holds).
+    pub disk: Option<String>,
+    /// Chunk size limit in instructions.
+    pub chunk_size: u64,
+    /// Per-chunk verification digests every this many sequence numbers (0: none).
+    pub check_every: u64,
+    /// Unix time of the recording start, seconds.
+    pub created_unix: u64,
+}
+
+/// Why a chunk ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum Truncation {
+    /// The chunk reached its size limit.
+    SizeLimit = 0,
+    /// The next instruction touches a device: it runs as its own entry.
+    DeviceAccess = 1,
+    /// A WFI retired.
+    Wfi = 2,
+    /// An interrupt line changed and must be delivered.
+    Interrupt = 3,
+    /// The machine is stopping (guest exit, Ctrl-C, instruction limit).
+    Stop = 4,
+    /// This entry *is* a device access: one instruction with MMIO allowed.
+    DeviceOp = 5,
+}
+
+impl Truncation {
+    /// Every reason, in encoding order.
+    pub const ALL: [Truncation; 6] = [
+        Truncation::SizeLimit,
+        Truncation::DeviceAccess,
+        Truncation::Wfi,
+        Truncation::Interrupt,
+        Truncation::Stop,
+        Truncation::DeviceOp,
+    ];
+
+    /// Short name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Truncation::SizeLimit => "size-limit",
+            Truncation::DeviceAccess => "device-access",
+            Truncation::Wfi => "wfi",
+            Truncation::Interrupt => "interrupt",
+            Truncation::Stop => "stop",
+            Truncation::DeviceOp => "device-op",
+        }
+    }
+
+    fn from_bits(bits: u8) -> Option<Truncation> {
+        Self::ALL.get(usize::from(bits)).copied()
+    }
+}
+
+/// A non-deterministic input consumed inside a chunk, in consumption order.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Event {
+    /// The hart's device interrupt lines (`mip` layout) from this point on.
+    /// Logged at chunk start when they differ from the hart's previous view.
+    Lines(u64),
+    /// A read of the `time` CSR returned this value.
+    Time(u64),
+    /// A device load returned this value.
+    MmioRead(u64),
+    /// A device access faulted (the hart took an access fault).
+    MmioFault,
+}
+
+/// Per-chunk verification record (`--check-every`).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Check {
+    /// Digest of the hart's whole architectural state after the chunk.
+    pub hart_digest: u64,
+    /// pc after the chunk.
+    pub pc: u64,
+    /// Integer registers after the chunk.
+    pub x: [u64; 32],
+    /// (page number, FNV-1a of its contents) of every page the chunk wrote.
+    pub pages: Vec<(u64, u64)>,
+}
+
+/// One chunk (or device access) of one hart, in the global order.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ChunkRecord {
+    /// The hart.
+    pub hart: u8,
+    /// Instruction steps the chunk executed (retired or trapped).
+    pub steps: u64,
+    /// `seq - start_wm`: how far back the chunk's view reached. The chunk
+    /// saw every write of sequence numbers <= `seq - back` and none of any
+    /// later ones it could conflict with.
+    pub back: u64,
+    /// Why the chunk ended.
+    pub reason: Truncation,
+    /// Ran with every other hart stopped (forward-progress fallback).
+    pub exclusive: bool,
+    /// Inputs consumed, in order.
+    pub events: Vec<Event>,
+    /// Verification digests, if this sequence number was sampled.
+    pub check: Option<Box<Check>>,
+}
+
+/// A device's DMA into guest memory, ordered like a chunk.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct DmaRecord {
+    /// (guest-physical address, bytes written), in write order.
+    pub writes: Vec<(u64, Vec<u8>)>,
+}
+
+/// One sequence number's worth of trace.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Entry {
+    /// A chunk or device access of a hart.
+    Chunk(ChunkRecord),
+    /// A DMA completion.
+    Dma(DmaRecord),
+}
+
+/// How the recorded run ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum RecordedExit {
+    /// Guest powered off.
+    Poweroff,
+    /// Guest reported failure with this code.
+    Fail(u16),
+    /// Guest asked for a reset (the machine stops).
+    Reset,
+    /// A hart hit the instruction limit.
+    InstructionLimit,
+    /// Stopped by Ctrl-C.
+    Interrupted,
+    /// The recorder stopped on an error (disk full...): the trace is valid up
+    /// to its last entry but the run did not finish.
+    Aborted,
+}
+
+/// Recording statistics carried in the footer.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RecordStats {
+    /// Wall time of the recording, nanoseconds.
+    pub wall_ns: u64,
+    /// Chunks squashed and re-executed.
+    pub squashes: u64,
+    /// Instructions thrown away by squashes.
+    pub squashed_steps: u64,
+    /// Chunks run exclusively.
+    pub exclusive_chunks: u64,
+    /// DMA completions.
+    pub dma: u64,
+}
+
+/// The last block of a complete trace.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Footer {
+    /// Sequence numbers used (entries in the trace).
+    pub entries: u64,
+    /// How the run ended.
+    pub exit: RecordedExit,
+    /// Steps per hart at the end.
+    pub steps_per_hart: Vec<u64>,
+    /// Digest of each hart's architectural state at the end.
+    pub hart_digests: Vec<u64>,
+    /// BLAKE3 of all of RAM at the end, hex.
+    pub ram_blake3: String,
+    /// Everything the guest printed on the UART.
+    #[serde(with = "hex_bytes")]
+    pub output: Vec<u8>,
+    /// Statistics.
+    pub stats: RecordStats,
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        let mut out = String::with_capacity(bytes.len() * 2);
+        for b in bytes {
+            out.push_str(&format!("{b:02x}"));
+        }
+        s.serialize_str(&out)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.len() % 2 != 0 {
+            return Err(serde::de::Error::custom("odd-length hex string"));
+        }
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).map_err(serde::de::Error::custom))
+            .collect()
+    }
+}

@@ -1,0 +1,348 @@
+//! Streaming trace reader: one block at a time, every field checked before
+//! it is trusted, every error located by file offset.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use crate::codec::decode;
+use crate::error::{TraceError, TraceErrorKind};
+use crate::writer::BLOCK_HEADER_BYTES;
+use crate::{
+    BLOCK_MAGIC, BlockKind, Entry, FORMAT_VERSION, Footer, MAGIC, MAX_BLOCK_ENTRIES,
+    MAX_HEADER_BYTES, MAX_STREAM_BYTES, STREAM_NAMES, STREAMS, TraceHeader,
+};
+
+/// A block as read.
+#[derive(Debug)]
+pub enum Block {
+    /// Entries with consecutive sequence numbers.
+    Entries {
+        /// Sequence number of the first entry (sequence numbers start at 1).
+        first_seq: u64,
+        /// The entries.
+        entries: Vec<Entry>,
+        /// Uncompressed bytes per stream.
+        raw: [u64; STREAMS],
+        /// Stored (compressed) bytes per stream.
+        compressed: [u64; STREAMS],
+    },
+    /// The footer.
+    Footer(Box<Footer>),
+}
+
+/// A trace opened for reading.
+pub struct TraceReader {
+    file: BufReader<File>,
+    path: String,
+    offset: u64,
+    file_len: u64,
+    header: TraceHeader,
+    next_index: u64,
+    next_seq: u64,
+    entries: u64,
+    footer_seen: bool,
+}
+
+impl TraceReader {
+    /// Opens `path` and reads its preamble and header.
+    pub fn open(path: &Path) -> Result<Self, TraceError> {
+        let name = path.display().to_string();
+        let file = File::open(path).map_err(|e| TraceError::new(&name, 0, e))?;
+        let file_len = file
+            .metadata()
+            .map_err(|e| TraceError::new(&name, 0, e))?
+            .len();
+        let mut r = Self {
+            file: BufReader::with_capacity(1 << 20, file),
+            path: name,
+            offset: 0,
+            file_len,
+            header: TraceHeader {
+                writer: String::new(),
+                strategy: String::new(),
+                harts: 0,
+                ram_size: 0,
+                image_path: String::new(),
+                image_len: 0,
+                image_blake3: String::new(),
+                disk: None,
+                chunk_size: 0,
+                check_every: 0,
+                created_unix: 0,
+            },
+            next_index: 0,
+            next_seq: 1,
+            entries: 0,
+            footer_seen: false,
+        };
+        let mut pre = [0u8; 28];
+        r.read_exact(&mut pre, "the preamble")?;
+        if &pre[..16] != MAGIC {
+            return Err(r.err_at(0, TraceErrorKind::BadMagic));
+        }
+        let version = u32::from_le_bytes(pre[16..20].try_into().unwrap_or_default());
+        if version != FORMAT_VERSION {
+            return Err(r.err_at(
+                16,
+                TraceErrorKind::Version {
+                    found: version,
+                    expected: FORMAT_VERSION,
+                },
+            ));
+        }
+        let len = u32::from_le_bytes(pre[20..24].try_into().unwrap_or_default());
+        if len > MAX_HEADER_BYTES {
+            return Err(r.err_at(
+                20,
+                TraceErrorKind::AbsurdSize {
+                    what: "header length",
+                    claimed: u64::from(len),
+                    limit: u64::from(MAX_HEADER_BYTES),
+                },
+            ));
+        }
+        let stored = u32::from_le_bytes(pre[24..28].try_into().unwrap_or_default());
+        r.check_remaining(u64::from(len), "the header")?;
+        let mut json = vec![0u8; len as usize];
+        r.read_exact(&mut json, "the header")?;
+        let computed = crc32fast::hash(&json);
+        if computed != stored {
+            return Err(r.err_at(
+                28,
+                TraceErrorKind::Checksum {
+                    what: "header",
+                    stored,
+                    computed,
+                },
+            ));
+        }
+        r.header = serde_json::from_slice(&json)
+            .map_err(|e| r.err_at(28, TraceErrorKind::Header(e.to_string())))?;
+        if r.header.harts == 0 || r.header.harts > 8 {
+            return Err(r.err_at(
+                28,
+                TraceErrorKind::Header(format!("{} harts (1 to 8 allowed)", r.header.harts)),
+            ));
+        }
+        Ok(r)
+    }
+
+    /// The header.
+    pub fn header(&self) -> &TraceHeader {
+        &self.header
+    }
+
+    /// The file's path as given.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Byte offset of the next block.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Entries read so far.
+    pub fn entries_read(&self) -> u64 {
+        self.entries
+    }
+
+    /// Size of the file.
+    pub fn file_len(&self) -> u64 {
+        self.file_len
+    }
+
+    fn err_at(&self, offset: u64, kind: TraceErrorKind) -> TraceError {
+        TraceError::new(&self.path, offset, kind)
+    }
+
+    fn check_remaining(&self, n: u64, what: &'static str) -> Result<(), TraceError> {
+        if self.file_len.saturating_sub(self.offset) < n {
+            return Err(self.err_at(self.offset, TraceErrorKind::Truncated(what)));
+        }
+        Ok(())
+    }
+
+    fn read_exact(&mut self, buf: &mut [u8], what: &'static str) -> Result<(), TraceError> {
+        match self.file.read_exact(buf) {
+            Ok(()) => {
+                self.offset += buf.len() as u64;
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Err(self.err_at(self.offset, TraceErrorKind::Truncated(what)))
+            }
+            Err(e) => Err(self.err_at(self.offset, e.into())),
+        }
+    }
+
+    /// The next block; `Ok(None)` after the footer. A trace that ends cleanly
+    /// between blocks without a footer gives a `MissingFooter` error.
+    pub fn next_block(&mut self) -> Result<Option<Block>, TraceError> {
+        if self.footer_seen {
+            if self.offset < self.file_len {
+                return Err(self.err_at(self.offset, TraceErrorKind::TrailingData));
+            }
+            return Ok(None);
+        }
+        let start = self.offset;
+        if start == self.file_len {
+            return Err(self.err_at(
+                start,
+                TraceErrorKind::MissingFooter {
+                    blocks: self.next_index,
+                    entries: self.entries,
+                },
+            ));
+        }
+        let mut head = [0u8; BLOCK_HEADER_BYTES];
+        self.read_exact(&mut head, "a block header")?;
+        let u32_at = |o: usize| u32::from_le_bytes(head[o..o + 4].try_into().unwrap_or_default());
+        let u64_at = |o: usize| u64::from_le_bytes(head[o..o + 8].try_into().unwrap_or_default());
+        let magic: [u8; 4] = head[0..4].try_into().unwrap_or_default();
+        if &magic != BLOCK_MAGIC {
+            return Err(self.err_at(start, TraceErrorKind::BadBlockMagic(magic)));
+        }
+        let kind = match head[4] {
+            1 => BlockKind::Entries,
+            2 => BlockKind::Footer,
+            k => return Err(self.err_at(start + 4, TraceErrorKind::BadBlockKind(k))),
+        };
+        let index = u64_at(8);
+        let first_seq = u64_at(16);
+        let count = u32_at(24);
+        if index != self.next_index || (kind == BlockKind::Entries && first_seq != self.next_seq) {
+            return Err(self.err_at(
+                start + 8,
+                TraceErrorKind::OutOfOrder {
+                    found: index,
+                    expected: self.next_index,
+                    expected_seq: self.next_seq,
+                },
+            ));
+        }
+        if count > MAX_BLOCK_ENTRIES {
+            return Err(self.err_at(
+                start + 24,
+                TraceErrorKind::AbsurdSize {
+                    what: "block entry count",
+                    claimed: u64::from(count),
+                    limit: u64::from(MAX_BLOCK_ENTRIES),
+                },
+            ));
+        }
+        let mut raw = [0u32; STREAMS];
+        let mut comp = [0u32; STREAMS];
+        for i in 0..STREAMS {
+            raw[i] = u32_at(28 + 4 * i);
+            comp[i] = u32_at(28 + 4 * STREAMS + 4 * i);
+            for (v, what) in [(raw[i], "stream size"), (comp[i], "compressed stream size")] {
+                if v > MAX_STREAM_BYTES {
+                    return Err(self.err_at(
+                        start + 28,
+                        TraceErrorKind::AbsurdSize {
+                            what,
+                            claimed: u64::from(v),
+                            limit: u64::from(MAX_STREAM_BYTES),
+                        },
+                    ));
+                }
+            }
+        }
+        let stored = u32_at(BLOCK_HEADER_BYTES - 4);
+        let payload_len: u64 = comp.iter().map(|&c| u64::from(c)).sum();
+        // Allocate only what the file actually holds.
+        self.check_remaining(payload_len, "a block payload")?;
+        let mut payload = vec![0u8; payload_len as usize];
+        self.read_exact(&mut payload, "a block payload")?;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&head[..BLOCK_HEADER_BYTES - 4]);
+        crc.update(&payload);
+        let computed = crc.finalize();
+        if computed != stored {
+            return Err(self.err_at(
+                start,
+                TraceErrorKind::Checksum {
+                    what: "block",
+                    stored,
+                    computed,
+                },
+            ));
+        }
+        let mut streams: [Vec<u8>; STREAMS] = Default::default();
+        let mut at = 0usize;
+        for i in 0..STREAMS {
+            let data = &payload[at..at + comp[i] as usize];
+            at += comp[i] as usize;
+            streams[i] = decompress(data, raw[i]).map_err(|reason| {
+                self.err_at(
+                    start,
+                    TraceErrorKind::Decompress {
+                        stream: STREAM_NAMES[i],
+                        reason,
+                    },
+                )
+            })?;
+        }
+        self.next_index += 1;
+        match kind {
+            BlockKind::Entries => {
+                let entries = decode(&streams, count).map_err(|e| {
+                    self.err_at(
+                        start,
+                        TraceErrorKind::Decode {
+                            stream: STREAM_NAMES[e.stream],
+                            at: e.at,
+                            what: e.what,
+                        },
+                    )
+                })?;
+                self.next_seq += u64::from(count);
+                self.entries += u64::from(count);
+                Ok(Some(Block::Entries {
+                    first_seq,
+                    entries,
+                    raw: raw.map(u64::from),
+                    compressed: comp.map(u64::from),
+                }))
+            }
+            BlockKind::Footer => {
+                let footer: Footer = serde_json::from_slice(&streams[0])
+                    .map_err(|e| self.err_at(start, TraceErrorKind::Footer(e.to_string())))?;
+                if footer.entries != self.entries {
+                    return Err(self.err_at(
+                        start,
+                        TraceErrorKind::Footer(format!(
+                            "footer counts {} entries, the blocks hold {}",
+                            footer.entries, self.entries
+                        )),
+                    ));
+                }
+                self.footer_seen = true;
+                Ok(Some(Block::Footer(Box::new(footer))))
+            }
+        }
+    }
+}
+
+/// Decompresses one stream, growing the buffer only as data actually comes.
+fn decompress(data: &[u8], raw_len: u32) -> Result<Vec<u8>, String> {
+    if data.is_empty() {
+        return if raw_len == 0 {
+            Ok(Vec::new())
+        } else {
+            Err(format!("empty, but {raw_len} bytes claimed"))
+        };
+    }
+    let decoder = zstd::stream::read::Decoder::new(data).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    decoder
+        .take(u64::from(raw_len) + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| e.to_string())?;
+    if out.len() != raw_len as usize {
+        return Err(format!("{} bytes, {} claimed", out.len(), raw_len));
+    }
+    Ok(out)
+}
