@@ -17,7 +17,7 @@ use crate::devices::clint::{CLINT_SIZE, Clint};
 use crate::devices::plic::{PLIC_SIZE, Plic};
 use crate::devices::test_device::{ExitSignal, MachineExit, TEST_DEVICE_SIZE, TestDevice};
 use crate::devices::uart::{SerialOutput, UART_IRQ, Uart};
-use crate::devices::virtio::block::{BlkConfig, VirtioBlk};
+use crate::devices::virtio::block::{BlkConfig, CompletionSink, VirtioBlk};
 use crate::devices::virtio::mmio::VirtioMmio;
 use crate::devices::{DeviceError, DmaError, GuestMemory, InterruptSink, IrqLine, MmioDevice};
 use crate::irq::IrqState;
@@ -103,6 +103,8 @@ pub struct Board {
     pub uart: Arc<Uart>,
     /// The interrupt controller.
     pub plic: Arc<Plic>,
+    /// The virtio disk, if one is attached.
+    pub disk: Option<Arc<VirtioBlk>>,
     rom: Arc<Rom>,
     regions: Vec<Region>,
     /// Page of RAM holding the HTIF mailbox: accesses go through MMIO so
@@ -117,6 +119,17 @@ impl Board {
         config: &BoardConfig,
         clock: Arc<dyn Clock>,
         console: SerialOutput,
+    ) -> Result<Self, BoardError> {
+        Self::with_completion_sink(config, clock, console, None)
+    }
+
+    /// Like [`Board::new`], with the disk's completions going to `sink`
+    /// instead of being applied at once (the recorder sequences them).
+    pub fn with_completion_sink(
+        config: &BoardConfig,
+        clock: Arc<dyn Clock>,
+        console: SerialOutput,
+        sink: Option<Arc<dyn CompletionSink>>,
     ) -> Result<Self, BoardError> {
         if !(1..=8).contains(&config.harts) {
             return Err(BoardError::BadHartCount(config.harts));
@@ -161,10 +174,8 @@ impl Board {
                 device: uart.clone(),
             },
         ];
-        for slot in virtio_devices(config, &ram, &plic_sink)?
-            .into_iter()
-            .enumerate()
-        {
+        let (slots, disk) = virtio_devices(config, &ram, &plic_sink, sink)?;
+        for slot in slots.into_iter().enumerate() {
             regions.push(Region {
                 base: VIRTIO_BASE + VIRTIO_STRIDE * slot.0 as u64,
                 size: VIRTIO_STRIDE,
@@ -177,6 +188,7 @@ impl Board {
             exit,
             uart,
             plic,
+            disk,
             rom,
             regions,
             htif: None,
@@ -202,6 +214,11 @@ impl Board {
             exit: self.exit.clone(),
         });
         self.htif = Some((htif.tohost.page(), mailbox));
+    }
+
+    /// The RAM page routed to the HTIF mailbox (MMIO), if any.
+    pub fn htif_page(&self) -> Option<u64> {
+        self.htif.as_ref().map(|(page, _)| *page)
     }
 
     /// Direct host mapping of a guest page, as the run mode's bus hands out:
@@ -276,22 +293,31 @@ const DISK_SLOT: u32 = VIRTIO_SLOTS - 1;
 
 /// The devices in the eight virtio-mmio slots (empty slots answer the probe
 /// with device id 0, as QEMU's do).
+type VirtioSlots = (Vec<Arc<dyn MmioDevice>>, Option<Arc<VirtioBlk>>);
+
 fn virtio_devices(
     config: &BoardConfig,
     ram: &Arc<GuestRam>,
     plic: &Arc<dyn InterruptSink>,
-) -> Result<Vec<Arc<dyn MmioDevice>>, BoardError> {
+    sink: Option<Arc<dyn CompletionSink>>,
+) -> Result<VirtioSlots, BoardError> {
     let mut slots: Vec<Arc<dyn MmioDevice>> = Vec::new();
+    let mut disk_device = None;
     for slot in 0..VIRTIO_SLOTS {
         let device: Arc<dyn MmioDevice> = match &config.disk {
             Some(path) if slot == DISK_SLOT => {
                 let mut blk = BlkConfig::new(path.clone());
                 blk.read_only = config.disk_readonly;
                 let mem: Arc<dyn GuestMemory> = ram.clone();
-                let disk = VirtioBlk::new(&blk, mem).map_err(|e| BoardError::Disk {
+                let disk = match &sink {
+                    Some(sink) => VirtioBlk::with_sink(&blk, mem, sink.clone()),
+                    None => VirtioBlk::new(&blk, mem),
+                }
+                .map_err(|e| BoardError::Disk {
                     path: path.clone(),
                     reason: e.to_string(),
                 })?;
+                disk_device = Some(disk.clone());
                 let line = IrqLine::new(plic.clone(), VIRTIO_IRQ_BASE + slot);
                 Arc::new(VirtioMmio::new(disk, line))
             }
@@ -299,7 +325,7 @@ fn virtio_devices(
         };
         slots.push(device);
     }
-    Ok(slots)
+    Ok((slots, disk_device))
 }
 
 impl GuestMemory for GuestRam {

@@ -14,6 +14,7 @@ use thiserror::Error;
 use crate::board::{BOOT_ROM_BASE, Board, BoardConfig, BoardError};
 use crate::clock::Clock;
 use crate::devices::uart::SerialOutput;
+use crate::devices::virtio::block::CompletionSink;
 use crate::loader::{LoadedImage, LoaderError, load_bytes};
 
 /// Why a machine cannot be set up.
@@ -53,7 +54,19 @@ impl Machine {
         clock: Arc<dyn Clock>,
         console: SerialOutput,
     ) -> Result<Self, MachineError> {
-        let mut board = Board::new(config, clock, console)?;
+        Self::with_completion_sink(config, image, clock, console, None)
+    }
+
+    /// Like [`Machine::new`], with the disk's completions going to `sink`
+    /// (see [`Board::with_completion_sink`]).
+    pub fn with_completion_sink(
+        config: &BoardConfig,
+        image: &[u8],
+        clock: Arc<dyn Clock>,
+        console: SerialOutput,
+        sink: Option<Arc<dyn CompletionSink>>,
+    ) -> Result<Self, MachineError> {
+        let mut board = Board::with_completion_sink(config, clock, console, sink)?;
         let loaded = load_bytes(image, &board.ram)?;
         if let Some(htif) = loaded.htif {
             board.enable_htif(htif);

@@ -126,7 +126,7 @@ pub fn run_image(
 
 /// Feed the host's stdin to the UART from a background thread. It ends at
 /// EOF; a blocked read does not keep the process alive.
-fn spawn_stdin_feeder(uart: Arc<crate::devices::uart::Uart>) {
+pub fn spawn_stdin_feeder(uart: Arc<crate::devices::uart::Uart>) {
     let _ = std::thread::Builder::new()
         .name("stdin".into())
         .spawn(move || {
