@@ -73,6 +73,11 @@ int guest_main(unsigned hart, unsigned nharts)
     barrier_wait_spin(&bar);
 
     /* ---- phase 2: IPI token ring */
+    /* The sleeping start-up barrier can leave a stale msip behind (its last
+     * arriver may IPI a waiter that had already stopped waiting); every such
+     * IPI was sent before the barrier above, so clearing now is final. A
+     * stale IPI counted as a token would break the ring. */
+    clint_clear_ipi(hart);
     csr_set(mie, MIE_MSIE);
     barrier_wait_spin(&bar);            /* everyone can take IPIs now */
     unsigned next = (hart + 1) % nharts;
