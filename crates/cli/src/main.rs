@@ -2,6 +2,7 @@
 //! arguments and reports; the machine and the engines live in the libraries.
 
 mod bench;
+mod rr;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,27 +30,33 @@ enum Command {
     Run(RunArgs),
     /// Measure samsara, and QEMU beside it, on the bundled guests (medians of real runs).
     Bench(bench::BenchArgs),
+    /// Record a guest into a trace (Samsara's chunk engine).
+    Record(rr::RecordArgs),
+    /// Replay a trace and verify it against the recording.
+    Replay(rr::ReplayArgs),
+    /// Summarise what a trace holds.
+    Inspect(rr::InspectArgs),
 }
 
 #[derive(Args)]
-struct MachineArgs {
+pub(crate) struct MachineArgs {
     /// Guest image: an RV64 ELF executable, or a raw binary loaded at 0x8000_0000.
-    image: PathBuf,
+    pub image: PathBuf,
     /// Number of harts (1-8), each on its own host thread.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
-    harts: u32,
+    pub harts: u32,
     /// Guest RAM size, e.g. 128M or 1G.
     #[arg(long, default_value = "128M", value_parser = parse_size)]
-    mem: u64,
+    pub mem: u64,
     /// Disk image for the virtio block device.
     #[arg(long)]
-    disk: Option<PathBuf>,
+    pub disk: Option<PathBuf>,
     /// Open the disk image read-only (guest writes fail with an I/O error).
     #[arg(long)]
-    disk_readonly: bool,
+    pub disk_readonly: bool,
     /// Stop every hart after this many instructions (per hart).
     #[arg(long)]
-    max_instructions: Option<u64>,
+    pub max_instructions: Option<u64>,
 }
 
 #[derive(Args)]
@@ -95,7 +102,7 @@ fn run_config(m: &MachineArgs) -> RunConfig {
 }
 
 /// A stop flag raised by Ctrl-C, so a run ends cleanly with a message.
-fn install_ctrl_c() -> Result<Arc<AtomicBool>> {
+pub(crate) fn install_ctrl_c() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
@@ -138,6 +145,9 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Run(args) => run(args),
         Command::Bench(args) => bench::command(args),
+        Command::Record(args) => rr::record_command(args),
+        Command::Replay(args) => rr::replay_command(args),
+        Command::Inspect(args) => rr::inspect_command(args),
     };
     match result {
         Ok(code) => code,

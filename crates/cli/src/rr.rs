@@ -1,0 +1,312 @@
+//! `samsara record`, `samsara replay`, `samsara inspect`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use samsara_engine::inspect::{TraceSummary, inspect};
+use samsara_engine::record::{DEFAULT_CHUNK_SIZE, RecordConfig, RecordOutcome, record};
+use samsara_engine::replay::{ReplayConfig, ReplayOutcome, replay};
+use samsara_trace::{RecordedExit, STREAM_COMMIT, STREAM_NAMES, STREAMS};
+
+use crate::{MachineArgs, install_ctrl_c};
+
+#[derive(Args)]
+pub(crate) struct RecordArgs {
+    #[command(flatten)]
+    pub machine: MachineArgs,
+    /// Trace file to write.
+    #[arg(short, long, default_value = "samsara.trace")]
+    pub output: PathBuf,
+    /// Chunk size limit in instructions.
+    #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE, value_parser = clap::value_parser!(u64).range(1..))]
+    pub chunk_size: u64,
+    /// Store verification digests for every Nth chunk of each hart, so that
+    /// replay reports a divergence at the first chunk that differs (0: never).
+    #[arg(long, default_value_t = 0)]
+    pub check_every: u64,
+    /// Perturb the host schedule (random delays and chunk sizes) with this seed.
+    #[arg(long)]
+    pub perturb: Option<u64>,
+    /// Do not copy the guest's output to stdout, nor print the summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct ReplayArgs {
+    /// The trace.
+    pub trace: PathBuf,
+    /// Guest image (default: the path recorded in the trace). It must be
+    /// the very image that was recorded.
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+    /// Replay on one host thread, in sequence order.
+    #[arg(long)]
+    pub serial: bool,
+    /// Do not copy the regenerated output to stdout, nor print the summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct InspectArgs {
+    /// The trace.
+    pub trace: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn exit_text(exit: RecordedExit) -> String {
+    match exit {
+        RecordedExit::Poweroff => "guest powered off".into(),
+        RecordedExit::Fail(c) => format!("guest reported failure (code {c})"),
+        RecordedExit::Reset => "guest requested a reset".into(),
+        RecordedExit::InstructionLimit => "stopped at the instruction limit".into(),
+        RecordedExit::Interrupted => "interrupted".into(),
+        RecordedExit::Aborted => "aborted".into(),
+    }
+}
+
+/// The process status that reports a recorded exit (as `samsara run` does).
+fn exit_code(exit: RecordedExit) -> u8 {
+    match exit {
+        RecordedExit::Poweroff | RecordedExit::Reset => 0,
+        RecordedExit::Fail(code) => match (code & 0xff) as u8 {
+            0 => 1,
+            c => c,
+        },
+        RecordedExit::InstructionLimit => 124,
+        RecordedExit::Interrupted => 130,
+        RecordedExit::Aborted => 2,
+    }
+}
+
+pub(crate) fn record_command(args: &RecordArgs) -> Result<ExitCode> {
+    let stop = install_ctrl_c()?;
+    let m = &args.machine;
+    let config = RecordConfig {
+        image: m.image.clone(),
+        trace: args.output.clone(),
+        harts: m.harts,
+        ram_size: m.mem,
+        disk: m.disk.clone(),
+        chunk_size: args.chunk_size,
+        max_instructions: m.max_instructions,
+        check_every: args.check_every,
+        perturb: args.perturb,
+        echo: !args.quiet,
+        stdin: true,
+    };
+    let outcome = record(&config, &stop)?;
+    if !args.quiet {
+        print_record_summary(&args.output, &outcome);
+    }
+    Ok(ExitCode::from(exit_code(outcome.footer.exit)))
+}
+
+fn print_record_summary(path: &std::path::Path, o: &RecordOutcome) {
+    let f = &o.footer;
+    let instructions: u64 = f.steps_per_hart.iter().sum();
+    let secs = o.wall.as_secs_f64().max(1e-9);
+    let chunks: u64 = o.reasons.iter().sum();
+    let bytes = o.writer.file_bytes;
+    let commit_share = 100.0 * o.writer.compressed[STREAM_COMMIT] as f64
+        / o.writer.compressed.iter().sum::<u64>().max(1) as f64;
+    let attempts = chunks + f.stats.squashes;
+    eprintln!(
+        "samsara: recorded {} harts: {}; {instructions} instructions in {secs:.3} s ({:.1} MIPS)",
+        f.steps_per_hart.len(),
+        exit_text(f.exit),
+        instructions as f64 / secs / 1e6
+    );
+    eprintln!(
+        "samsara: {chunks} chunks (mean {:.0} instructions), {} squashed ({:.2}% of attempts), {} exclusive, {} DMA",
+        instructions as f64 / chunks.max(1) as f64,
+        f.stats.squashes,
+        100.0 * f.stats.squashes as f64 / attempts.max(1) as f64,
+        f.stats.exclusive_chunks,
+        f.stats.dma
+    );
+    eprintln!(
+        "samsara: trace {} : {bytes} bytes, {:.0} bytes/s, {:.1} bytes per million instructions, commit log {commit_share:.1}%",
+        path.display(),
+        bytes as f64 / secs,
+        bytes as f64 * 1e6 / instructions.max(1) as f64
+    );
+}
+
+pub(crate) fn replay_command(args: &ReplayArgs) -> Result<ExitCode> {
+    let stop = install_ctrl_c()?;
+    let config = ReplayConfig {
+        trace: args.trace.clone(),
+        image: args.image.clone(),
+        serial: args.serial,
+        echo: !args.quiet,
+    };
+    let outcome = replay(&config, &stop)?;
+    report_replay(&outcome, args.serial, args.quiet);
+    Ok(ExitCode::from(if outcome.verified() {
+        0
+    } else if outcome.footer.is_none() {
+        3
+    } else {
+        1
+    }))
+}
+
+fn report_replay(o: &ReplayOutcome, serial: bool, quiet: bool) {
+    let instructions: u64 = o.steps_per_hart.iter().sum();
+    let secs = o.wall.as_secs_f64().max(1e-9);
+    let mode = if serial { "serially" } else { "in parallel" };
+    if !quiet || !o.verified() {
+        eprintln!(
+            "samsara: replayed {} entries {mode}: {instructions} instructions in {secs:.3} s ({:.1} MIPS)",
+            o.entries,
+            instructions as f64 / secs / 1e6
+        );
+    }
+    if let Some(p) = &o.partial {
+        eprintln!("samsara: partial trace: {p}");
+        eprintln!(
+            "samsara: replayed and checked every complete entry; there is no final digest to verify against"
+        );
+    }
+    if o.footer.is_some() {
+        if o.mismatches.is_empty() {
+            if !quiet {
+                eprintln!(
+                    "samsara: VERIFIED: guest output identical ({} bytes), exit identical, final state digest identical (RAM {}…, {} harts)",
+                    o.output.len(),
+                    &o.ram_blake3[..16],
+                    o.hart_digests.len()
+                );
+            }
+        } else {
+            eprintln!("samsara: REPLAY DIFFERS from the recording:");
+            for m in &o.mismatches {
+                eprintln!("samsara:   {m}");
+            }
+        }
+    }
+}
+
+pub(crate) fn inspect_command(args: &InspectArgs) -> Result<ExitCode> {
+    let s = inspect(&args.trace)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary_json(&s))?);
+    } else {
+        print_summary(&s);
+    }
+    Ok(ExitCode::from(if s.partial.is_some() { 3 } else { 0 }))
+}
+
+fn summary_json(s: &TraceSummary) -> serde_json::Value {
+    let streams: serde_json::Map<String, serde_json::Value> = (0..STREAMS)
+        .map(|i| {
+            (
+                STREAM_NAMES[i].to_string(),
+                serde_json::json!({"raw": s.raw[i], "stored": s.compressed[i]}),
+            )
+        })
+        .collect();
+    let wall = s.footer.as_ref().map(|f| f.stats.wall_ns as f64 / 1e9);
+    serde_json::json!({
+        "header": s.header,
+        "complete": s.footer.is_some(),
+        "partial": s.partial,
+        "file_bytes": s.file_bytes,
+        "entries": s.entries,
+        "chunks_per_hart": s.chunks_per_hart,
+        "instructions_per_hart": s.steps_per_hart,
+        "truncation_reasons": s.reasons,
+        "exclusive_chunks": s.exclusive,
+        "chunk_length_log2_histogram": s.length_histogram,
+        "events": s.events,
+        "dma": {"entries": s.dma_entries, "bytes": s.dma_bytes},
+        "streams": streams,
+        "record_wall_seconds": wall,
+        "bytes_per_second": wall.map(|w| s.file_bytes as f64 / w.max(1e-9)),
+        "bytes_per_million_instructions": s.file_bytes as f64 * 1e6 / s.instructions().max(1) as f64,
+        "squashes": s.footer.as_ref().map(|f| f.stats.squashes),
+        "squashed_instructions": s.footer.as_ref().map(|f| f.stats.squashed_steps),
+        "exit": s.footer.as_ref().map(|f| f.exit),
+    })
+}
+
+fn print_summary(s: &TraceSummary) {
+    let h = &s.header;
+    println!(
+        "trace: {} harts, {} MiB RAM, image {} ({} bytes), chunk size {}, strategy {}",
+        h.harts,
+        h.ram_size >> 20,
+        h.image_path,
+        h.image_len,
+        h.chunk_size,
+        h.strategy
+    );
+    match (&s.footer, &s.partial) {
+        (Some(f), _) => println!("status: complete; {}", exit_text(f.exit)),
+        (None, Some(p)) => println!("status: PARTIAL: {p}"),
+        (None, None) => println!("status: PARTIAL"),
+    }
+    let instructions = s.instructions();
+    println!("entries: {}; instructions: {instructions}", s.entries);
+    for (hart, (c, n)) in s.chunks_per_hart.iter().zip(&s.steps_per_hart).enumerate() {
+        println!(
+            "  hart {hart}: {c} chunks, {n} instructions, mean chunk {:.0}",
+            *n as f64 / (*c).max(1) as f64
+        );
+    }
+    let reasons: Vec<String> = s.reasons.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    println!(
+        "truncation: {}; exclusive {}",
+        reasons.join(", "),
+        s.exclusive
+    );
+    let hist: Vec<String> = s
+        .length_histogram
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("[2^{k}) {n}"))
+        .collect();
+    println!("chunk lengths: {}", hist.join(", "));
+    let events: Vec<String> = s.events.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    println!(
+        "events: {}; DMA {} entries, {} bytes",
+        if events.is_empty() {
+            "none".into()
+        } else {
+            events.join(", ")
+        },
+        s.dma_entries,
+        s.dma_bytes
+    );
+    let total: u64 = s.compressed.iter().sum();
+    for ((name, stored), raw) in STREAM_NAMES.iter().zip(&s.compressed).zip(&s.raw) {
+        println!(
+            "  stream {name:<7} {stored:>10} bytes stored ({raw:>10} raw), {:5.1}% of stored",
+            100.0 * *stored as f64 / total.max(1) as f64
+        );
+    }
+    println!(
+        "file: {} bytes; {:.1} bytes per million instructions",
+        s.file_bytes,
+        s.file_bytes as f64 * 1e6 / instructions.max(1) as f64
+    );
+    if let Some(f) = &s.footer {
+        let wall = f.stats.wall_ns as f64 / 1e9;
+        let attempts = s.entries + f.stats.squashes;
+        println!(
+            "record: {wall:.3} s wall for {instructions} instructions ({:.1} MIPS); {:.0} bytes/s; squashes {} ({:.2}% of attempts, {} instructions thrown away)",
+            instructions as f64 / wall.max(1e-9) / 1e6,
+            s.file_bytes as f64 / wall.max(1e-9),
+            f.stats.squashes,
+            100.0 * f.stats.squashes as f64 / attempts.max(1) as f64,
+            f.stats.squashed_steps
+        );
+    }
+}

@@ -1,0 +1,194 @@
+//! The bus a hart sees inside a chunk, in record and in replay: RAM through
+//! the second-level table (copy-on-write, A/D bits), devices only in a
+//! device-access slot, time and interrupt lines from the log's point of view.
+
+use samsara_cpu::bus::{AccessKind, Bus, MmioError, PageGrant};
+use samsara_machine::board::Board;
+use samsara_trace::Event;
+use samsara_types::{GuestPhysAddr, HartId};
+
+use crate::table::AdTable;
+
+/// Where non-deterministic inputs come from.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Mode {
+    /// Live: host clock, live devices; every input is appended to `events`.
+    Record,
+    /// From the trace: inputs are taken from `events` in order.
+    Replay,
+}
+
+/// One hart's chunk view of the machine.
+pub(crate) struct ChunkBus<'a> {
+    board: &'a Board,
+    hart: HartId,
+    mode: Mode,
+    first_ram_page: u64,
+    htif_page: Option<u64>,
+    /// The second-level table and private pages.
+    pub table: AdTable,
+    /// Device interrupt lines as this chunk sees them (latched at its start).
+    pub lines: u64,
+    /// Device accesses go through (a device-access slot) instead of deferring.
+    pub mmio_allowed: bool,
+    /// Inputs consumed (record) or to consume (replay), in order.
+    pub events: Vec<Event>,
+    /// Replay: next event to consume.
+    pub next_event: usize,
+    /// Replay: the first input the hart asked for that the trace did not have.
+    pub divergence: Option<String>,
+}
+
+impl<'a> ChunkBus<'a> {
+    pub(crate) fn new(board: &'a Board, hart: HartId, mode: Mode) -> Self {
+        let ram = &board.ram;
+        let pages = (ram.size() >> 12) as usize;
+        Self {
+            board,
+            hart,
+            mode,
+            first_ram_page: ram.base().page(),
+            htif_page: board.htif_page(),
+            table: AdTable::new(pages),
+            lines: 0,
+            mmio_allowed: false,
+            events: Vec::new(),
+            next_event: 0,
+            divergence: None,
+        }
+    }
+
+    /// RAM page index (relative to RAM's first page) of guest page `page`.
+    #[inline]
+    pub(crate) fn ram_index(&self, page: u64) -> Option<usize> {
+        let idx = page.checked_sub(self.first_ram_page)?;
+        ((idx as usize) < self.table_len()).then_some(idx as usize)
+    }
+
+    fn table_len(&self) -> usize {
+        (self.board.ram.size() >> 12) as usize
+    }
+
+    /// Guest page number of RAM page index `idx`.
+    pub(crate) fn guest_page(&self, idx: u32) -> u64 {
+        self.first_ram_page + u64::from(idx)
+    }
+
+    fn next_input(&mut self, what: &str) -> Option<Event> {
+        let e = self.events.get(self.next_event).copied();
+        match e {
+            Some(e) => {
+                self.next_event += 1;
+                Some(e)
+            }
+            None => {
+                self.diverge(format!(
+                    "the hart asked for {what}, but the recording has no more inputs for this chunk"
+                ));
+                None
+            }
+        }
+    }
+
+    fn diverge(&mut self, what: String) {
+        if self.divergence.is_none() {
+            self.divergence = Some(what);
+        }
+    }
+}
+
+impl Bus for ChunkBus<'_> {
+    #[inline]
+    fn ram_page(&mut self, page: u64, kind: AccessKind) -> Option<PageGrant> {
+        match self.ram_index(page) {
+            Some(idx) if Some(page) != self.htif_page => {
+                let shared = self.board.ram.host_page(page)?;
+                let (host, remapped) = self.table.touch(idx, kind == AccessKind::Write, shared);
+                Some(PageGrant { host, remapped })
+            }
+            // The boot ROM is never written after setup: shared read-only.
+            _ => self.board.direct_page(page, kind),
+        }
+    }
+
+    fn mmio_read(&mut self, addr: GuestPhysAddr, size: u8) -> Result<u64, MmioError> {
+        if !self.mmio_allowed {
+            return Err(MmioError::Deferred);
+        }
+        match self.mode {
+            Mode::Record => {
+                let r = self.board.mmio_read(self.hart, addr, size);
+                self.events.push(match r {
+                    Ok(v) => Event::MmioRead(v),
+                    Err(_) => Event::MmioFault,
+                });
+                r
+            }
+            Mode::Replay => match self.next_input("a device read") {
+                Some(Event::MmioRead(v)) => Ok(v),
+                Some(Event::MmioFault) => Err(MmioError::AccessFault),
+                Some(other) => {
+                    self.diverge(format!(
+                        "the hart read device address {addr}, the recording has {other:?} here"
+                    ));
+                    Err(MmioError::AccessFault)
+                }
+                None => Err(MmioError::AccessFault),
+            },
+        }
+    }
+
+    fn mmio_write(&mut self, addr: GuestPhysAddr, size: u8, value: u64) -> Result<(), MmioError> {
+        if !self.mmio_allowed {
+            return Err(MmioError::Deferred);
+        }
+        // Replay applies writes to the devices too: that regenerates the
+        // guest's output (UART) and its exit (test device).
+        let r = self.board.mmio_write(self.hart, addr, size, value);
+        match self.mode {
+            Mode::Record => {
+                if r.is_err() {
+                    self.events.push(Event::MmioFault);
+                }
+                r
+            }
+            Mode::Replay => {
+                if self.events.get(self.next_event) == Some(&Event::MmioFault) {
+                    self.next_event += 1;
+                    Err(MmioError::AccessFault)
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    fn read_time(&mut self) -> u64 {
+        match self.mode {
+            Mode::Record => {
+                let now = self.board.irq.clock().now_ticks();
+                self.events.push(Event::Time(now));
+                now
+            }
+            Mode::Replay => match self.next_input("the time") {
+                Some(Event::Time(t)) => t,
+                Some(other) => {
+                    self.diverge(format!(
+                        "the hart read the time, the recording has {other:?} here"
+                    ));
+                    0
+                }
+                None => 0,
+            },
+        }
+    }
+
+    #[inline]
+    fn interrupt_lines(&mut self) -> u64 {
+        self.lines
+    }
+
+    fn hart_id(&self) -> HartId {
+        self.hart
+    }
+}

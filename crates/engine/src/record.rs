@@ -1,0 +1,799 @@
+//! Recording: Samsara's chunk engine.
+//!
+//! Each hart runs on its own host thread, in chunks. Inside a chunk its
+//! writes go to private copies (the [`AdTable`]); at the end the A/D walk
+//! gives its read and write sets, a short critical section checks them
+//! against every chunk that committed while it ran, and either squashes it
+//! (restore and re-execute) or takes a sequence number and publishes its
+//! write set (phase 1); the private pages are then written back outside the
+//! lock (phase 2) and the entry retires, in any order (phase 3). Device
+//! accesses and DMA take sequence numbers of their own. See
+//! `docs/record-replay.md`.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use samsara_cpu::{Hart, StopReason};
+use samsara_machine::board::{Board, BoardConfig};
+use samsara_machine::clock::HostClock;
+use samsara_machine::devices::test_device::MachineExit;
+use samsara_machine::devices::uart::{SerialOutput, SharedOutput};
+use samsara_machine::devices::virtio::block::{Completion, CompletionSink, VirtioBlk};
+use samsara_machine::devices::{DmaError, GuestMemory};
+use samsara_machine::machine::Machine;
+use samsara_machine::ram::GuestRam;
+use samsara_trace::{
+    Check, ChunkRecord, DmaRecord, Entry, Event, Footer, RecordStats, RecordedExit, TraceHeader,
+    TraceWriter, Truncation, WriterStats,
+};
+use samsara_types::{GuestPhysAddr, HartId, PAGE_SHIFT};
+
+use crate::chunk_bus::{ChunkBus, Mode};
+use crate::digest::{blake3_hex, machine_digests};
+use crate::sequencer::Watermark;
+use crate::table::{ChunkSets, page_hash, write_back};
+use crate::{BATCH, EngineError};
+
+/// Default chunk size limit, in instructions (see BENCHMARKS.md for the
+/// measurement behind it).
+pub const DEFAULT_CHUNK_SIZE: u64 = 100_000;
+/// Below this size a repeatedly squashed chunk runs exclusively.
+const MIN_CHUNK_SIZE: u64 = 2_000;
+/// Squashes in a row after which a chunk runs exclusively.
+const EXCLUSIVE_AFTER_SQUASHES: u32 = 6;
+/// Entries per trace block.
+const BLOCK_ENTRIES: usize = 8192;
+
+/// What to record.
+#[derive(Clone, Debug)]
+pub struct RecordConfig {
+    /// Guest image (ELF or raw binary).
+    pub image: PathBuf,
+    /// Trace file to write.
+    pub trace: PathBuf,
+    /// Harts.
+    pub harts: u32,
+    /// RAM bytes.
+    pub ram_size: u64,
+    /// Disk image: recording works on a private copy, the file is never modified.
+    pub disk: Option<PathBuf>,
+    /// Chunk size limit in instructions.
+    pub chunk_size: u64,
+    /// Stop each hart after this many instructions.
+    pub max_instructions: Option<u64>,
+    /// Add verification digests to every Nth chunk of each hart (0: none).
+    pub check_every: u64,
+    /// Host-side perturbation: random delays and chunk sizes from this seed.
+    pub perturb: Option<u64>,
+    /// Copy the guest's output to stdout as well as into the trace.
+    pub echo: bool,
+    /// Feed stdin to the UART.
+    pub stdin: bool,
+}
+
+/// What a recording produced.
+#[derive(Clone, Debug)]
+pub struct RecordOutcome {
+    /// The footer written (final digests, output, statistics).
+    pub footer: Footer,
+    /// Trace writer statistics.
+    pub writer: WriterStats,
+    /// Wall time.
+    pub wall: Duration,
+    /// Chunks committed per truncation reason (indexed by `Truncation as usize`).
+    pub reasons: [u64; 6],
+}
+
+/// A committed chunk's write set, kept while some running chunk may
+/// still conflict with it.
+struct Published {
+    seq: u64,
+    pages: Vec<u32>,
+}
+
+/// The commit lock's state (phase 1).
+struct CommitState {
+    next_seq: u64,
+    history: VecDeque<Published>,
+    log: Vec<Entry>,
+    log_first_seq: u64,
+    writer: Option<TraceWriter>,
+    failure: Option<String>,
+    reasons: [u64; 6],
+}
+
+/// Everything the hart threads and the DMA sink share.
+struct Recorder {
+    commit: Mutex<CommitState>,
+    wm: Watermark,
+    /// Normal chunks hold it shared; an exclusive chunk holds it alone.
+    gate: RwLock<()>,
+    /// Per hart: start watermark of its running chunk (u64::MAX when idle),
+    /// for pruning the history.
+    start_wm: Vec<AtomicU64>,
+    halt: AtomicBool,
+    squashes: AtomicU64,
+    squashed_steps: AtomicU64,
+    exclusive: AtomicU64,
+    dma: AtomicU64,
+}
+
+impl Recorder {
+    /// Appends an entry under the commit lock and hands full blocks to the writer.
+    fn log(&self, state: &mut CommitState, entry: Entry) {
+        state.log.push(entry);
+        if state.log.len() >= BLOCK_ENTRIES {
+            self.flush_log(state);
+        }
+    }
+
+    fn flush_log(&self, state: &mut CommitState) {
+        let entries = std::mem::take(&mut state.log);
+        let first = state.log_first_seq;
+        state.log_first_seq += entries.len() as u64;
+        if let Some(writer) = &state.writer
+            && let Err(e) = writer.send(first, entries)
+            && state.failure.is_none()
+        {
+            state.failure = Some(e.to_string());
+            self.halt.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Drops published write sets no running chunk can conflict with.
+    fn prune(&self, state: &mut CommitState) {
+        let oldest = self
+            .start_wm
+            .iter()
+            .map(|w| w.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(u64::MAX)
+            .min(self.wm.get());
+        while state.history.front().is_some_and(|p| p.seq <= oldest) {
+            state.history.pop_front();
+        }
+    }
+}
+
+/// Host-side perturbation (xorshift64*): delays and chunk-size jitter, so
+/// that tests see many different interleavings.
+struct Perturb(u64);
+
+impl Perturb {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn maybe_delay(&mut self) {
+        let r = self.next();
+        match r % 8 {
+            0 => std::thread::sleep(Duration::from_micros(r % 300)),
+            1 => std::thread::yield_now(),
+            _ => {}
+        }
+    }
+}
+
+/// A writer that copies the guest's output to stdout (optionally) and keeps it.
+struct Console {
+    echo: bool,
+    capture: SharedOutput,
+}
+
+impl std::io::Write for Console {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.echo {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(buf);
+            let _ = out.flush();
+        }
+        self.capture.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Records `config.image` into `config.trace`. `stop` (Ctrl-C) ends the
+/// recording cleanly: the trace gets its footer.
+pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome, EngineError> {
+    let image = std::fs::read(&config.image).map_err(|e| EngineError::Image {
+        path: config.image.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let scratch = match &config.disk {
+        Some(disk) => Some(ScratchDisk::new(disk, &config.trace)?),
+        None => None,
+    };
+    let board_config = BoardConfig {
+        harts: config.harts,
+        ram_size: config.ram_size,
+        disk: scratch.as_ref().map(|s| s.path.clone()),
+        disk_readonly: false,
+    };
+    let recorder = Arc::new(Recorder {
+        commit: Mutex::new(CommitState {
+            next_seq: 1,
+            history: VecDeque::new(),
+            log: Vec::new(),
+            log_first_seq: 1,
+            writer: None,
+            failure: None,
+            reasons: [0; 6],
+        }),
+        wm: Watermark::new(),
+        gate: RwLock::new(()),
+        start_wm: (0..config.harts)
+            .map(|_| AtomicU64::new(u64::MAX))
+            .collect(),
+        halt: AtomicBool::new(false),
+        squashes: AtomicU64::new(0),
+        squashed_steps: AtomicU64::new(0),
+        exclusive: AtomicU64::new(0),
+        dma: AtomicU64::new(0),
+    });
+    let sink = Arc::new(DmaSequencer {
+        recorder: recorder.clone(),
+        target: OnceLock::new(),
+    });
+    let output = SharedOutput::new();
+    let console: SerialOutput = Box::new(Console {
+        echo: config.echo,
+        capture: output.clone(),
+    });
+    let sink_dyn: Arc<dyn CompletionSink> = sink.clone();
+    let mut machine = Machine::with_completion_sink(
+        &board_config,
+        &image,
+        Arc::new(HostClock::new()),
+        console,
+        Some(sink_dyn),
+    )?;
+    if let Some(disk) = &machine.board.disk {
+        let _ = sink
+            .target
+            .set((Arc::downgrade(disk), machine.board.ram.clone()));
+    }
+    let header = TraceHeader {
+        writer: format!("samsara {}", env!("CARGO_PKG_VERSION")),
+        strategy: "chunk".into(),
+        harts: config.harts,
+        ram_size: config.ram_size,
+        image_path: config.image.display().to_string(),
+        image_len: image.len() as u64,
+        image_blake3: blake3_hex(&image),
+        disk: config.disk.as_ref().map(|d| d.display().to_string()),
+        chunk_size: config.chunk_size,
+        check_every: config.check_every,
+        created_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    };
+    let writer = TraceWriter::create(&config.trace, &header)?;
+    recorder.commit.lock().writer = Some(writer);
+    if config.stdin {
+        samsara_machine::run::spawn_stdin_feeder(machine.board.uart.clone());
+    }
+
+    let limit_hit = AtomicBool::new(false);
+    let start = Instant::now();
+    let board = &machine.board;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = machine
+            .harts
+            .iter_mut()
+            .map(|hart| {
+                let recorder = &*recorder;
+                let limit_hit = &limit_hit;
+                let seed = config.perturb.map(|s| {
+                    (s ^ (u64::from(hart.hart_id().0) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1
+                });
+                std::thread::Builder::new()
+                    .name(format!("rec-hart{}", hart.hart_id().0))
+                    .spawn_scoped(scope, move || {
+                        let mut worker = HartRecorder::new(hart, board, recorder, config, seed);
+                        worker.run(limit_hit);
+                    })
+                    .expect("spawning a hart thread")
+            })
+            .collect();
+        while !workers.iter().all(|w| w.is_finished()) {
+            if stop.load(Ordering::Relaxed)
+                || board.exit.is_set()
+                || limit_hit.load(Ordering::Relaxed)
+                || recorder.halt.load(Ordering::Relaxed)
+            {
+                recorder.halt.store(true, Ordering::SeqCst);
+                board.irq.wake_all();
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
+    // DMA completions still in flight are dropped: they were not part of the
+    // recorded run (the guest never saw them).
+    let wall = start.elapsed();
+    sink.close();
+    board.uart.flush_output();
+
+    let exit = match board.exit.get() {
+        Some(MachineExit::Poweroff) => RecordedExit::Poweroff,
+        Some(MachineExit::Fail(code)) => RecordedExit::Fail(code),
+        Some(MachineExit::Reset) => RecordedExit::Reset,
+        None if limit_hit.load(Ordering::Relaxed) => RecordedExit::InstructionLimit,
+        None if stop.load(Ordering::Relaxed) => RecordedExit::Interrupted,
+        None => RecordedExit::Aborted,
+    };
+    let (hart_digests, ram_blake3) = machine_digests(&machine);
+    let mut state = recorder.commit.lock();
+    recorder.flush_log(&mut state);
+    let failure = state.failure.take();
+    let reasons = state.reasons;
+    let entries = state.next_seq - 1;
+    let writer = state.writer.take();
+    drop(state);
+    let footer = Footer {
+        entries,
+        exit: if failure.is_some() {
+            RecordedExit::Aborted
+        } else {
+            exit
+        },
+        steps_per_hart: machine.harts.iter().map(|h| h.steps().0).collect(),
+        hart_digests,
+        ram_blake3,
+        output: output.contents(),
+        stats: RecordStats {
+            wall_ns: wall.as_nanos() as u64,
+            squashes: recorder.squashes.load(Ordering::Relaxed),
+            squashed_steps: recorder.squashed_steps.load(Ordering::Relaxed),
+            exclusive_chunks: recorder.exclusive.load(Ordering::Relaxed),
+            dma: recorder.dma.load(Ordering::Relaxed),
+        },
+    };
+    let writer = writer.ok_or_else(|| EngineError::Internal("trace writer missing".into()))?;
+    if let Some(failure) = failure {
+        // Whatever reached the file is a valid partial trace.
+        let _ = writer.finish(None);
+        return Err(EngineError::TraceWrite(failure));
+    }
+    let stats = writer.finish(Some(footer.clone()))?;
+    drop(scratch);
+    Ok(RecordOutcome {
+        footer,
+        writer: stats,
+        wall,
+        reasons,
+    })
+}
+
+/// One hart's recording loop and its per-chunk state.
+struct HartRecorder<'a> {
+    hart: &'a mut Hart,
+    board: &'a Board,
+    rec: &'a Recorder,
+    bus: ChunkBus<'a>,
+    sets: ChunkSets,
+    id: usize,
+    chunk_size: u64,
+    limit: u64,
+    check_every: u64,
+    chunks: u64,
+    /// The interrupt lines the trace says this hart last saw.
+    logged_lines: u64,
+    perturb: Option<Perturb>,
+}
+
+/// How a chunk attempt went.
+enum Attempt {
+    Committed,
+    Squashed,
+}
+
+impl<'a> HartRecorder<'a> {
+    fn new(
+        hart: &'a mut Hart,
+        board: &'a Board,
+        rec: &'a Recorder,
+        config: &RecordConfig,
+        seed: Option<u64>,
+    ) -> Self {
+        let id = hart.hart_id();
+        Self {
+            hart,
+            board,
+            rec,
+            bus: ChunkBus::new(board, id, Mode::Record),
+            sets: ChunkSets::default(),
+            id: id.index(),
+            chunk_size: config.chunk_size.max(1),
+            limit: config.max_instructions.unwrap_or(u64::MAX),
+            check_every: config.check_every,
+            chunks: 0,
+            logged_lines: 0,
+            perturb: seed.map(Perturb),
+        }
+    }
+
+    fn halted(&self) -> bool {
+        self.rec.halt.load(Ordering::Relaxed)
+    }
+
+    fn run(&mut self, limit_hit: &AtomicBool) {
+        let mut size = self.chunk_size;
+        let mut squashes_in_row = 0u32;
+        while !self.halted() {
+            if self.hart.steps().0 >= self.limit {
+                limit_hit.store(true, Ordering::SeqCst);
+                break;
+            }
+            let exclusive = squashes_in_row >= EXCLUSIVE_AFTER_SQUASHES || size < MIN_CHUNK_SIZE;
+            let mut budget = size.min(self.limit - self.hart.steps().0);
+            if let Some(p) = &mut self.perturb {
+                p.maybe_delay();
+                budget = (budget / 2 + p.next() % (budget / 2 + 1)).max(1);
+            }
+            let (attempt, reason) = self.chunk(budget, exclusive);
+            match attempt {
+                Attempt::Squashed => {
+                    squashes_in_row += 1;
+                    size = (size / 2).max(1);
+                    continue;
+                }
+                Attempt::Committed => {
+                    squashes_in_row = 0;
+                    size = self.chunk_size;
+                }
+            }
+            match reason {
+                Truncation::DeviceAccess => self.device_op(),
+                Truncation::Wfi if !self.halted() => {
+                    let mie = self.hart.state().csr.mie;
+                    self.board
+                        .irq
+                        .wait_for_interrupt(HartId(self.id as u32), mie, &self.rec.halt);
+                }
+                _ => {}
+            }
+        }
+        self.rec.start_wm[self.id].store(u64::MAX, Ordering::Release);
+    }
+
+    /// Latches the interrupt lines for a new chunk, logging a change.
+    fn latch_lines(&mut self) {
+        let lines = self.board.irq.lines(HartId(self.id as u32));
+        self.bus.lines = lines;
+        self.bus.events.clear();
+        if lines != self.logged_lines {
+            self.bus.events.push(Event::Lines(lines));
+        }
+    }
+
+    /// Runs and commits (or squashes) one chunk of at most `budget` steps.
+    fn chunk(&mut self, budget: u64, exclusive: bool) -> (Attempt, Truncation) {
+        let rec = self.rec;
+        let _shared;
+        let _alone;
+        let start_wm = if exclusive {
+            _alone = rec.gate.write();
+            // Everything already sequenced must be written back first.
+            let last = rec.commit.lock().next_seq - 1;
+            rec.wm.wait_for(last);
+            rec.start_wm[self.id].store(last, Ordering::Release);
+            last
+        } else {
+            _shared = rec.gate.read();
+            // Read and publish under the commit lock: a prune between the
+            // two could drop write sets this chunk must be checked against.
+            let _state = rec.commit.lock();
+            let wm = rec.wm.get();
+            rec.start_wm[self.id].store(wm, Ordering::Release);
+            wm
+        };
+        let snapshot = self.hart.snapshot();
+        self.hart.flush_tlb();
+        self.hart.clear_reservation();
+        self.latch_lines();
+        self.bus.mmio_allowed = false;
+
+        let start_steps = self.hart.steps().0;
+        let mut reason = Truncation::SizeLimit;
+        loop {
+            let done = self.hart.steps().0 - start_steps;
+            if done >= budget {
+                break;
+            }
+            match self.hart.run(&mut self.bus, BATCH.min(budget - done)) {
+                StopReason::Wfi => {
+                    reason = Truncation::Wfi;
+                    break;
+                }
+                StopReason::DeviceAccess => {
+                    reason = Truncation::DeviceAccess;
+                    break;
+                }
+                StopReason::StepLimit => {}
+            }
+            if self.hart.steps().0 - start_steps >= budget {
+                break;
+            }
+            if self.halted() {
+                reason = Truncation::Stop;
+                break;
+            }
+            if self.board.irq.lines(HartId(self.id as u32)) != self.bus.lines {
+                reason = Truncation::Interrupt;
+                break;
+            }
+            if let Some(p) = &mut self.perturb {
+                p.maybe_delay();
+            }
+        }
+        if self.halted() && reason == Truncation::SizeLimit {
+            reason = Truncation::Stop;
+        }
+        let steps = self.hart.steps().0 - start_steps;
+        self.bus.table.walk(&mut self.sets);
+        let check = self.make_check();
+
+        // Phase 1: conflict check, sequence number, publication.
+        let mut state = rec.commit.lock();
+        let conflict = state.history.iter().filter(|p| p.seq > start_wm).any(|p| {
+            p.pages
+                .iter()
+                .any(|&pg| self.bus.table.touched(pg as usize))
+        });
+        if conflict {
+            drop(state);
+            self.bus.table.reset(&self.sets);
+            self.hart.restore(&snapshot);
+            rec.squashes.fetch_add(1, Ordering::Relaxed);
+            rec.squashed_steps.fetch_add(steps, Ordering::Relaxed);
+            return (Attempt::Squashed, reason);
+        }
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        if !self.sets.dirty.is_empty() {
+            state.history.push_back(Published {
+                seq,
+                pages: self.sets.dirty.clone(),
+            });
+        }
+        state.reasons[reason as usize] += 1;
+        if exclusive {
+            rec.exclusive.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(Event::Lines(l)) = self.bus.events.first() {
+            self.logged_lines = *l;
+        }
+        let entry = ChunkRecord {
+            hart: self.id as u8,
+            steps,
+            back: seq - start_wm,
+            reason,
+            exclusive,
+            events: std::mem::take(&mut self.bus.events),
+            check,
+        };
+        rec.log(&mut state, Entry::Chunk(entry));
+        rec.prune(&mut state);
+        drop(state);
+
+        // Phase 2: write back, concurrently with other committers (their
+        // write sets cannot intersect ours: the conflict check saw to it).
+        self.write_back();
+        // Phase 3: retire.
+        rec.wm.retire(seq);
+        rec.start_wm[self.id].store(u64::MAX, Ordering::Release);
+        self.chunks += 1;
+        (Attempt::Committed, reason)
+    }
+
+    fn write_back(&mut self) {
+        for &p in &self.sets.dirty {
+            let page = self.bus.guest_page(p);
+            if let (Some(buf), Some(shared)) = (
+                self.bus.table.private(p as usize),
+                self.board.ram.host_page(page),
+            ) {
+                write_back(buf, shared);
+            }
+        }
+        self.bus.table.reset(&self.sets);
+    }
+
+    /// Verification digests for every `check_every`th chunk of this hart.
+    fn make_check(&self) -> Option<Box<Check>> {
+        if self.check_every == 0 || !self.chunks.is_multiple_of(self.check_every) {
+            return None;
+        }
+        let state = self.hart.state();
+        let pages = self
+            .sets
+            .dirty
+            .iter()
+            .filter_map(|&p| {
+                self.bus
+                    .table
+                    .private(p as usize)
+                    .map(|buf| (self.bus.guest_page(p), page_hash(buf.words())))
+            })
+            .collect();
+        Some(Box::new(Check {
+            hart_digest: state.digest(),
+            pc: state.pc,
+            x: state.x,
+            pages,
+        }))
+    }
+
+    /// The device access that ended the last chunk, in its own place in the
+    /// global order: a one-instruction chunk with devices enabled, run while
+    /// holding the commit lock once everything before it has written back,
+    /// so its side effects are totally ordered with every commit.
+    fn device_op(&mut self) {
+        let rec = self.rec;
+        if self.halted() {
+            return;
+        }
+        let _shared = rec.gate.read();
+        let mut state = rec.commit.lock();
+        let seq = state.next_seq;
+        if !rec.wm.wait_for(seq - 1) {
+            return;
+        }
+        state.next_seq += 1;
+        rec.start_wm[self.id].store(seq - 1, Ordering::Release);
+        self.hart.flush_tlb();
+        self.hart.clear_reservation();
+        self.latch_lines();
+        self.bus.mmio_allowed = true;
+        let start_steps = self.hart.steps().0;
+        self.hart.run(&mut self.bus, 1);
+        self.bus.mmio_allowed = false;
+        let steps = self.hart.steps().0 - start_steps;
+        self.bus.table.walk(&mut self.sets);
+        let check = self.make_check();
+        if !self.sets.dirty.is_empty() {
+            state.history.push_back(Published {
+                seq,
+                pages: self.sets.dirty.clone(),
+            });
+        }
+        state.reasons[Truncation::DeviceOp as usize] += 1;
+        if let Some(Event::Lines(l)) = self.bus.events.first() {
+            self.logged_lines = *l;
+        }
+        let entry = ChunkRecord {
+            hart: self.id as u8,
+            steps,
+            back: 1,
+            reason: Truncation::DeviceOp,
+            exclusive: false,
+            events: std::mem::take(&mut self.bus.events),
+            check,
+        };
+        rec.log(&mut state, Entry::Chunk(entry));
+        self.write_back();
+        rec.wm.retire(seq);
+        rec.start_wm[self.id].store(u64::MAX, Ordering::Release);
+        self.chunks += 1;
+    }
+}
+
+/// The recorder's virtio completion sink (Samsara's DMA recorder): each
+/// completion takes a sequence number like a chunk, is applied once every
+/// earlier entry has written back, and publishes the pages it wrote, so
+/// chunks that touched them meanwhile are squashed. Its bytes go to the log.
+struct DmaSequencer {
+    recorder: Arc<Recorder>,
+    target: OnceLock<(Weak<VirtioBlk>, Arc<GuestRam>)>,
+}
+
+impl DmaSequencer {
+    fn close(&self) {
+        self.recorder.wm.abort();
+    }
+}
+
+impl CompletionSink for DmaSequencer {
+    fn submit(&self, completion: Completion) {
+        let rec = &*self.recorder;
+        let Some((device, ram)) = self.target.get() else {
+            return;
+        };
+        let Some(device) = device.upgrade() else {
+            return;
+        };
+        if rec.halt.load(Ordering::Acquire) {
+            return;
+        }
+        let _shared = rec.gate.read();
+        let mut state = rec.commit.lock();
+        let seq = state.next_seq;
+        if !rec.wm.wait_for(seq - 1) {
+            return;
+        }
+        state.next_seq += 1;
+        let memory = CapturingMemory {
+            ram: ram.clone(),
+            writes: Mutex::new(Vec::new()),
+        };
+        device.apply_completion(completion, &memory);
+        let writes = memory.writes.into_inner();
+        let mut pages: Vec<u32> = Vec::new();
+        let base = ram.base().page();
+        for (addr, data) in &writes {
+            let first = (addr >> PAGE_SHIFT) - base;
+            let last = ((addr + data.len().max(1) as u64 - 1) >> PAGE_SHIFT) - base;
+            pages.extend((first..=last).map(|p| p as u32));
+        }
+        pages.sort_unstable();
+        pages.dedup();
+        if !pages.is_empty() {
+            state.history.push_back(Published { seq, pages });
+        }
+        rec.dma.fetch_add(1, Ordering::Relaxed);
+        rec.log(&mut state, Entry::Dma(DmaRecord { writes }));
+        rec.wm.retire(seq);
+    }
+}
+
+/// Guest memory for a DMA completion: writes go to RAM and are kept for the log.
+struct CapturingMemory {
+    ram: Arc<GuestRam>,
+    writes: Mutex<Vec<(u64, Vec<u8>)>>,
+}
+
+impl GuestMemory for CapturingMemory {
+    fn read(&self, addr: GuestPhysAddr, buf: &mut [u8]) -> Result<(), DmaError> {
+        self.ram.read(addr, buf).map_err(|_| DmaError::OutOfRange {
+            addr,
+            len: buf.len() as u64,
+        })
+    }
+
+    fn write(&self, addr: GuestPhysAddr, data: &[u8]) -> Result<(), DmaError> {
+        self.ram
+            .write(addr, data)
+            .map_err(|_| DmaError::OutOfRange {
+                addr,
+                len: data.len() as u64,
+            })?;
+        self.writes.lock().push((addr.raw(), data.to_vec()));
+        Ok(())
+    }
+}
+
+/// A private copy of the user's disk image: the guest may write its disk,
+/// but recording never modifies the user's file. Removed when dropped.
+struct ScratchDisk {
+    path: PathBuf,
+}
+
+impl ScratchDisk {
+    fn new(disk: &Path, trace: &Path) -> Result<Self, EngineError> {
+        let mut name = trace.as_os_str().to_owned();
+        name.push(".disk-scratch");
+        let path = PathBuf::from(name);
+        std::fs::copy(disk, &path).map_err(|e| EngineError::Disk {
+            path: disk.display().to_string(),
+            reason: format!("cannot make a private copy at {}: {e}", path.display()),
+        })?;
+        Ok(Self { path })
+    }
+}
+
+impl Drop for ScratchDisk {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}

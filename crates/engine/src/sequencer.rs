@@ -1,0 +1,106 @@
+//! The global order's write-back watermark, shared by record and replay.
+//!
+//! `watermark() = S` means every entry with sequence number <= S has
+//! finished writing back. Entries retire out of order (commit phase 3); the
+//! watermark advances over the longest run of retired ones.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+pub(crate) struct Watermark {
+    wm: AtomicU64,
+    retired: Mutex<BTreeSet<u64>>,
+    cv: Condvar,
+    aborted: AtomicBool,
+}
+
+impl Watermark {
+    pub(crate) fn new() -> Self {
+        Self {
+            wm: AtomicU64::new(0),
+            retired: Mutex::new(BTreeSet::new()),
+            cv: Condvar::new(),
+            aborted: AtomicBool::new(false),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn get(&self) -> u64 {
+        self.wm.load(Ordering::Acquire)
+    }
+
+    /// Entry `seq` has written back.
+    pub(crate) fn retire(&self, seq: u64) {
+        let mut retired = self.retired.lock();
+        let mut wm = self.wm.load(Ordering::Acquire);
+        if seq != wm + 1 {
+            retired.insert(seq);
+            return;
+        }
+        wm = seq;
+        while retired.remove(&(wm + 1)) {
+            wm += 1;
+        }
+        self.wm.store(wm, Ordering::Release);
+        self.cv.notify_all();
+    }
+
+    /// Waits until the watermark reaches `seq`. False if aborted.
+    pub(crate) fn wait_for(&self, seq: u64) -> bool {
+        if self.get() >= seq {
+            return true;
+        }
+        let mut retired = self.retired.lock();
+        while self.get() < seq {
+            if self.aborted.load(Ordering::Acquire) {
+                return false;
+            }
+            self.cv.wait_for(&mut retired, Duration::from_millis(50));
+        }
+        true
+    }
+
+    /// Makes every waiter give up.
+    pub(crate) fn abort(&self) {
+        self.aborted.store(true, Ordering::Release);
+        let _guard = self.retired.lock();
+        self.cv.notify_all();
+    }
+
+    pub(crate) fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_order_retirement_advances_over_runs() {
+        let w = Watermark::new();
+        w.retire(2);
+        w.retire(3);
+        assert_eq!(w.get(), 0);
+        w.retire(1);
+        assert_eq!(w.get(), 3);
+        w.retire(5);
+        assert_eq!(w.get(), 3);
+        w.retire(4);
+        assert_eq!(w.get(), 5);
+        assert!(w.wait_for(5));
+    }
+
+    #[test]
+    fn abort_releases_waiters() {
+        let w = std::sync::Arc::new(Watermark::new());
+        let w2 = w.clone();
+        let t = std::thread::spawn(move || w2.wait_for(10));
+        std::thread::sleep(Duration::from_millis(10));
+        w.abort();
+        assert!(!t.join().unwrap());
+    }
+}

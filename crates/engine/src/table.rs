@@ -1,0 +1,219 @@
+//! The software second-level page table: Samsara's EPT with Accessed/Dirty
+//! bits, over guest-physical 4 KiB pages of RAM, plus the chunk's private
+//! copy-on-write pages.
+//!
+//! Shape: a two-level radix tree. Leaves hold one A/D byte per page; the
+//! interior level is a bitmap with one "accessed" bit per 512-page (2 MiB)
+//! group. The first touch of a page in a chunk sets the leaf's A bit and its
+//! group's bit (this happens on a software-TLB refill, never per access);
+//! the first write also copies the page and sets D. At chunk end one walk
+//! visits only the groups whose bit is set, which is what makes the walk
+//! cheap for a chunk that touched a few pages of a large memory.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Leaf bit: the page was touched in this chunk.
+const ACCESSED: u8 = 1;
+/// Leaf bit: the page was written in this chunk (it has a private copy).
+const DIRTY: u8 = 2;
+/// Pages per interior-level group (a 2 MiB sub-tree).
+const GROUP_PAGES: usize = 512;
+/// u64 words in a page.
+const PAGE_WORDS: usize = 512;
+
+/// A private copy of one guest page, 4 KiB aligned like the real thing.
+#[repr(C, align(4096))]
+pub(crate) struct PageBuf([u64; PAGE_WORDS]);
+
+impl PageBuf {
+    fn zeroed() -> Box<PageBuf> {
+        Box::new(PageBuf([0; PAGE_WORDS]))
+    }
+
+    pub(crate) fn as_ptr(&mut self) -> NonNull<u8> {
+        NonNull::from(&mut self.0).cast()
+    }
+
+    /// The page's words, read atomically (the hart writes them through raw
+    /// pointers with atomic accesses).
+    pub(crate) fn words(&self) -> impl Iterator<Item = u64> + '_ {
+        self.0.iter().map(|w| {
+            // SAFETY: the pointer is to a live, aligned u64 of this buffer.
+            unsafe { AtomicU64::from_ptr(std::ptr::from_ref(w).cast_mut()) }.load(Ordering::Relaxed)
+        })
+    }
+}
+
+/// The pages a chunk touched and wrote, from one walk of the table.
+#[derive(Default, Debug, Clone)]
+pub(crate) struct ChunkSets {
+    /// Pages read, written or fetched (indices relative to RAM's first page), ascending.
+    pub touched: Vec<u32>,
+    /// Of those, pages written (they have private copies), ascending.
+    pub dirty: Vec<u32>,
+}
+
+/// One hart's second-level table and private pages.
+pub(crate) struct AdTable {
+    leaves: Vec<u8>,
+    groups: Vec<u64>,
+    /// Per page: 1 + index into `copies` of its private copy, or 0.
+    copy_of: Vec<u32>,
+    copies: Vec<Box<PageBuf>>,
+    /// Buffers of finished chunks, reused.
+    free: Vec<Box<PageBuf>>,
+}
+
+impl AdTable {
+    pub(crate) fn new(pages: usize) -> Self {
+        Self {
+            leaves: vec![0; pages],
+            groups: vec![0; pages.div_ceil(GROUP_PAGES).div_ceil(64)],
+            copy_of: vec![0; pages],
+            copies: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+
+    /// Notes a touch of `page`; on the first write, copies `shared` into a
+    /// private page. Returns the host page to use and whether the page just
+    /// moved to a private copy (cached translations to `shared` must go).
+    #[inline]
+    pub(crate) fn touch(
+        &mut self,
+        page: usize,
+        write: bool,
+        shared: NonNull<u8>,
+    ) -> (NonNull<u8>, bool) {
+        let leaf = self.leaves[page];
+        if leaf & ACCESSED == 0 {
+            self.groups[page / GROUP_PAGES / 64] |= 1 << ((page / GROUP_PAGES) % 64);
+        }
+        if leaf & DIRTY != 0 {
+            let slot = self.copy_of[page] as usize - 1;
+            return (self.copies[slot].as_ptr(), false);
+        }
+        if !write {
+            self.leaves[page] = leaf | ACCESSED;
+            return (shared, false);
+        }
+        let mut buf = self.free.pop().unwrap_or_else(PageBuf::zeroed);
+        copy_page_from_shared(&mut buf, shared);
+        self.copies.push(buf);
+        self.copy_of[page] = self.copies.len() as u32;
+        self.leaves[page] = leaf | ACCESSED | DIRTY;
+        let slot = self.copies.len() - 1;
+        (self.copies[slot].as_ptr(), leaf & ACCESSED != 0)
+    }
+
+    /// Whether the current chunk touched `page`.
+    #[inline]
+    pub(crate) fn touched(&self, page: usize) -> bool {
+        self.leaves.get(page).is_some_and(|l| l & ACCESSED != 0)
+    }
+
+    /// The walk: collects the touched and dirty pages, visiting only groups
+    /// whose accessed bit is set. Does not clear (the conflict check still
+    /// looks at the leaves); [`AdTable::reset`] does.
+    pub(crate) fn walk(&self, sets: &mut ChunkSets) {
+        sets.touched.clear();
+        sets.dirty.clear();
+        for (w, &word) in self.groups.iter().enumerate() {
+            let mut bits = word;
+            while bits != 0 {
+                let group = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let start = group * GROUP_PAGES;
+                let end = (start + GROUP_PAGES).min(self.leaves.len());
+                for (i, &leaf) in self.leaves[start..end].iter().enumerate() {
+                    if leaf & ACCESSED != 0 {
+                        sets.touched.push((start + i) as u32);
+                        if leaf & DIRTY != 0 {
+                            sets.dirty.push((start + i) as u32);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The private copy of `page`, if the chunk wrote it.
+    pub(crate) fn private(&self, page: usize) -> Option<&PageBuf> {
+        match self.copy_of.get(page) {
+            Some(&slot) if slot != 0 => Some(&self.copies[slot as usize - 1]),
+            _ => None,
+        }
+    }
+
+    /// Clears the bits of `sets.touched` (from this chunk's walk) and
+    /// recycles the private pages: the table is ready for the next chunk.
+    pub(crate) fn reset(&mut self, sets: &ChunkSets) {
+        for &p in &sets.touched {
+            self.leaves[p as usize] = 0;
+            self.copy_of[p as usize] = 0;
+        }
+        self.groups.iter_mut().for_each(|g| *g = 0);
+        self.free.append(&mut self.copies);
+    }
+}
+
+fn copy_page_from_shared(buf: &mut PageBuf, shared: NonNull<u8>) {
+    let src = shared.as_ptr().cast::<u64>();
+    for (i, w) in buf.0.iter_mut().enumerate() {
+        // SAFETY: `shared` is a 4 KiB-aligned page of guest RAM (or ROM),
+        // which other harts access concurrently, always atomically.
+        *w = unsafe { AtomicU64::from_ptr(src.add(i)) }.load(Ordering::Relaxed);
+    }
+}
+
+/// Writes a private page back to shared RAM (commit phase 2).
+pub(crate) fn write_back(buf: &PageBuf, shared: NonNull<u8>) {
+    let dst = shared.as_ptr().cast::<u64>();
+    for (i, w) in buf.words().enumerate() {
+        // SAFETY: as in `copy_page_from_shared`.
+        unsafe { AtomicU64::from_ptr(dst.add(i)) }.store(w, Ordering::Relaxed);
+    }
+}
+
+/// FNV-1a of a page's contents (verification digests).
+pub(crate) fn page_hash(words: impl Iterator<Item = u64>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for w in words {
+        h ^= w;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walk_finds_touched_and_dirty_pages_and_reset_clears() {
+        let mut shared = PageBuf::zeroed();
+        shared.0[3] = 42;
+        let sp = shared.as_ptr();
+        let mut t = AdTable::new(5000);
+        let (p, moved) = t.touch(7, false, sp);
+        assert_eq!((p, moved), (sp, false));
+        let (priv_ptr, moved) = t.touch(7, true, sp);
+        assert!(moved, "a page read before it was copied moves");
+        assert_ne!(priv_ptr, sp);
+        assert_eq!(t.private(7).map(|b| b.0[3]), Some(42));
+        let (_, moved) = t.touch(4999, true, sp);
+        assert!(!moved);
+        t.touch(600, false, sp);
+        let mut sets = ChunkSets::default();
+        t.walk(&mut sets);
+        assert_eq!(sets.touched, vec![7, 600, 4999]);
+        assert_eq!(sets.dirty, vec![7, 4999]);
+        assert!(t.touched(600) && !t.touched(601));
+        t.reset(&sets);
+        t.walk(&mut sets);
+        assert!(sets.touched.is_empty() && sets.dirty.is_empty());
+        assert!(t.private(7).is_none());
+        assert_eq!(t.free.len(), 2);
+    }
+}
