@@ -277,6 +277,10 @@ struct ProcessRun {
     stderr: String,
     /// Spawn to exit, as seen from here.
     wall: Duration,
+    /// Share of the host's CPU time that went to other processes (not this
+    /// one, not the child) while it ran: 0 on a quiet host. `None` where
+    /// /proc is not available.
+    others_busy: Option<f64>,
 }
 
 /// Run `cmd` (stdin closed, output captured), timing it from spawn to
@@ -286,6 +290,7 @@ fn run_process(mut cmd: Command, timeout: Duration) -> Result<ProcessRun> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    let cpu_before = CpuSample::take();
     let start = Instant::now();
     let mut child = cmd
         .spawn()
@@ -313,13 +318,70 @@ fn run_process(mut cmd: Command, timeout: Duration) -> Result<ProcessRun> {
         std::thread::sleep(Duration::from_micros(200));
     };
     let wall = start.elapsed();
+    let others_busy = cpu_before
+        .zip(CpuSample::take())
+        .map(|(before, after)| after.others_busy_since(&before));
     Ok(ProcessRun {
         what,
         status,
         stdout: out.join().unwrap_or_default(),
         stderr: String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned(),
         wall,
+        others_busy,
     })
+}
+
+/// CPU time counters from /proc, in clock ticks: what the whole host
+/// spent busy and idle, and what this process and its reaped children
+/// used. The difference between two samples tells how much of the host
+/// other processes took while a measured run was going on.
+#[derive(Clone, Copy, Debug)]
+struct CpuSample {
+    host_busy: u64,
+    host_total: u64,
+    ours: u64,
+}
+
+impl CpuSample {
+    fn take() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let cpu: Vec<u64> = stat
+            .lines()
+            .next()?
+            .strip_prefix("cpu ")?
+            .split_whitespace()
+            .map(|f| f.parse().ok())
+            .collect::<Option<_>>()?;
+        // user nice system idle iowait irq softirq steal [guest guest_nice],
+        // guest time being already counted in user and nice.
+        let host_total: u64 = cpu.iter().take(8).sum();
+        let idle = cpu.get(3)? + cpu.get(4)?;
+        let own = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name: state is field 3, so utime,
+        // stime, cutime and cstime (fields 14-17) are at 11..15.
+        let fields: Vec<&str> = own.rsplit_once(')')?.1.split_whitespace().collect();
+        let ours = fields
+            .get(11..15)?
+            .iter()
+            .map(|f| f.parse::<u64>().ok())
+            .sum::<Option<u64>>()?;
+        Some(Self {
+            host_busy: host_total - idle,
+            host_total,
+            ours,
+        })
+    }
+
+    /// Others' share of all CPU time between `before` and `self`.
+    fn others_busy_since(&self, before: &Self) -> f64 {
+        let total = self.host_total.saturating_sub(before.host_total);
+        let busy = self.host_busy.saturating_sub(before.host_busy);
+        let ours = self.ours.saturating_sub(before.ours);
+        if total == 0 {
+            return 0.0;
+        }
+        busy.saturating_sub(ours) as f64 / total as f64
+    }
 }
 
 /// A `samsara run` and its parsed summary line.
@@ -371,6 +433,14 @@ fn median(values: &[f64]) -> f64 {
         v[mid]
     } else {
         (v[mid - 1] + v[mid]) / 2.0
+    }
+}
+
+/// `, host N% busy elsewhere` when other processes took a noticeable share.
+fn busy_note(busy: Option<f64>) -> String {
+    match busy {
+        Some(b) if b >= 0.02 => format!(", host {:.0}% busy elsewhere", b * 100.0),
+        _ => String::new(),
     }
 }
 
@@ -689,6 +759,8 @@ struct Measured {
     process_wall: f64,
     qemu_wall: Option<f64>,
     qemu_output_differs: bool,
+    /// Median share of the host other processes used during the runs.
+    others_busy: Option<f64>,
 }
 
 const MACHINE_WORKLOADS: &[Workload] = &[
@@ -732,16 +804,22 @@ fn machine_suite(bench: &Bench) -> Result<Report> {
         for (i, (w, image)) in MACHINE_WORKLOADS.iter().zip(&images).enumerate() {
             let s = bench.samsara_run(image, w.harts)?;
             let mut line = format!(
-                "{} at {} hart(s), run {rep}/{}: samsara {:.3} s ({:.1} MIPS)",
+                "{} at {} hart(s), run {rep}/{}: samsara {:.3} s ({:.1} MIPS{})",
                 w.guest,
                 w.harts,
                 bench.repeats,
                 s.summary.wall.as_secs_f64(),
-                mips(s.summary.total, s.summary.wall)
+                mips(s.summary.total, s.summary.wall),
+                busy_note(s.run.others_busy)
             );
             if let Some(qemu) = &bench.qemu {
                 let q = bench.qemu_run(qemu, image, w.harts)?;
-                let _ = write!(line, ", qemu {:.3} s", q.wall.as_secs_f64());
+                let _ = write!(
+                    line,
+                    ", qemu {:.3} s{}",
+                    q.wall.as_secs_f64(),
+                    busy_note(q.others_busy)
+                );
                 theirs[i].push(q);
             }
             bench.progress(&line);
@@ -761,6 +839,12 @@ fn machine_suite(bench: &Bench) -> Result<Report> {
             let procs: Vec<f64> = runs.iter().map(|r| r.run.wall.as_secs_f64()).collect();
             let qemu: Vec<f64> = theirs[i].iter().map(|q| q.wall.as_secs_f64()).collect();
             let expected = &runs[0].run.stdout;
+            let busy: Vec<f64> = runs
+                .iter()
+                .map(|r| &r.run)
+                .chain(&theirs[i])
+                .filter_map(|r| r.others_busy)
+                .collect();
             Measured {
                 instructions: median(&instr).round() as u64,
                 run_wall: median(&walls),
@@ -768,6 +852,7 @@ fn machine_suite(bench: &Bench) -> Result<Report> {
                 process_wall: median(&procs),
                 qemu_wall: (!qemu.is_empty()).then(|| median(&qemu)),
                 qemu_output_differs: theirs[i].iter().any(|q| &q.stdout != expected),
+                others_busy: (!busy.is_empty()).then(|| median(&busy)),
             }
         })
         .collect();
@@ -786,6 +871,7 @@ fn machine_suite(bench: &Bench) -> Result<Report> {
             ("qemu_process_s", "QEMU process s"),
             ("qemu_implied_mips", "QEMU MIPS¹"),
             ("samsara_over_qemu", "samsara/QEMU²"),
+            ("others_busy_pct", "busy elsewhere %³"),
         ],
     );
     let one_hart_wall = |guest: &str| {
@@ -815,6 +901,8 @@ fn machine_suite(bench: &Bench) -> Result<Report> {
                 Cell::num(m.instructions as f64 / q / 1e6, 0)
             }),
             qemu.map_or(Cell::Missing, |q| Cell::num(q / m.process_wall, 3)),
+            m.others_busy
+                .map_or(Cell::Missing, |b| Cell::num(b * 100.0, 0)),
         ]);
     }
 
@@ -831,6 +919,11 @@ fn machine_suite(bench: &Bench) -> Result<Report> {
             .to_string(),
         "² samsara/QEMU is speed relative to QEMU: QEMU process s / samsara process s for \
          the same ELF (below 1: samsara is slower)."
+            .to_string(),
+        "³ The share of the host's CPU time that other processes used during these runs \
+         (median over the samsara and QEMU runs, from /proc/stat less this process and its \
+         children). Anything but ~0% means the figures on that row are skewed by other work \
+         on the host."
             .to_string(),
     ];
     let differing: Vec<String> = MACHINE_WORKLOADS
@@ -855,7 +948,7 @@ fn machine_suite(bench: &Bench) -> Result<Report> {
         targets.push(Target {
             what: "intbench, one hart".into(),
             goal: format!("≥ {TARGET_INTBENCH_MIPS:.0} MIPS"),
-            measured: format!("{:.1} MIPS", m.run_mips),
+            measured: format!("{:.1} MIPS{}", m.run_mips, busy_note(m.others_busy)),
             met: m.run_mips >= TARGET_INTBENCH_MIPS,
         });
     }
@@ -870,7 +963,7 @@ fn machine_suite(bench: &Bench) -> Result<Report> {
         targets.push(Target {
             what: "parsum, 2 harts vs 1".into(),
             goal: format!("≥ {TARGET_PARSUM_2_HART_SPEEDUP:.1}x"),
-            measured: format!("{speedup:.2}x"),
+            measured: format!("{speedup:.2}x{}", busy_note(m.others_busy)),
             met: speedup >= TARGET_PARSUM_2_HART_SPEEDUP,
         });
     }

@@ -24,7 +24,8 @@ fn machine_suite_reports_every_workload() {
     assert_eq!(
         lines[0],
         "guest,harts,instructions,samsara_run_s,samsara_mips,samsara_mips_per_hart,\
-         speedup_vs_1_hart,samsara_process_s,qemu_process_s,qemu_implied_mips,samsara_over_qemu",
+         speedup_vs_1_hart,samsara_process_s,qemu_process_s,qemu_implied_mips,samsara_over_qemu,\
+         others_busy_pct",
         "{out}"
     );
     let rows: Vec<Vec<&str>> = lines[1..].iter().map(|l| l.split(',').collect()).collect();
