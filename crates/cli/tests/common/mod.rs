@@ -28,6 +28,12 @@ pub const GUESTS: &[&str] = &[
     "diskio",
     "fault",
     "fault_load",
+    "rw_race",
+    "ipi_pingpong",
+    "dma_mix",
+    "hammer",
+    "timer_race",
+    "spin_small",
 ];
 
 /// How long any one samsara run may take before the test fails: the

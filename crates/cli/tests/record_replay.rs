@@ -1,0 +1,255 @@
+//! Determinism, end to end: guests whose outcome depends on the
+//! interleaving are recorded many times at 2 and 4 harts with host-side
+//! perturbation (random delays and chunk sizes), and every recording must
+//! replay — in parallel, serially, and twice — to the identical output,
+//! exit and final state digest. Across recordings the racy outcomes must
+//! actually differ, or the test would prove nothing.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::path::Path;
+
+use common::{Run, guest, samsara, scratch_dir, serial};
+
+/// Recordings per guest and hart count.
+const RECORDINGS: u64 = 4;
+/// Disk image size for the guests that use virtio-blk.
+const DISK_BYTES: u64 = 1 << 20;
+
+struct Recorded {
+    output: String,
+    trace: std::path::PathBuf,
+}
+
+fn record(name: &str, harts: u32, seed: u64, dir: &Path, disk: Option<&Path>) -> Recorded {
+    let trace = dir.join(format!("{name}-{harts}-{seed}.trace"));
+    let mut args: Vec<OsString> = vec![
+        "record".into(),
+        guest(name).into(),
+        "--harts".into(),
+        harts.to_string().into(),
+        "-o".into(),
+        trace.clone().into(),
+        "--perturb".into(),
+        seed.to_string().into(),
+        "--check-every".into(),
+        "3".into(),
+    ];
+    if let Some(disk) = disk {
+        args.push("--disk".into());
+        args.push(disk.into());
+    }
+    let run = samsara(&args);
+    run.assert_no_panic().assert_code(0);
+    assert!(
+        run.stderr.contains("samsara: recorded"),
+        "no record summary:\n{}",
+        run.stderr
+    );
+    Recorded {
+        output: run.stdout_str(),
+        trace,
+    }
+}
+
+fn replay(trace: &Path, extra: &[&str]) -> Run {
+    let mut args: Vec<OsString> = vec!["replay".into(), trace.into()];
+    args.extend(extra.iter().map(OsString::from));
+    let run = samsara(&args);
+    run.assert_no_panic();
+    run
+}
+
+fn assert_verified(run: &Run, recorded: &Recorded, how: &str) {
+    assert_eq!(
+        run.code(),
+        Some(0),
+        "{how} replay of {} failed:\n{}",
+        recorded.trace.display(),
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("VERIFIED"),
+        "{how} replay did not verify:\n{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.stdout_str(),
+        recorded.output,
+        "{how} replay printed something else"
+    );
+}
+
+/// Records `name` several times and checks every replay; returns the set
+/// of distinct outputs seen.
+fn check_guest(name: &str, harts: u32, disk: bool) -> BTreeSet<String> {
+    let _guard = serial();
+    let dir = scratch_dir(&format!("rr-{name}-{harts}"));
+    let image = disk.then(|| {
+        let path = dir.join("disk.img");
+        std::fs::write(&path, vec![0u8; DISK_BYTES as usize]).expect("creating a disk image");
+        path
+    });
+    let mut outputs = BTreeSet::new();
+    for seed in 1..=RECORDINGS {
+        let before = image
+            .as_ref()
+            .map(|p| std::fs::read(p).expect("reading the disk image"));
+        let recorded = record(
+            name,
+            harts,
+            seed * 7919 + u64::from(harts),
+            &dir,
+            image.as_deref(),
+        );
+        if let (Some(p), Some(before)) = (&image, before) {
+            assert_eq!(
+                std::fs::read(p).expect("reading the disk image"),
+                before,
+                "recording modified the user's disk image"
+            );
+        }
+        assert_verified(&replay(&recorded.trace, &[]), &recorded, "parallel");
+        if seed == 1 {
+            assert_verified(&replay(&recorded.trace, &["--serial"]), &recorded, "serial");
+            assert_verified(&replay(&recorded.trace, &[]), &recorded, "second parallel");
+        }
+        outputs.insert(recorded.output);
+    }
+    outputs
+}
+
+/// The race is real: the recordings did not all print the same thing.
+fn assert_varies(name: &str, harts: u32, outputs: &BTreeSet<String>) {
+    assert!(
+        outputs.len() > 1,
+        "{name} at {harts} harts printed the same outcome in all {RECORDINGS} recordings:\n{outputs:?}"
+    );
+}
+
+#[test]
+fn racy_counter_replays_exactly_and_races() {
+    for harts in [2, 4] {
+        let outs = check_guest("racy_counter", harts, false);
+        assert_varies("racy_counter", harts, &outs);
+    }
+}
+
+#[test]
+fn racy_message_passing_replays_exactly() {
+    for harts in [2, 4] {
+        check_guest("racy_mp", harts, false);
+    }
+}
+
+#[test]
+fn lock_free_queue_replays_exactly() {
+    for harts in [2, 4] {
+        check_guest("lockfree_queue", harts, false);
+    }
+}
+
+#[test]
+fn contended_spinlocks_replay_exactly() {
+    for harts in [2, 4] {
+        check_guest("spin_small", harts, false);
+    }
+}
+
+#[test]
+fn reader_writer_race_on_one_page_replays_exactly_and_races() {
+    for harts in [2, 4] {
+        let outs = check_guest("rw_race", harts, false);
+        assert_varies("rw_race", harts, &outs);
+    }
+}
+
+#[test]
+fn ipis_between_harts_replay_exactly_and_race() {
+    for harts in [2, 4] {
+        let outs = check_guest("ipi_pingpong", harts, false);
+        if harts == 4 {
+            assert_varies("ipi_pingpong", harts, &outs);
+        }
+    }
+}
+
+#[test]
+fn timer_interrupts_replay_exactly() {
+    for harts in [2, 4] {
+        check_guest("timer_irq", harts, false);
+        let outs = check_guest("timer_race", harts, false);
+        assert_varies("timer_race", harts, &outs);
+    }
+}
+
+#[test]
+fn disk_dma_beside_computation_replays_exactly_and_races() {
+    for harts in [2, 4] {
+        let outs = check_guest("dma_mix", harts, true);
+        assert_varies("dma_mix", harts, &outs);
+    }
+}
+
+#[test]
+fn one_hammered_page_always_records_to_completion() {
+    // Every chunk of every hart writes the same page: forward progress
+    // depends on squash-and-shrink and the exclusive fallback.
+    for harts in [2, 4] {
+        let outs = check_guest("hammer", harts, false);
+        assert_varies("hammer", harts, &outs);
+    }
+}
+
+#[test]
+fn a_trace_from_another_image_is_refused() {
+    let _guard = serial();
+    let dir = scratch_dir("rr-wrong-image");
+    let recorded = record("hello", 2, 1, &dir, None);
+    let run = replay(
+        &recorded.trace,
+        &["--image", guest("parsum").to_str().expect("utf-8 path")],
+    );
+    assert_eq!(run.code(), Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("does not match the trace"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn inspect_reports_chunks_events_and_streams() {
+    let _guard = serial();
+    let dir = scratch_dir("rr-inspect");
+    let recorded = record("timer_race", 4, 3, &dir, None);
+    let text = samsara([OsString::from("inspect"), recorded.trace.clone().into()]);
+    text.assert_no_panic().assert_code(0);
+    let out = text.stdout_str();
+    for needle in [
+        "status: complete",
+        "hart 3:",
+        "truncation:",
+        "time-read",
+        "stream commit",
+        "bytes per million instructions",
+        "squashes",
+    ] {
+        assert!(
+            out.contains(needle),
+            "inspect output lacks {needle:?}:\n{out}"
+        );
+    }
+    let json = samsara([
+        OsString::from("inspect"),
+        recorded.trace.into(),
+        "--json".into(),
+    ]);
+    json.assert_code(0);
+    let value: serde_json::Value =
+        serde_json::from_slice(&json.stdout).expect("inspect --json prints JSON");
+    assert_eq!(value["complete"], true);
+    assert_eq!(value["chunks_per_hart"].as_array().map(Vec::len), Some(4));
+}
