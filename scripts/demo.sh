@@ -1,9 +1,30 @@
 #!/usr/bin/env bash
-# Set up a fresh machine and run the main job on the bundled default guest:
-# the 4-hart parallel sum.
+# Set up a fresh machine, then record and replay the bundled default guest
+# (the 4-hart parallel sum): native run for reference, recording, verified
+# parallel replay, and the overhead and log size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/setup.sh
-echo "== samsara run guests/build/parsum.elf --harts 4"
-./target/release/samsara run guests/build/parsum.elf --harts 4
+samsara=./target/release/samsara
+guest=guests/build/parsum.elf
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+trace=$work/parsum.trace
+
+echo "== native: samsara run $guest --harts 4"
+"$samsara" run "$guest" --harts 4 2>"$work/run.err"
+cat "$work/run.err"
+echo
+echo "== record: samsara record $guest --harts 4 -o $trace"
+"$samsara" record "$guest" --harts 4 -o "$trace" 2>"$work/record.err"
+cat "$work/record.err"
+echo
+echo "== replay: samsara replay $trace"
+"$samsara" replay "$trace"
+echo
+native_s=$(sed -n 's/.*wall \([0-9.]*\) s.*/\1/p' "$work/run.err")
+record_s=$(sed -n 's/.* instructions in \([0-9.]*\) s .*/\1/p' "$work/record.err" | head -1)
+bytes=$(sed -n 's/.*: \([0-9]*\) bytes, .*/\1/p' "$work/record.err")
+awk -v n="$native_s" -v r="$record_s" -v b="$bytes" 'BEGIN {
+    printf "== summary: 4 harts; native %.3f s, record %.3f s: recording overhead %.2fx; trace %d bytes\n", n, r, r / n, b }'
