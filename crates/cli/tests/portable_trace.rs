@@ -1,0 +1,94 @@
+//! A trace recorded on another machine (committed with its guest image)
+//! replays here, and a replay that goes wrong is reported at the first
+//! chunk that differs, with hart, entry, instruction count and registers.
+
+mod common;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use common::{samsara, scratch_dir, serial};
+use samsara_trace::{Block, Entry, TraceReader, TraceWriter};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+#[test]
+fn a_trace_recorded_elsewhere_replays_here_verified() {
+    let _guard = serial();
+    let run = samsara([
+        OsString::from("replay"),
+        fixture("racy_counter-4harts.trace").into(),
+        "--image".into(),
+        fixture("racy_counter.elf").into(),
+    ]);
+    run.assert_no_panic().assert_code(0);
+    assert!(run.stderr.contains("VERIFIED"), "{}", run.stderr);
+    // The racy total of that particular recording, reproduced.
+    assert!(
+        run.stdout_str().contains("racy=2057974 "),
+        "{}",
+        run.stdout_str()
+    );
+}
+
+#[test]
+fn a_divergence_is_reported_at_the_first_chunk_that_differs() {
+    let _guard = serial();
+    let dir = scratch_dir("diverge");
+    let mut reader =
+        TraceReader::open(&fixture("racy_counter-4harts.trace")).expect("fixture trace");
+    let header = reader.header().clone();
+    let out = dir.join("tampered.trace");
+    let writer = TraceWriter::create(&out, &header).expect("creating a trace");
+    let mut tampered_seq = None;
+    while let Some(block) = reader.next_block().expect("reading the fixture") {
+        match block {
+            Block::Entries {
+                first_seq,
+                mut entries,
+                ..
+            } => {
+                for (i, entry) in entries.iter_mut().enumerate() {
+                    let seq = first_seq + i as u64;
+                    if let Entry::Chunk(c) = entry
+                        && tampered_seq.is_none()
+                        && seq > 200
+                        && c.check.is_some()
+                        && c.steps > 10
+                    {
+                        c.steps -= 1;
+                        tampered_seq = Some((seq, c.hart));
+                    }
+                }
+                writer.send(first_seq, entries).expect("writing");
+            }
+            Block::Footer(f) => {
+                writer.finish(Some(*f)).expect("finishing");
+                break;
+            }
+        }
+    }
+    let (seq, hart) = tampered_seq.expect("the fixture has checked chunks");
+    let run = samsara([
+        OsString::from("replay"),
+        out.into(),
+        "--image".into(),
+        fixture("racy_counter.elf").into(),
+    ]);
+    run.assert_no_panic().assert_code(2);
+    let expected = format!("replay diverged at entry {seq} (hart {hart},");
+    assert!(
+        run.stderr.contains(&expected),
+        "expected {expected:?} in:\n{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("pc ") && run.stderr.contains("recorded"),
+        "{}",
+        run.stderr
+    );
+}
