@@ -47,6 +47,9 @@ const MIN_CHUNK_SIZE: u64 = 2_000;
 const EXCLUSIVE_AFTER_SQUASHES: u32 = 6;
 /// Entries per trace block.
 const BLOCK_ENTRIES: usize = 8192;
+/// A block is also cut when its oldest entry is this old, so a recording
+/// killed at any moment loses at most this much of its tail.
+const BLOCK_MAX_AGE: Duration = Duration::from_millis(250);
 
 /// What to record.
 #[derive(Clone, Debug)]
@@ -98,6 +101,8 @@ struct Published {
 /// The commit lock's state (phase 1).
 struct CommitState {
     next_seq: u64,
+    /// When the oldest entry of `log` was appended.
+    log_since: Instant,
     history: VecDeque<Published>,
     log: Vec<Entry>,
     log_first_seq: u64,
@@ -125,8 +130,11 @@ struct Recorder {
 impl Recorder {
     /// Appends an entry under the commit lock and hands full blocks to the writer.
     fn log(&self, state: &mut CommitState, entry: Entry) {
+        if state.log.is_empty() {
+            state.log_since = Instant::now();
+        }
         state.log.push(entry);
-        if state.log.len() >= BLOCK_ENTRIES {
+        if state.log.len() >= BLOCK_ENTRIES || state.log_since.elapsed() >= BLOCK_MAX_AGE {
             self.flush_log(state);
         }
     }
@@ -225,6 +233,7 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
             history: VecDeque::new(),
             log: Vec::new(),
             log_first_seq: 1,
+            log_since: Instant::now(),
             writer: None,
             failure: None,
             reasons: [0; 6],

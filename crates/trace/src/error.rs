@@ -8,7 +8,7 @@ use thiserror::Error;
 pub enum TraceErrorKind {
     /// An I/O error from the host.
     #[error("{0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// The file does not start with the trace magic.
     #[error("not a samsara trace (bad magic)")]
     BadMagic,
@@ -110,9 +110,15 @@ pub struct TraceError {
     pub path: String,
     /// Byte offset in the file where the problem was found.
     pub offset: u64,
-    /// What is wrong.
-    #[source]
+    /// What is wrong (already part of the message: not a `source`, so
+    /// error chains do not print it twice).
     pub kind: TraceErrorKind,
+}
+
+impl From<std::io::Error> for TraceErrorKind {
+    fn from(e: std::io::Error) -> Self {
+        TraceErrorKind::Io(e)
+    }
 }
 
 impl TraceError {
