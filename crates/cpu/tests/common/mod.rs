@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod asm;
+pub mod prog;
 
 use std::ptr::NonNull;
 
