@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use samsara_engine::inspect::{TraceSummary, inspect};
-use samsara_engine::record::{DEFAULT_CHUNK_SIZE, RecordConfig, RecordOutcome, record};
+use samsara_engine::record::{DEFAULT_CHUNK_SIZE, RecordConfig, RecordOutcome, Strategy, record};
 use samsara_engine::replay::{ReplayConfig, ReplayOutcome, replay};
 use samsara_trace::{RecordedExit, STREAM_COMMIT, STREAM_NAMES, STREAMS};
 
@@ -26,6 +26,10 @@ pub(crate) struct RecordArgs {
     /// replay reports a divergence at the first chunk that differs (0: never).
     #[arg(long, default_value_t = 0)]
     pub check_every: u64,
+    /// How to record memory interleaving: `chunk` (Samsara) or `serial`
+    /// (all harts on one host thread, round-robin by chunk-size quanta).
+    #[arg(long, default_value = "chunk", value_parser = ["chunk", "serial"])]
+    pub strategy: String,
     /// Perturb the host schedule (random delays and chunk sizes) with this seed.
     #[arg(long)]
     pub perturb: Option<u64>,
@@ -88,6 +92,11 @@ pub(crate) fn record_command(args: &RecordArgs) -> Result<ExitCode> {
     let stop = install_ctrl_c()?;
     let m = &args.machine;
     let config = RecordConfig {
+        strategy: if args.strategy == "serial" {
+            Strategy::Serial
+        } else {
+            Strategy::Chunk
+        },
         image: m.image.clone(),
         trace: args.output.clone(),
         harts: m.harts,

@@ -253,3 +253,44 @@ fn inspect_reports_chunks_events_and_streams() {
     assert_eq!(value["complete"], true);
     assert_eq!(value["chunks_per_hart"].as_array().map(Vec::len), Some(4));
 }
+
+#[test]
+fn the_serial_strategy_records_and_replays_exactly() {
+    let _guard = serial();
+    let dir = scratch_dir("rr-serial");
+    let disk = dir.join("disk.img");
+    std::fs::write(&disk, vec![0u8; DISK_BYTES as usize]).expect("creating a disk image");
+    for name in [
+        "racy_counter",
+        "ipi_pingpong",
+        "timer_irq",
+        "timer_race",
+        "dma_mix",
+        "hammer",
+    ] {
+        let trace = dir.join(format!("{name}-serial.trace"));
+        let mut args: Vec<OsString> = vec![
+            "record".into(),
+            guest(name).into(),
+            "--harts".into(),
+            "4".into(),
+            "--strategy".into(),
+            "serial".into(),
+            "-o".into(),
+            trace.clone().into(),
+            "--check-every".into(),
+            "2".into(),
+        ];
+        if name == "dma_mix" {
+            args.push("--disk".into());
+            args.push(disk.clone().into());
+        }
+        let run = samsara(&args);
+        run.assert_no_panic().assert_code(0);
+        let recorded = Recorded {
+            output: run.stdout_str(),
+            trace,
+        };
+        assert_verified(&replay(&recorded.trace, &[]), &recorded, "serial-strategy");
+    }
+}

@@ -31,6 +31,9 @@ pub(crate) struct ChunkBus<'a> {
     pub lines: u64,
     /// Device accesses go through (a device-access slot) instead of deferring.
     pub mmio_allowed: bool,
+    /// Re-read the interrupt lines after every device access (serial
+    /// strategy: accesses happen inside chunks and may change the lines).
+    pub relatch_after_mmio: bool,
     /// Inputs consumed (record) or to consume (replay), in order.
     pub events: Vec<Event>,
     /// Replay: next event to consume.
@@ -52,6 +55,7 @@ impl<'a> ChunkBus<'a> {
             table: AdTable::new(pages),
             lines: 0,
             mmio_allowed: false,
+            relatch_after_mmio: false,
             events: Vec::new(),
             next_event: 0,
             divergence: None,
@@ -115,52 +119,18 @@ impl Bus for ChunkBus<'_> {
         if !self.mmio_allowed {
             return Err(MmioError::Deferred);
         }
-        match self.mode {
-            Mode::Record => {
-                let r = self.board.mmio_read(self.hart, addr, size);
-                self.events.push(match r {
-                    Ok(v) => Event::MmioRead(v),
-                    Err(_) => Event::MmioFault,
-                });
-                r
-            }
-            Mode::Replay => match self.next_input("a device read") {
-                Some(Event::MmioRead(v)) => Ok(v),
-                Some(Event::MmioFault) => Err(MmioError::AccessFault),
-                Some(other) => {
-                    self.diverge(format!(
-                        "the hart read device address {addr}, the recording has {other:?} here"
-                    ));
-                    Err(MmioError::AccessFault)
-                }
-                None => Err(MmioError::AccessFault),
-            },
-        }
+        let r = self.device_read(addr, size);
+        self.relatch();
+        r
     }
 
     fn mmio_write(&mut self, addr: GuestPhysAddr, size: u8, value: u64) -> Result<(), MmioError> {
         if !self.mmio_allowed {
             return Err(MmioError::Deferred);
         }
-        // Replay applies writes to the devices too: that regenerates the
-        // guest's output (UART) and its exit (test device).
-        let r = self.board.mmio_write(self.hart, addr, size, value);
-        match self.mode {
-            Mode::Record => {
-                if r.is_err() {
-                    self.events.push(Event::MmioFault);
-                }
-                r
-            }
-            Mode::Replay => {
-                if self.events.get(self.next_event) == Some(&Event::MmioFault) {
-                    self.next_event += 1;
-                    Err(MmioError::AccessFault)
-                } else {
-                    Ok(())
-                }
-            }
-        }
+        let r = self.device_write(addr, size, value);
+        self.relatch();
+        r
     }
 
     fn read_time(&mut self) -> u64 {
@@ -190,5 +160,76 @@ impl Bus for ChunkBus<'_> {
 
     fn hart_id(&self) -> HartId {
         self.hart
+    }
+}
+
+impl ChunkBus<'_> {
+    /// After a device access inside a chunk: pick up changed interrupt lines
+    /// (record: live, logged; replay: from the log).
+    fn relatch(&mut self) {
+        if !self.relatch_after_mmio {
+            return;
+        }
+        match self.mode {
+            Mode::Record => {
+                let lines = self.board.irq.lines(self.hart);
+                if lines != self.lines {
+                    self.lines = lines;
+                    self.events.push(Event::LinesUpdate(lines));
+                }
+            }
+            Mode::Replay => {
+                if let Some(&Event::LinesUpdate(lines)) = self.events.get(self.next_event) {
+                    self.next_event += 1;
+                    self.lines = lines;
+                }
+            }
+        }
+    }
+
+    fn device_read(&mut self, addr: GuestPhysAddr, size: u8) -> Result<u64, MmioError> {
+        match self.mode {
+            Mode::Record => {
+                let r = self.board.mmio_read(self.hart, addr, size);
+                self.events.push(match r {
+                    Ok(v) => Event::MmioRead(v),
+                    Err(_) => Event::MmioFault,
+                });
+                r
+            }
+            Mode::Replay => match self.next_input("a device read") {
+                Some(Event::MmioRead(v)) => Ok(v),
+                Some(Event::MmioFault) => Err(MmioError::AccessFault),
+                Some(other) => {
+                    self.diverge(format!(
+                        "the hart read device address {addr}, the recording has {other:?} here"
+                    ));
+                    Err(MmioError::AccessFault)
+                }
+                None => Err(MmioError::AccessFault),
+            },
+        }
+    }
+
+    fn device_write(&mut self, addr: GuestPhysAddr, size: u8, value: u64) -> Result<(), MmioError> {
+        // Replay applies writes to the devices too: that regenerates the
+        // guest's output (UART) and its exit (test device).
+        let r = self.board.mmio_write(self.hart, addr, size, value);
+        match self.mode {
+            Mode::Record => {
+                if r.is_err() {
+                    self.events.push(Event::MmioFault);
+                }
+                r
+            }
+            Mode::Replay => {
+                if self.events.get(self.next_event) == Some(&Event::MmioFault) {
+                    self.next_event += 1;
+                    Err(MmioError::AccessFault)
+                } else {
+                    Ok(())
+                }
+            }
+        }
     }
 }

@@ -105,7 +105,7 @@ pub fn inspect(path: &Path) -> Result<TraceSummary, TraceError> {
                             }
                             for ev in c.events {
                                 let k = match ev {
-                                    Event::Lines(_) => "interrupt-lines",
+                                    Event::Lines(_) | Event::LinesUpdate(_) => "interrupt-lines",
                                     Event::Time(_) => "time-read",
                                     Event::MmioRead(_) => "device-read",
                                     Event::MmioFault => "device-fault",

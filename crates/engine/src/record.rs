@@ -35,7 +35,7 @@ use samsara_types::{GuestPhysAddr, HartId, PAGE_SHIFT};
 use crate::chunk_bus::{ChunkBus, Mode};
 use crate::digest::{blake3_hex, machine_digests};
 use crate::sequencer::Watermark;
-use crate::table::{ChunkSets, page_hash, write_back};
+use crate::table::{ChunkSets, page_hash, shared_words, write_back};
 use crate::{BATCH, EngineError};
 
 /// Default chunk size limit, in instructions (see BENCHMARKS.md for the
@@ -51,9 +51,31 @@ const BLOCK_ENTRIES: usize = 8192;
 /// killed at any moment loses at most this much of its tail.
 const BLOCK_MAX_AGE: Duration = Duration::from_millis(250);
 
+/// How memory interleaving is recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// Samsara: harts in parallel, in copy-on-write chunks.
+    Chunk,
+    /// Baseline: every hart on one host thread, round-robin by instruction
+    /// quantum (the chunk size), as QEMU's and rr's record modes work.
+    Serial,
+}
+
+impl Strategy {
+    /// The name written in the trace header.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Chunk => "chunk",
+            Strategy::Serial => "serial",
+        }
+    }
+}
+
 /// What to record.
 #[derive(Clone, Debug)]
 pub struct RecordConfig {
+    /// Recording strategy.
+    pub strategy: Strategy,
     /// Guest image (ELF or raw binary).
     pub image: PathBuf,
     /// Trace file to write.
@@ -273,7 +295,7 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
     }
     let header = TraceHeader {
         writer: format!("samsara {}", env!("CARGO_PKG_VERSION")),
-        strategy: "chunk".into(),
+        strategy: config.strategy.name().into(),
         harts: config.harts,
         ram_size: config.ram_size,
         image_path: config.image.display().to_string(),
@@ -297,24 +319,48 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
     let start = Instant::now();
     let board = &machine.board;
     std::thread::scope(|scope| {
-        let workers: Vec<_> = machine
-            .harts
-            .iter_mut()
-            .map(|hart| {
-                let recorder = &*recorder;
-                let limit_hit = &limit_hit;
-                let seed = config.perturb.map(|s| {
-                    (s ^ (u64::from(hart.hart_id().0) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1
-                });
-                std::thread::Builder::new()
-                    .name(format!("rec-hart{}", hart.hart_id().0))
-                    .spawn_scoped(scope, move || {
-                        let mut worker = HartRecorder::new(hart, board, recorder, config, seed);
-                        worker.run(limit_hit);
-                    })
-                    .expect("spawning a hart thread")
-            })
-            .collect();
+        let workers: Vec<_> = if config.strategy == Strategy::Serial {
+            let harts = &mut machine.harts;
+            let recorder = &*recorder;
+            let limit_hit = &limit_hit;
+            let serial = std::thread::Builder::new()
+                .name("rec-serial".into())
+                .spawn_scoped(scope, move || {
+                    let mut workers: Vec<HartRecorder> = harts
+                        .iter_mut()
+                        .map(|hart| {
+                            let mut w = HartRecorder::new(hart, board, recorder, config, None);
+                            w.serial = true;
+                            w.bus.relatch_after_mmio = true;
+                            w.bus.table.direct = true;
+                            w
+                        })
+                        .collect();
+                    run_serial(&mut workers, limit_hit);
+                })
+                .expect("spawning the recording thread");
+            vec![serial]
+        } else {
+            machine
+                .harts
+                .iter_mut()
+                .map(|hart| {
+                    let recorder = &*recorder;
+                    let limit_hit = &limit_hit;
+                    let seed = config.perturb.map(|s| {
+                        (s ^ (u64::from(hart.hart_id().0) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                            | 1
+                    });
+                    std::thread::Builder::new()
+                        .name(format!("rec-hart{}", hart.hart_id().0))
+                        .spawn_scoped(scope, move || {
+                            let mut worker = HartRecorder::new(hart, board, recorder, config, seed);
+                            worker.run(limit_hit);
+                        })
+                        .expect("spawning a hart thread")
+                })
+                .collect()
+        };
         while !workers.iter().all(|w| w.is_finished()) {
             if stop.load(Ordering::Relaxed)
                 || board.exit.is_set()
@@ -398,6 +444,9 @@ struct HartRecorder<'a> {
     chunks: u64,
     /// The interrupt lines the trace says this hart last saw.
     logged_lines: u64,
+    /// Serial strategy: this hart never runs beside another; devices are
+    /// accessed inside quanta and memory is written directly.
+    serial: bool,
     perturb: Option<Perturb>,
 }
 
@@ -428,6 +477,7 @@ impl<'a> HartRecorder<'a> {
             check_every: config.check_every,
             chunks: 0,
             logged_lines: 0,
+            serial: false,
             perturb: seed.map(Perturb),
         }
     }
@@ -511,7 +561,7 @@ impl<'a> HartRecorder<'a> {
         self.hart.flush_tlb();
         self.hart.clear_reservation();
         self.latch_lines();
-        self.bus.mmio_allowed = false;
+        self.bus.mmio_allowed = self.serial;
 
         let start_steps = self.hart.steps().0;
         let mut reason = Truncation::SizeLimit;
@@ -577,12 +627,10 @@ impl<'a> HartRecorder<'a> {
             });
         }
         state.reasons[reason as usize] += 1;
-        if exclusive {
+        if exclusive && !self.serial {
             rec.exclusive.fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(Event::Lines(l)) = self.bus.events.first() {
-            self.logged_lines = *l;
-        }
+        self.logged_lines = self.bus.lines;
         let entry = ChunkRecord {
             hart: self.id as u8,
             steps,
@@ -630,10 +678,16 @@ impl<'a> HartRecorder<'a> {
             .dirty
             .iter()
             .filter_map(|&p| {
-                self.bus
-                    .table
-                    .private(p as usize)
-                    .map(|buf| (self.bus.guest_page(p), page_hash(buf.words())))
+                let page = self.bus.guest_page(p);
+                match self.bus.table.private(p as usize) {
+                    Some(buf) => Some((page, page_hash(buf.words()))),
+                    // Direct writes (serial strategy): the page is in RAM.
+                    None => self
+                        .board
+                        .ram
+                        .host_page(page)
+                        .map(|host| (page, page_hash(shared_words(host)))),
+                }
             })
             .collect();
         Some(Box::new(Check {
@@ -678,9 +732,7 @@ impl<'a> HartRecorder<'a> {
             });
         }
         state.reasons[Truncation::DeviceOp as usize] += 1;
-        if let Some(Event::Lines(l)) = self.bus.events.first() {
-            self.logged_lines = *l;
-        }
+        self.logged_lines = self.bus.lines;
         let entry = ChunkRecord {
             hart: self.id as u8,
             steps,
@@ -695,6 +747,43 @@ impl<'a> HartRecorder<'a> {
         rec.wm.retire(seq);
         rec.start_wm[self.id].store(u64::MAX, Ordering::Release);
         self.chunks += 1;
+    }
+}
+
+/// The serial strategy's scheduler: one host thread, harts round-robin, a
+/// quantum (the chunk size) each, harts asleep in WFI skipped until one of
+/// their enabled interrupt lines rises.
+fn run_serial(workers: &mut [HartRecorder<'_>], limit_hit: &AtomicBool) {
+    let mut asleep = vec![false; workers.len()];
+    'outer: while !workers.first().is_none_or(HartRecorder::halted) {
+        let mut ran = false;
+        for (w, asleep) in workers.iter_mut().zip(asleep.iter_mut()) {
+            if w.halted() {
+                break 'outer;
+            }
+            if w.hart.steps().0 >= w.limit {
+                limit_hit.store(true, Ordering::SeqCst);
+                w.rec.halt.store(true, Ordering::SeqCst);
+                break 'outer;
+            }
+            if *asleep {
+                let mie = w.hart.state().csr.mie;
+                if w.board.irq.lines(HartId(w.id as u32)) & mie == 0 {
+                    continue;
+                }
+                *asleep = false;
+            }
+            let budget = w.chunk_size.min(w.limit - w.hart.steps().0);
+            let (_, reason) = w.chunk(budget, true);
+            ran = true;
+            *asleep = reason == Truncation::Wfi;
+        }
+        if !ran {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+    for w in workers.iter() {
+        w.rec.start_wm[w.id].store(u64::MAX, Ordering::Release);
     }
 }
 

@@ -88,6 +88,8 @@ impl ReplayOutcome {
 /// State shared by the replay threads.
 struct Shared<'a> {
     board: &'a Board,
+    /// Recorded with the serial strategy.
+    serial: bool,
     wm: Watermark,
     error: Mutex<Option<EngineError>>,
     path: String,
@@ -148,6 +150,7 @@ pub fn replay(config: &ReplayConfig, stop: &AtomicBool) -> Result<ReplayOutcome,
     )?;
     let shared = Shared {
         board: &machine.board,
+        serial: header.strategy == "serial",
         wm: Watermark::new(),
         error: Mutex::new(None),
         path: config.trace.display().to_string(),
@@ -375,6 +378,8 @@ fn apply_dma(board: &Board, dma: &DmaRecord) -> Result<(), String> {
 
 /// One hart's replay state.
 struct HartReplayer<'a> {
+    /// The trace was recorded serially: device accesses happen inside chunks.
+    serial: bool,
     hart: &'a mut Hart,
     shared: &'a Shared<'a>,
     bus: ChunkBus<'a>,
@@ -386,7 +391,12 @@ impl<'a> HartReplayer<'a> {
     fn new(hart: &'a mut Hart, shared: &'a Shared<'a>) -> Self {
         let id = hart.hart_id();
         Self {
-            bus: ChunkBus::new(shared.board, id, Mode::Replay),
+            bus: {
+                let mut bus = ChunkBus::new(shared.board, id, Mode::Replay);
+                bus.relatch_after_mmio = shared.serial;
+                bus
+            },
+            serial: shared.serial,
             hart,
             shared,
             sets: ChunkSets::default(),
@@ -421,7 +431,7 @@ impl<'a> HartReplayer<'a> {
             self.bus.next_event = 1;
         }
         self.bus.lines = self.lines;
-        self.bus.mmio_allowed = record.reason == Truncation::DeviceOp;
+        self.bus.mmio_allowed = record.reason == Truncation::DeviceOp || self.serial;
         let start_steps = self.hart.steps().0;
         loop {
             let done = self.hart.steps().0 - start_steps;
@@ -461,6 +471,7 @@ impl<'a> HartReplayer<'a> {
             }
         }
         self.bus.mmio_allowed = false;
+        self.lines = self.bus.lines;
         if let Some(what) = self.bus.divergence.take() {
             return self.diverged(seq, record, start_steps, what);
         }

@@ -63,6 +63,10 @@ pub(crate) struct AdTable {
     copies: Vec<Box<PageBuf>>,
     /// Buffers of finished chunks, reused.
     free: Vec<Box<PageBuf>>,
+    /// Writes go straight to shared memory (no private copies): for a
+    /// hart that runs alone (the serial strategy), where nothing can
+    /// conflict and nothing is ever squashed.
+    pub(crate) direct: bool,
 }
 
 impl AdTable {
@@ -73,6 +77,7 @@ impl AdTable {
             copy_of: vec![0; pages],
             copies: Vec::new(),
             free: Vec::new(),
+            direct: false,
         }
     }
 
@@ -90,12 +95,12 @@ impl AdTable {
         if leaf & ACCESSED == 0 {
             self.groups[page / GROUP_PAGES / 64] |= 1 << ((page / GROUP_PAGES) % 64);
         }
-        if leaf & DIRTY != 0 {
+        if leaf & DIRTY != 0 && !self.direct {
             let slot = self.copy_of[page] as usize - 1;
             return (self.copies[slot].as_ptr(), false);
         }
-        if !write {
-            self.leaves[page] = leaf | ACCESSED;
+        if !write || self.direct {
+            self.leaves[page] = leaf | ACCESSED | if write { DIRTY } else { 0 };
             return (shared, false);
         }
         let mut buf = self.free.pop().unwrap_or_else(PageBuf::zeroed);
@@ -174,6 +179,15 @@ pub(crate) fn write_back(buf: &PageBuf, shared: NonNull<u8>) {
         // SAFETY: as in `copy_page_from_shared`.
         unsafe { AtomicU64::from_ptr(dst.add(i)) }.store(w, Ordering::Relaxed);
     }
+}
+
+/// Reads a shared page atomically.
+pub(crate) fn shared_words(shared: NonNull<u8>) -> impl Iterator<Item = u64> {
+    let src = shared.as_ptr().cast::<u64>();
+    (0..PAGE_WORDS).map(move |i| {
+        // SAFETY: as in `copy_page_from_shared`.
+        unsafe { AtomicU64::from_ptr(src.add(i)) }.load(Ordering::Relaxed)
+    })
 }
 
 /// FNV-1a of a page's contents (verification digests).

@@ -19,6 +19,7 @@ const EV_LINES: u8 = 0;
 const EV_TIME: u8 = 1;
 const EV_MMIO_READ: u8 = 2;
 const EV_MMIO_FAULT: u8 = 3;
+const EV_LINES_UPDATE: u8 = 4;
 
 /// Appends `v` as an unsigned LEB128 varint.
 pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -97,6 +98,10 @@ impl Encoder {
                         put_varint(ev, v);
                     }
                     Event::MmioFault => ev.push(EV_MMIO_FAULT),
+                    Event::LinesUpdate(v) => {
+                        ev.push(EV_LINES_UPDATE);
+                        put_varint(ev, v);
+                    }
                 }
             }
             self.last_time = last_time;
@@ -258,6 +263,7 @@ pub(crate) fn decode(streams: &[Vec<u8>; STREAMS], count: u32) -> Result<Vec<Ent
                             }
                             EV_MMIO_READ => Event::MmioRead(events.varint()?),
                             EV_MMIO_FAULT => Event::MmioFault,
+                            EV_LINES_UPDATE => Event::LinesUpdate(events.varint()?),
                             _ => return Err(events.err("unknown event kind")),
                         };
                         evs.push(e);

@@ -145,6 +145,9 @@ pub enum Event {
     MmioRead(u64),
     /// A device access faulted (the hart took an access fault).
     MmioFault,
+    /// After a device access inside a chunk (serial strategy), the hart's
+    /// interrupt lines changed to this value.
+    LinesUpdate(u64),
 }
 
 /// Per-chunk verification record (`--check-every`).
