@@ -275,6 +275,19 @@ impl Hart {
         Some(v)
     }
 
+    /// The value a csrrs/csrrc read-modify-write of `csr` starts from, given
+    /// what the CSR read as. For mip/sip only the software-writable bits
+    /// take part: the bus lines ORed into the read value (SEIP from the
+    /// interrupt controller, say) must not be latched into the software bits.
+    pub(crate) fn csr_rmw_base(&self, csr: u16, read: u64) -> u64 {
+        let c = &self.state.csr;
+        match csr {
+            addr::MIP => c.mip & irq::ALL,
+            addr::SIP => c.mip & c.mideleg & irq::S_LEVEL,
+            _ => read,
+        }
+    }
+
     /// Writes CSR `csr` (already known to exist, be writable and be
     /// accessible: `csr_read` succeeded and the address is not read-only).
     pub(crate) fn csr_write(&mut self, csr: u16, v: u64) -> Option<WriteEffect> {

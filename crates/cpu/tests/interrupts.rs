@@ -383,3 +383,28 @@ fn interrupts_are_not_steps_or_retired_instructions() {
     vm.hart.run(&mut vm.bus, 4);
     assert_eq!((vm.x(A1), vm.x(A0)), (6, 1));
 }
+
+#[test]
+fn csr_read_modify_write_of_mip_does_not_latch_the_lines() {
+    // The privileged spec: in csrrs/csrrc of mip, only the software-writable
+    // SEIP bit takes part in the read-modify-write, not the external line.
+    let prog = Prog::new(|a| {
+        a.li(T0, 1 << STI)
+            .w(csrrs(A0, csr::MIP, T0)) // reads SEIP from the line
+            .w(csrrc(A1, csr::MIP, T0))
+            .w(csrrsi(ZERO, csr::MIP, 0)) // no write at all
+            .w(csrrs(ZERO, csr::SIP, T0));
+        a.label("lowered");
+        a.w(csrr(A2, csr::MIP)).w(csrr(A3, csr::SIP));
+    });
+    let mut vm = prog.vm_with(Privilege::Machine, |s| s.csr.mideleg = bit(SEI) | bit(STI));
+    vm.bus.lines = bit(SEI);
+    vm.run_to(prog.addr("lowered"), 100);
+    vm.bus.lines = 0;
+    assert_eq!(prog.go(&mut vm), End::Halt);
+    assert_eq!(vm.x(A0), bit(SEI));
+    assert_eq!(vm.x(A1), bit(SEI) | bit(STI));
+    assert_eq!(vm.x(A2), 0, "SEIP must not stick once the line drops");
+    assert_eq!(vm.x(A3), 0);
+    assert_eq!(vm.csr().mip, 0);
+}

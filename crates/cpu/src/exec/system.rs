@@ -38,8 +38,8 @@ impl Hart {
         if writes {
             let new = match i.op {
                 Op::Csrrw | Op::Csrrwi => operand,
-                Op::Csrrs | Op::Csrrsi => old | operand,
-                _ => old & !operand,
+                Op::Csrrs | Op::Csrrsi => self.csr_rmw_base(csr, old) | operand,
+                _ => self.csr_rmw_base(csr, old) & !operand,
             };
             match self.csr_write(csr, new) {
                 None => return Err(Self::illegal(i)),
