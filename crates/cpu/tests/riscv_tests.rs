@@ -108,13 +108,36 @@ fn riscv_tests() {
     let filter = std::env::var("RISCV_TESTS_FILTER").ok();
     let mut failed = Vec::new();
     let mut passed = 0;
+    // (suite-env, passed, total), e.g. ("rv64ui-p", 54, 54).
+    let mut tally: Vec<(String, usize, usize)> = Vec::new();
     for name in names
         .iter()
         .filter(|n| filter.as_ref().is_none_or(|f| n.contains(f.as_str())))
     {
-        match run_elf(&Path::new(&dir).join(name)) {
+        let path = Path::new(&dir).join(name);
+        // A panic in the hart is a failure of this test, reported by name.
+        let outcome = std::panic::catch_unwind(|| run_elf(&path)).unwrap_or_else(|e| {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Outcome::Fail(format!("panicked: {msg}"))
+        });
+        // "rv64ui-p-add" -> "rv64ui-p"
+        let group = &name[..name
+            .match_indices('-')
+            .nth(1)
+            .map_or(name.len(), |(k, _)| k)];
+        if tally.last().is_none_or(|t| t.0 != group) {
+            tally.push((group.to_string(), 0, 0));
+        }
+        let t = tally.last_mut().unwrap();
+        t.2 += 1;
+        match outcome {
             Outcome::Pass => {
                 passed += 1;
+                t.1 += 1;
                 println!("PASS {name}");
             }
             Outcome::Fail(why) => {
@@ -122,6 +145,9 @@ fn riscv_tests() {
                 failed.push(name.clone());
             }
         }
+    }
+    for (group, ok, total) in &tally {
+        println!("{group:>10}: {ok}/{total}");
     }
     println!(
         "riscv-tests: {} passed, {} failed, {} total",
