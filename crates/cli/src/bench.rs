@@ -764,6 +764,11 @@ struct Measured {
 }
 
 const MACHINE_WORKLOADS: &[Workload] = &[
+    // Next to nothing to run: the row shows each machine's start-up cost.
+    Workload {
+        guest: "hello",
+        harts: 1,
+    },
     Workload {
         guest: "intbench",
         harts: 1,
@@ -914,8 +919,9 @@ fn machine_suite(bench: &Bench) -> Result<Report> {
             .to_string(),
         "¹ QEMU does not count instructions, so its MIPS are implied: samsara's instruction \
          count for the same deterministic guest divided by QEMU's process wall time \
-         (`-accel tcg,thread=multi`). For parsum at 2 and 4 harts the count includes the \
-         harts' barrier spinning, which can differ on QEMU."
+         (`-accel tcg,thread=multi`), start-up included (see the hello row), so on runs \
+         this short they understate QEMU's speed. For parsum at 2 and 4 harts the count \
+         includes the harts' barrier spinning, which can differ on QEMU."
             .to_string(),
         "² samsara/QEMU is speed relative to QEMU: QEMU process s / samsara process s for \
          the same ELF (below 1: samsara is slower)."
@@ -963,7 +969,8 @@ fn machine_suite(bench: &Bench) -> Result<Report> {
         targets.push(Target {
             what: "parsum, 2 harts vs 1".into(),
             goal: format!("≥ {TARGET_PARSUM_2_HART_SPEEDUP:.1}x"),
-            measured: format!("{speedup:.2}x{}", busy_note(m.others_busy)),
+            // Three decimals: a target missed by 0.002 must not print as met.
+            measured: format!("{speedup:.3}x{}", busy_note(m.others_busy)),
             met: speedup >= TARGET_PARSUM_2_HART_SPEEDUP,
         });
     }

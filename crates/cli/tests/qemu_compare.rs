@@ -40,6 +40,7 @@ fn deterministic_guests_match_qemu_byte_for_byte() {
     };
     let mut mismatches = Vec::new();
     let mut compared = 0;
+    let mut set_aside = 0;
     for &(name, hart_counts) in DETERMINISTIC {
         for &harts in hart_counts {
             let dir = common::scratch_dir("qemu");
@@ -52,7 +53,51 @@ fn deterministic_guests_match_qemu_byte_for_byte() {
                 }
                 (q, s)
             });
-            let reference = run_qemu(&qemu, name, harts, disks.as_ref().map(|d| d.0.as_path()));
+            let mut reference = run_qemu(&qemu, name, harts, disks.as_ref().map(|d| d.0.as_path()));
+            // diskio counts completion interrupts, but its driver stops
+            // waiting for one as soon as the used ring shows the request
+            // done; on QEMU, whose block I/O completes on another host
+            // thread, a busy host can finish every request before the vCPU
+            // looks, and the guest then reports irq_completions=NO (exit 5).
+            // That is a race in the guest on the reference machine, so the
+            // reference run is retried on a fresh disk, and if it keeps
+            // losing the race only that verdict is set aside: the rest of
+            // the output, the status otherwise and the disk must match.
+            let raced =
+                |r: &common::Run| name == "diskio" && r.stdout_str().contains("irq_completions=NO");
+            for retry in 1..=3 {
+                if !raced(&reference) {
+                    break;
+                }
+                note(&format!(
+                    "qemu_compare: diskio at {harts} hart(s) took no completion interrupt on \
+                     QEMU (busy host); retrying QEMU ({retry}/3)"
+                ));
+                let disk = disks.as_ref().map(|d| d.0.as_path());
+                if let Some(d) = disk {
+                    std::fs::write(d, vec![0u8; 1 << 20]).expect("resetting the disk image");
+                }
+                reference = run_qemu(&qemu, name, harts, disk);
+            }
+            let (reference_code, reference_stdout) = if raced(&reference) {
+                note(&format!(
+                    "qemu_compare: diskio at {harts} hart(s) lost the interrupt race on QEMU 4 \
+                     times; comparing everything but that verdict"
+                ));
+                set_aside += 1;
+                let text = reference
+                    .stdout_str()
+                    .replace("irq_completions=NO", "irq_completions=yes")
+                    .replace("diskio: FAIL\n", "diskio: PASS\n");
+                let code = if reference.code() == Some(5) {
+                    Some(0)
+                } else {
+                    reference.code()
+                };
+                (code, text.into_bytes())
+            } else {
+                (reference.code(), reference.stdout.clone())
+            };
             let extra: Vec<&OsStr> = match &disks {
                 Some((_, s)) => vec![OsStr::new("--disk"), s.as_os_str()],
                 None => vec![],
@@ -61,14 +106,14 @@ fn deterministic_guests_match_qemu_byte_for_byte() {
             ours.assert_no_panic();
             compared += 1;
             let what = format!("{name} at {harts} hart(s)");
-            if ours.code() != reference.code() {
+            if ours.code() != reference_code {
                 mismatches.push(format!(
                     "{what}: exit status {:?} on samsara, {:?} on QEMU",
                     ours.code(),
                     reference.code()
                 ));
             }
-            if ours.stdout != reference.stdout {
+            if ours.stdout != reference_stdout {
                 mismatches.push(format!(
                     "{what}: output differs\n--- QEMU\n{}--- samsara\n{}",
                     reference.stdout_str(),
@@ -90,8 +135,13 @@ fn deterministic_guests_match_qemu_byte_for_byte() {
         qemu.display(),
         mismatches.join("\n")
     );
+    let caveat = if set_aside > 0 {
+        format!(" (in {set_aside}, QEMU's diskio interrupt verdict set aside)")
+    } else {
+        String::new()
+    };
     note(&format!(
-        "qemu_compare: {compared} guest runs byte-identical on samsara and {}",
+        "qemu_compare: {compared} guest runs byte-identical on samsara and {}{caveat}",
         qemu.display()
     ));
 }

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Build samsara and the guests, then run `samsara bench` (by default the
+# machine suite, beside qemu-system-riscv64 when it is installed).
+#   ./scripts/bench.sh                      # = samsara bench --suite machine
+#   ./scripts/bench.sh --repeats 5 --json   # arguments go to samsara bench
+# Figures are only meaningful on an otherwise idle host: the table's
+# "busy elsewhere" column says how much other processes took.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/build-guests.sh
+cargo build --release --bin samsara
+exec ./target/release/samsara bench "$@"
