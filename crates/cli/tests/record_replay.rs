@@ -294,3 +294,55 @@ fn the_serial_strategy_records_and_replays_exactly() {
         assert_verified(&replay(&recorded.trace, &[]), &recorded, "serial-strategy");
     }
 }
+
+/// The PARSEC-like workloads (test size): each records and replays verified
+/// under every strategy at 2 and 4 harts, and prints the same checksum as a
+/// native run.
+#[test]
+fn parsec_workloads_record_and_replay_under_every_strategy() {
+    let _guard = serial();
+    let dir = scratch_dir("rr-parsec");
+    for name in [
+        "blackscholes",
+        "bodytrack",
+        "raytrace",
+        "swaptions",
+        "freqmine",
+        "x264",
+    ] {
+        let image = format!("{name}-test");
+        let native = samsara([
+            OsString::from("run"),
+            guest(&image).into(),
+            "--harts".into(),
+            "2".into(),
+        ]);
+        native.assert_no_panic().assert_code(0);
+        for harts in [2u32, 4] {
+            for strategy in ["chunk", "serial"] {
+                let trace = dir.join(format!("{name}-{harts}-{strategy}.trace"));
+                let run = samsara([
+                    OsString::from("record"),
+                    guest(&image).into(),
+                    "--harts".into(),
+                    harts.to_string().into(),
+                    "--strategy".into(),
+                    strategy.into(),
+                    "-o".into(),
+                    trace.clone().into(),
+                ]);
+                run.assert_no_panic().assert_code(0);
+                assert_eq!(
+                    run.stdout_str(),
+                    native.stdout_str(),
+                    "{name}: the checksum differs from a native run"
+                );
+                let recorded = Recorded {
+                    output: run.stdout_str(),
+                    trace,
+                };
+                assert_verified(&replay(&recorded.trace, &[]), &recorded, strategy);
+            }
+        }
+    }
+}

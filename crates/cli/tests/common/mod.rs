@@ -34,6 +34,12 @@ pub const GUESTS: &[&str] = &[
     "hammer",
     "timer_race",
     "spin_small",
+    "blackscholes-test",
+    "bodytrack-test",
+    "raytrace-test",
+    "swaptions-test",
+    "freqmine-test",
+    "x264-test",
 ];
 
 /// How long any one samsara run may take before the test fails: the
