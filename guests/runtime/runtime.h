@@ -85,7 +85,10 @@ static inline uint8_t mmio_read8(uintptr_t a) { return *(volatile uint8_t *)a; }
 
 static inline unsigned hart_id(void) { return (unsigned)csr_read(mhartid); }
 static inline void wfi(void) { __asm__ volatile("wfi" ::: "memory"); }
-static inline void cpu_relax(void) { __asm__ volatile("" ::: "memory"); }
+/* Spin-wait hint: `pause` (Zihintpause, encoded as `fence w, 0`, so any
+ * RV64 core runs it as a fence).  samsara's recorder ends a chunk there
+ * instead of letting a spinning hart spin through a whole chunk. */
+static inline void cpu_relax(void) { __asm__ volatile(".insn i 0x0f, 0, x0, x0, 0x010" ::: "memory"); }
 static inline void fence(void) { __asm__ volatile("fence rw, rw" ::: "memory"); }
 
 /* Global interrupt enable (mstatus.MIE); irq_save/restore nest. */

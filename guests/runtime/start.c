@@ -99,9 +99,11 @@ static void barrier_episode(barrier_t *b, unsigned n, int may_sleep)
         }
         return;
     }
-    for (unsigned i = 0; i < BARRIER_SPINS || !may_sleep; i++)
+    for (unsigned i = 0; i < BARRIER_SPINS || !may_sleep; i++) {
         if (atomic_load32(&b->sense) == s)
             return;
+        cpu_relax();
+    }
 
     /* Sleep.  Interrupts stay globally masked; mie.MSIE alone makes wfi
      * return when msip is raised. */

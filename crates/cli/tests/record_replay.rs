@@ -154,7 +154,7 @@ fn lock_free_queue_replays_exactly() {
 #[test]
 fn contended_spinlocks_replay_exactly() {
     for harts in [2, 4] {
-        check_guest("spin_small", harts, false);
+        check_guest("spin_contend", harts, false);
     }
 }
 

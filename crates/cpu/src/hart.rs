@@ -19,6 +19,9 @@ pub enum StopReason {
     /// The bus deferred a device access (`MmioError::Deferred`): the
     /// instruction did not execute, had no effect, and `pc` is at it.
     DeviceAccess,
+    /// A `pause` hint (Zihintpause) retired while [`Hart::set_stop_on_pause`]
+    /// is on: the guest is spinning; `pc` is after it.
+    Pause,
 }
 
 /// Why an instruction did not complete.
@@ -46,6 +49,8 @@ pub(crate) enum Flow {
     CheckInterrupts,
     /// A WFI retired.
     Wfi,
+    /// A `pause` hint retired.
+    Pause,
 }
 
 /// One RV64GC hart.
@@ -56,6 +61,8 @@ pub struct Hart {
     pub(crate) state: HartState,
     pub(crate) tlb: Box<Tlb>,
     pub(crate) dcache: Box<DecodeCache>,
+    /// `run` returns [`StopReason::Pause`] after a `pause` hint.
+    stop_on_pause: bool,
 }
 
 impl Hart {
@@ -66,6 +73,7 @@ impl Hart {
             state: HartState::reset(u64::from(id.0), reset_pc),
             tlb: Tlb::new(),
             dcache: DecodeCache::new(),
+            stop_on_pause: false,
         }
     }
 
@@ -109,6 +117,12 @@ impl Hart {
                         return StopReason::Wfi;
                     }
                     self.check_interrupts(bus);
+                }
+                Ok(Flow::Pause) => {
+                    self.state.steps += 1;
+                    if self.stop_on_pause {
+                        return StopReason::Pause;
+                    }
                 }
                 Err(ExecError::Exception(e)) => self.exception_step(e),
                 Err(ExecError::Deferred) => return StopReason::DeviceAccess,
@@ -220,6 +234,12 @@ impl Hart {
     /// written by someone else: commit, DMA, another hart).
     pub fn flush_decode_cache(&mut self) {
         self.dcache.invalidate();
+    }
+
+    /// Whether `run` stops after a `pause` hint (the recorder ends a chunk
+    /// there: a spinning hart has nothing to gain from running on in it).
+    pub fn set_stop_on_pause(&mut self, on: bool) {
+        self.stop_on_pause = on;
     }
 
     /// Drops the LR reservation (the recorder does at chunk boundaries).

@@ -60,7 +60,7 @@ fn run_elf(path: &Path) -> Outcome {
     let mut hart = Hart::new(HartId(0), elf.entry);
     while hart.steps().0 < STEP_LIMIT {
         match hart.run(&mut bus, 100_000) {
-            StopReason::StepLimit | StopReason::Wfi => {}
+            StopReason::StepLimit | StopReason::Wfi | StopReason::Pause => {}
             StopReason::DeviceAccess => return Outcome::Fail("unexpected deferred access".into()),
         }
         if let Some(code) = bus.exit_code {

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 use samsara_cpu::{Hart, StopReason};
 use samsara_machine::board::{Board, BoardConfig};
 use samsara_machine::clock::HostClock;
@@ -45,6 +45,8 @@ pub const DEFAULT_CHUNK_SIZE: u64 = 100_000;
 const MIN_CHUNK_SIZE: u64 = 2_000;
 /// Squashes in a row after which a chunk runs exclusively.
 const EXCLUSIVE_AFTER_SQUASHES: u32 = 6;
+/// Longest a hart that ended a chunk at a `pause` waits for another commit.
+const SPIN_WAIT: Duration = Duration::from_micros(200);
 /// Entries per trace block.
 const BLOCK_ENTRIES: usize = 8192;
 /// A block is also cut when its oldest entry is this old, so a recording
@@ -110,7 +112,7 @@ pub struct RecordOutcome {
     /// Wall time.
     pub wall: Duration,
     /// Chunks committed per truncation reason (indexed by `Truncation as usize`).
-    pub reasons: [u64; 6],
+    pub reasons: [u64; 7],
 }
 
 /// A committed chunk's write set, kept while some running chunk may
@@ -130,7 +132,7 @@ struct CommitState {
     log_first_seq: u64,
     writer: Option<TraceWriter>,
     failure: Option<String>,
-    reasons: [u64; 6],
+    reasons: [u64; 7],
 }
 
 /// Everything the hart threads and the DMA sink share.
@@ -147,9 +149,31 @@ struct Recorder {
     squashed_steps: AtomicU64,
     exclusive: AtomicU64,
     dma: AtomicU64,
+    /// Count of committed entries that wrote memory, bumped after their
+    /// write-back: what a spinning hart waits for.
+    writes: Mutex<u64>,
+    writes_cv: Condvar,
 }
 
 impl Recorder {
+    /// An entry that wrote memory has written back: wake spinning harts.
+    fn published_writes(&self) {
+        *self.writes.lock() += 1;
+        self.writes_cv.notify_all();
+    }
+
+    /// Waits (at most `timeout`) until an entry that wrote memory commits
+    /// after the `seen`th: a spinning hart re-runs only when memory changed.
+    fn wait_for_writes(&self, seen: u64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut writes = self.writes.lock();
+        while *writes == seen && !self.halt.load(Ordering::Relaxed) {
+            if self.writes_cv.wait_until(&mut writes, deadline).timed_out() {
+                break;
+            }
+        }
+    }
+
     /// Appends an entry under the commit lock and hands full blocks to the writer.
     fn log(&self, state: &mut CommitState, entry: Entry) {
         if state.log.is_empty() {
@@ -258,7 +282,7 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
             log_since: Instant::now(),
             writer: None,
             failure: None,
-            reasons: [0; 6],
+            reasons: [0; 7],
         }),
         wm: Watermark::new(),
         gate: RwLock::new(()),
@@ -270,6 +294,8 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
         squashed_steps: AtomicU64::new(0),
         exclusive: AtomicU64::new(0),
         dma: AtomicU64::new(0),
+        writes: Mutex::new(0),
+        writes_cv: Condvar::new(),
     });
     let sink = Arc::new(DmaSequencer {
         recorder: recorder.clone(),
@@ -465,6 +491,7 @@ impl<'a> HartRecorder<'a> {
         seed: Option<u64>,
     ) -> Self {
         let id = hart.hart_id();
+        hart.set_stop_on_pause(config.strategy == Strategy::Chunk);
         Self {
             hart,
             board,
@@ -500,6 +527,7 @@ impl<'a> HartRecorder<'a> {
                 p.maybe_delay();
                 budget = (budget / 2 + p.next() % (budget / 2 + 1)).max(1);
             }
+            let seen_writes = *self.rec.writes.lock();
             let (attempt, reason) = self.chunk(budget, exclusive);
             match attempt {
                 Attempt::Squashed => {
@@ -514,6 +542,9 @@ impl<'a> HartRecorder<'a> {
             }
             match reason {
                 Truncation::DeviceAccess => self.device_op(),
+                // A spinning hart waits until someone else commits: running
+                // on would only spin through stale memory.
+                Truncation::Spin => self.rec.wait_for_writes(seen_writes, SPIN_WAIT),
                 Truncation::Wfi if !self.halted() => {
                     let mie = self.hart.state().csr.mie;
                     self.board
@@ -577,6 +608,10 @@ impl<'a> HartRecorder<'a> {
                 }
                 StopReason::DeviceAccess => {
                     reason = Truncation::DeviceAccess;
+                    break;
+                }
+                StopReason::Pause => {
+                    reason = Truncation::Spin;
                     break;
                 }
                 StopReason::StepLimit => {}
@@ -649,6 +684,9 @@ impl<'a> HartRecorder<'a> {
         self.write_back();
         // Phase 3: retire.
         rec.wm.retire(seq);
+        if !self.sets.dirty.is_empty() {
+            rec.published_writes();
+        }
         rec.start_wm[self.id].store(u64::MAX, Ordering::Release);
         self.chunks += 1;
         (Attempt::Committed, reason)
@@ -745,6 +783,9 @@ impl<'a> HartRecorder<'a> {
         rec.log(&mut state, Entry::Chunk(entry));
         self.write_back();
         rec.wm.retire(seq);
+        if !self.sets.dirty.is_empty() {
+            rec.published_writes();
+        }
         rec.start_wm[self.id].store(u64::MAX, Ordering::Release);
         self.chunks += 1;
     }
@@ -842,6 +883,7 @@ impl CompletionSink for DmaSequencer {
         rec.dma.fetch_add(1, Ordering::Relaxed);
         rec.log(&mut state, Entry::Dma(DmaRecord { writes }));
         rec.wm.retire(seq);
+        rec.published_writes();
     }
 }
 

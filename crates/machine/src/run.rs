@@ -221,7 +221,7 @@ fn run_hart(
             StopReason::Wfi => {
                 board.irq.wait_for_interrupt(id, hart.state().csr.mie, halt);
             }
-            StopReason::StepLimit | StopReason::DeviceAccess => {}
+            StopReason::StepLimit | StopReason::DeviceAccess | StopReason::Pause => {}
         }
     }
 }

@@ -103,17 +103,21 @@ pub enum Truncation {
     Stop = 4,
     /// This entry *is* a device access: one instruction with MMIO allowed.
     DeviceOp = 5,
+    /// The hart executed a `pause` hint: it is spinning, and waits for
+    /// another hart's commit before its next chunk.
+    Spin = 6,
 }
 
 impl Truncation {
     /// Every reason, in encoding order.
-    pub const ALL: [Truncation; 6] = [
+    pub const ALL: [Truncation; 7] = [
         Truncation::SizeLimit,
         Truncation::DeviceAccess,
         Truncation::Wfi,
         Truncation::Interrupt,
         Truncation::Stop,
         Truncation::DeviceOp,
+        Truncation::Spin,
     ];
 
     /// Short name for reports.
@@ -125,6 +129,7 @@ impl Truncation {
             Truncation::Interrupt => "interrupt",
             Truncation::Stop => "stop",
             Truncation::DeviceOp => "device-op",
+            Truncation::Spin => "spin",
         }
     }
 

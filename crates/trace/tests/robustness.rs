@@ -35,7 +35,7 @@ fn entries(n: u64, salt: u64) -> Vec<Entry> {
                     hart: (i % 4) as u8,
                     steps: 100_000 - i * 13,
                     back: 1 + i % 3,
-                    reason: Truncation::ALL[(i % 6) as usize],
+                    reason: Truncation::ALL[(i % 7) as usize],
                     exclusive: i % 11 == 0,
                     events: if i % 3 == 0 {
                         vec![

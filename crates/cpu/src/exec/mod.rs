@@ -18,6 +18,9 @@ use crate::trap::Exception;
 
 use int::sext32;
 
+/// pred/succ field (bits 27:20) of `pause`: predecessor W, successor none.
+const PAUSE_PRED_SUCC: u64 = 0x10;
+
 impl Hart {
     /// Executes one instruction at `self.state.pc`, updating pc.
     #[inline(always)]
@@ -129,7 +132,12 @@ impl Hart {
             Op::Fence => {
                 std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
                 self.state.pc = next;
-                Ok(Flow::Continue)
+                // `pause` (Zihintpause) is `fence w, 0`: a spin-loop hint.
+                Ok(if imm == PAUSE_PRED_SUCC {
+                    Flow::Pause
+                } else {
+                    Flow::Continue
+                })
             }
             Op::Mul => wr!(a.wrapping_mul(b)),
             Op::Mulh => wr!(int::mulh(a, b)),
