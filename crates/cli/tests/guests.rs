@@ -84,8 +84,9 @@ fn lockfree_queue_delivers_every_item_once_in_order() {
 fn spin_contend_keeps_mutual_exclusion() {
     // Four harts on fewer than four host cores are left out: the guest's
     // FIFO ticket lock then hands the lock, tens of thousands of times, to
-    // a hart whose host thread is descheduled, which takes minutes (on
-    // QEMU TCG as on samsara) and measures the host scheduler, not us.
+    // a hart whose host thread is descheduled, and since run mode does not
+    // give up the host CPU at the guest's `pause` hint (QEMU does), each
+    // hand-off waits out a scheduler time slice: minutes in all.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let hart_counts: &[u32] = if cores >= 4 { &[1, 2, 4] } else { &[1, 2] };
     if cores < 4 {
