@@ -211,6 +211,10 @@ fn run_hart(
     let id: HartId = hart.hart_id();
     let mut bus = DirectBus::new(board, id);
     let limit = max_instructions.unwrap_or(u64::MAX);
+    // A spinning guest hart gives its host CPU away (as KVM's pause-loop
+    // exiting does): with more harts than host cores the lock holder may
+    // be the thread that is waiting for a CPU.
+    hart.set_stop_on_pause(true);
     while !halt.load(Ordering::Relaxed) && !board.exit.is_set() {
         let done = hart.steps().0;
         if done >= limit {
@@ -221,7 +225,8 @@ fn run_hart(
             StopReason::Wfi => {
                 board.irq.wait_for_interrupt(id, hart.state().csr.mie, halt);
             }
-            StopReason::StepLimit | StopReason::DeviceAccess | StopReason::Pause => {}
+            StopReason::Pause => std::thread::yield_now(),
+            StopReason::StepLimit | StopReason::DeviceAccess => {}
         }
     }
 }
