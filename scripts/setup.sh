@@ -24,3 +24,8 @@ fi
 
 ./scripts/build-guests.sh
 cargo build --release --bin samsara
+
+# Linux (`samsara run --linux`) needs OpenSBI, a kernel and an initramfs
+# from Debian stable (~115 MB): fetched on demand, not here.
+[ -s linux/build/Image ] ||
+    echo "setup: for 'samsara run --linux' run scripts/setup-linux.sh (the Linux test does so itself)"
