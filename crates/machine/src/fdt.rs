@@ -25,9 +25,19 @@ use crate::devices::virtio::mmio::VIRTIO_MMIO_SIZE;
 pub const UART_CLOCK_HZ: u32 = 0x38_4000;
 
 /// The ISA string of our harts.
-pub const RISCV_ISA: &str = "rv64imafdc_zicsr_zifencei";
+pub const RISCV_ISA: &str = "rv64imafdc_zicsr_zifencei_zihintpause";
 /// The same, as the newer split properties (`riscv,isa-extensions`).
-const RISCV_ISA_EXTENSIONS: [&str; 8] = ["i", "m", "a", "f", "d", "c", "zicsr", "zifencei"];
+const RISCV_ISA_EXTENSIONS: [&str; 9] = [
+    "i",
+    "m",
+    "a",
+    "f",
+    "d",
+    "c",
+    "zicsr",
+    "zifencei",
+    "zihintpause",
+];
 
 /// `#interrupt-cells` values of the CPU-local interrupt controller.
 const IRQ_M_SOFT: u32 = 3;

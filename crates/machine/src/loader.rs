@@ -98,6 +98,30 @@ pub enum LoaderError {
     /// Writing the image into RAM failed.
     #[error(transparent)]
     Ram(#[from] RamError),
+    /// A `--kernel` file that is not a RISC-V Linux kernel Image.
+    #[error("{path} is not a RISC-V Linux kernel Image: {reason}")]
+    NotLinuxImage {
+        /// The file (or a description of where the bytes came from).
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Something does not fit in RAM next to the rest of the boot images.
+    #[error(
+        "{what} ({size:#x} bytes at {addr}) does not fit in RAM {ram_base}..{ram_end:#x}; use a larger --mem"
+    )]
+    DoesNotFit {
+        /// Which image.
+        what: &'static str,
+        /// Where it would go.
+        addr: GuestPhysAddr,
+        /// How many bytes it needs.
+        size: u64,
+        /// First byte of RAM.
+        ram_base: GuestPhysAddr,
+        /// One past the end of RAM.
+        ram_end: u64,
+    },
 }
 
 /// HTIF mailbox addresses found in the ELF's symbol table.
@@ -120,6 +144,107 @@ pub struct LoadedImage {
     pub htif: Option<Htif>,
     /// Whether the image was an ELF (false: raw binary).
     pub is_elf: bool,
+}
+
+/// The header of a RISC-V Linux kernel Image
+/// (Documentation/arch/riscv/boot-image-header.rst).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinuxImageHeader {
+    /// `text_offset`: where the Image wants to sit, relative to RAM's start.
+    pub text_offset: u64,
+    /// `image_size`: bytes the kernel occupies once running (with its BSS).
+    pub image_size: u64,
+}
+
+/// Offset of the `magic2` field ("RSC\x05") in the Image header.
+const IMAGE_MAGIC2_OFFSET: usize = 0x38;
+/// Offset of the deprecated `magic` field ("RISCV\0\0\0").
+const IMAGE_MAGIC_OFFSET: usize = 0x30;
+/// Size of the Image header.
+const IMAGE_HEADER_LEN: usize = 0x40;
+
+/// Check that `bytes` is a RISC-V Linux kernel Image and read its header.
+/// `path` only names the file in the error.
+pub fn parse_linux_image(bytes: &[u8], path: &str) -> Result<LinuxImageHeader, LoaderError> {
+    let refuse = |reason: String| LoaderError::NotLinuxImage {
+        path: path.to_owned(),
+        reason,
+    };
+    if bytes.starts_with(b"\x1f\x8b") {
+        return Err(refuse(
+            "it is gzip-compressed (an Image.gz or vmlinuz); decompress it first".into(),
+        ));
+    }
+    if bytes.starts_with(b"\x7fELF") {
+        return Err(refuse(
+            "it is an ELF file; pass the raw Image (arch/riscv/boot/Image, Debian's /boot/vmlinux-*)"
+                .into(),
+        ));
+    }
+    if bytes.len() < IMAGE_HEADER_LEN {
+        return Err(refuse(format!(
+            "{} bytes is shorter than the 64-byte Image header",
+            bytes.len()
+        )));
+    }
+    let magic2 = &bytes[IMAGE_MAGIC2_OFFSET..IMAGE_MAGIC2_OFFSET + 4];
+    let magic = &bytes[IMAGE_MAGIC_OFFSET..IMAGE_MAGIC_OFFSET + 8];
+    if magic2 != b"RSC\x05" && magic != b"RISCV\0\0\0" {
+        let what = if bytes.len() > 0x206 && &bytes[0x202..0x206] == b"HdrS" {
+            "it looks like an x86 bzImage".to_owned()
+        } else if bytes.len() > 0x3c && &bytes[0x38..0x3c] == b"ARM\x64" {
+            "it is an arm64 Image".to_owned()
+        } else {
+            format!("no \"RSC\\x05\" magic at offset 0x38 (found {magic2:02x?})")
+        };
+        return Err(refuse(what));
+    }
+    let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or([0; 8]));
+    let header = LinuxImageHeader {
+        text_offset: word(0x08),
+        image_size: word(0x10),
+    };
+    if header.image_size != 0 && header.image_size < bytes.len() as u64 {
+        return Err(refuse(format!(
+            "its header claims {:#x} bytes, less than the file's {:#x}",
+            header.image_size,
+            bytes.len()
+        )));
+    }
+    Ok(header)
+}
+
+/// Load a RISC-V Linux kernel Image at `addr` (QEMU puts it at the first
+/// 2 MiB boundary above the firmware). The whole `image_size` of the header
+/// (text, data and BSS) must fit in RAM; the BSS part is zeroed.
+pub fn load_linux_image(
+    bytes: &[u8],
+    path: &str,
+    addr: GuestPhysAddr,
+    ram: &GuestRam,
+) -> Result<LoadedImage, LoaderError> {
+    let header = parse_linux_image(bytes, path)?;
+    let size = header.image_size.max(bytes.len() as u64);
+    if !ram.contains(addr, size) {
+        return Err(LoaderError::DoesNotFit {
+            what: "the kernel",
+            addr,
+            size,
+            ram_base: ram.base(),
+            ram_end: ram.end(),
+        });
+    }
+    ram.write(addr, bytes)?;
+    ram.zero(
+        GuestPhysAddr(addr.raw() + bytes.len() as u64),
+        size - bytes.len() as u64,
+    )?;
+    Ok(LoadedImage {
+        entry: addr,
+        end: addr.raw() + size,
+        htif: None,
+        is_elf: false,
+    })
 }
 
 /// Read an image file and load it into `ram`.
@@ -328,6 +453,45 @@ mod tests {
         );
         let source = std::error::Error::source(&err).expect("the io::Error is the source");
         assert!(source.to_string().contains("No such file"), "{source}");
+    }
+
+    /// A fake RISC-V Image: header with `image_size`, then `len` bytes.
+    pub(crate) fn linux_image(len: usize, image_size: u64) -> Vec<u8> {
+        let mut image = vec![0u8; len.max(64)];
+        image[0x10..0x18].copy_from_slice(&image_size.to_le_bytes());
+        image[0x30..0x38].copy_from_slice(b"RISCV\0\0\0");
+        image[0x38..0x3c].copy_from_slice(b"RSC\x05");
+        image
+    }
+
+    #[test]
+    fn linux_images_are_checked_and_their_bss_zeroed() {
+        let ram = GuestRam::new(GuestPhysAddr(0x8000_0000), 0x40000).unwrap();
+        ram.write(GuestPhysAddr(0x8001_1000), &[0xff; 16]).unwrap();
+        let image = linux_image(0x1000, 0x2000);
+        let loaded = load_linux_image(&image, "Image", GuestPhysAddr(0x8001_0000), &ram).unwrap();
+        assert_eq!(loaded.entry, GuestPhysAddr(0x8001_0000));
+        assert_eq!(loaded.end, 0x8001_2000);
+        let mut bss = [1u8; 16];
+        ram.read(GuestPhysAddr(0x8001_1000), &mut bss).unwrap();
+        assert_eq!(bss, [0; 16]);
+        // image_size beyond RAM: refused, with the advice.
+        let big = linux_image(0x1000, 0x10_0000);
+        let err = load_linux_image(&big, "Image", GuestPhysAddr(0x8001_0000), &ram).unwrap_err();
+        assert!(err.to_string().contains("--mem"), "{err}");
+    }
+
+    #[test]
+    fn wrong_kernels_are_named_for_what_they_are() {
+        let reason = |bytes: &[u8]| parse_linux_image(bytes, "k").unwrap_err().to_string();
+        assert!(reason(b"\x1f\x8b\x08\0rest").contains("gzip"));
+        assert!(reason(&elf(2, 1, 243, 0x8000_0000, &[0; 4])).contains("ELF"));
+        assert!(reason(b"short").contains("shorter"));
+        let mut arm = vec![0u8; 0x100];
+        arm[0x38..0x3c].copy_from_slice(b"ARM\x64");
+        assert!(reason(&arm).contains("arm64"));
+        assert!(reason(&[0u8; 0x100]).contains("RSC"));
+        assert!(parse_linux_image(&linux_image(0x100, 0x100), "k").is_ok());
     }
 
     #[test]
