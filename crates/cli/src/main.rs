@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use samsara_machine::run::{RunConfig, RunOutcome, run_image};
+use samsara_machine::machine::LinuxBoot;
+use samsara_machine::run::{RunConfig, RunOutcome, run_image, run_linux};
 
 #[derive(Parser)]
 #[command(
@@ -61,11 +62,116 @@ pub(crate) struct MachineArgs {
 
 #[derive(Args)]
 struct RunArgs {
-    #[command(flatten)]
-    machine: MachineArgs,
+    /// Guest image: an RV64 ELF executable, or a raw binary loaded at
+    /// 0x8000_0000. Not with --kernel/--linux.
+    #[arg(required_unless_present_any = ["kernel", "linux", "bios"], conflicts_with_all = ["kernel", "linux", "bios"])]
+    image: Option<PathBuf>,
+    /// Number of harts (1-8), each on its own host thread.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
+    harts: u32,
+    /// Guest RAM size, e.g. 128M or 1G [default: 128M; 512M with --kernel/--linux].
+    #[arg(long, value_parser = parse_size)]
+    mem: Option<u64>,
+    /// Disk image for the virtio block device.
+    #[arg(long)]
+    disk: Option<PathBuf>,
+    /// Open the disk image read-only (guest writes fail with an I/O error).
+    #[arg(long)]
+    disk_readonly: bool,
+    /// Stop every hart after this many instructions (per hart).
+    #[arg(long)]
+    max_instructions: Option<u64>,
+    /// Stop after this many seconds of wall-clock time (status 124).
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<f64>,
+    /// Firmware loaded at 0x8000_0000 and entered in M-mode (OpenSBI's
+    /// fw_dynamic.bin); alone, it runs like IMAGE.
+    #[arg(long, value_name = "FW")]
+    bios: Option<PathBuf>,
+    /// Linux kernel Image (raw RISC-V Image), loaded 2 MiB-aligned above the firmware.
+    #[arg(long, value_name = "IMAGE")]
+    kernel: Option<PathBuf>,
+    /// Initial RAM disk for the kernel.
+    #[arg(long, value_name = "FILE")]
+    initrd: Option<PathBuf>,
+    /// Kernel command line.
+    #[arg(long, value_name = "ARGS")]
+    append: Option<String>,
+    /// Boot the Linux that scripts/setup-linux.sh prepared (linux/build/, or
+    /// $SAMSARA_LINUX_DIR): its fw_dynamic.bin, Image, initramfs and
+    /// command line, each replaceable by --bios/--kernel/--initrd/--append.
+    #[arg(long)]
+    linux: bool,
     /// Do not print the summary line on stderr.
     #[arg(long, short)]
     quiet: bool,
+}
+
+/// The kernel command line of `--linux` when linux/build has none.
+const DEFAULT_LINUX_CMDLINE: &str = "console=ttyS0 earlycon=sbi";
+
+/// Where `--linux` finds its files: $SAMSARA_LINUX_DIR, else linux/build
+/// under the current directory, else under the source tree samsara was
+/// built from.
+fn linux_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SAMSARA_LINUX_DIR") {
+        return PathBuf::from(dir);
+    }
+    let local = PathBuf::from("linux/build");
+    if local.is_dir() {
+        return local;
+    }
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../linux/build"))
+}
+
+/// A file of the bundled Linux setup, with a clear message if it is missing.
+fn bundled(dir: &std::path::Path, name: &str, flag: &str) -> Result<PathBuf> {
+    let path = dir.join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        anyhow::bail!(
+            "{} not found (needed for {flag}); run scripts/setup-linux.sh to fetch OpenSBI, the kernel and build the initramfs, or pass {flag} explicitly",
+            path.display()
+        )
+    }
+}
+
+/// The firmware, kernel, initrd and command line to boot, if this run boots a kernel.
+fn linux_boot(args: &RunArgs) -> Result<Option<LinuxBoot>> {
+    if !args.linux && args.kernel.is_none() {
+        if args.initrd.is_some() || args.append.is_some() {
+            anyhow::bail!("--initrd and --append need a kernel: add --kernel IMAGE or --linux");
+        }
+        return Ok(None);
+    }
+    let dir = linux_dir();
+    let bios = match &args.bios {
+        Some(path) => path.clone(),
+        None => bundled(&dir, "fw_dynamic.bin", "--bios")?,
+    };
+    let kernel = match &args.kernel {
+        Some(path) => path.clone(),
+        None => bundled(&dir, "Image", "--kernel")?,
+    };
+    let initrd = match &args.initrd {
+        Some(path) => Some(path.clone()),
+        None if args.linux => Some(bundled(&dir, "initramfs.cpio.gz", "--initrd")?),
+        None => None,
+    };
+    let bootargs = match &args.append {
+        Some(text) => text.clone(),
+        None if args.linux => std::fs::read_to_string(dir.join("cmdline"))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|_| DEFAULT_LINUX_CMDLINE.to_owned()),
+        None => DEFAULT_LINUX_CMDLINE.to_owned(),
+    };
+    Ok(Some(LinuxBoot::from_files(
+        &bios,
+        &kernel,
+        initrd.as_deref(),
+        Some(bootargs),
+    )?))
 }
 
 /// Parse sizes like `128M`, `1G`, `65536`, `64KiB`.
@@ -91,14 +197,23 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size '{text}' is too large"))
 }
 
-fn run_config(m: &MachineArgs) -> RunConfig {
-    RunConfig {
-        harts: m.harts,
-        ram_size: m.mem,
-        disk: m.disk.clone(),
-        disk_readonly: m.disk_readonly,
-        max_instructions: m.max_instructions,
-    }
+fn run_config(args: &RunArgs, boots_kernel: bool) -> Result<RunConfig> {
+    let timeout = match args.timeout {
+        Some(secs) if secs.is_finite() && secs > 0.0 => {
+            Some(std::time::Duration::from_secs_f64(secs))
+        }
+        Some(secs) => anyhow::bail!("--timeout {secs}: give a positive number of seconds"),
+        None => None,
+    };
+    let default_mem = if boots_kernel { 512 << 20 } else { 128 << 20 };
+    Ok(RunConfig {
+        harts: args.harts,
+        ram_size: args.mem.unwrap_or(default_mem),
+        disk: args.disk.clone(),
+        disk_readonly: args.disk_readonly,
+        max_instructions: args.max_instructions,
+        timeout,
+    })
 }
 
 /// A stop flag raised by Ctrl-C, so a run ends cleanly with a message.
@@ -132,8 +247,14 @@ fn print_summary(outcome: &RunOutcome) {
 }
 
 fn run(args: &RunArgs) -> Result<ExitCode> {
+    let boot = linux_boot(args)?;
+    let config = run_config(args, boot.is_some())?;
     let stop = install_ctrl_c()?;
-    let outcome = run_image(&args.machine.image, &run_config(&args.machine), stop)?;
+    let outcome = match (&boot, &args.image, &args.bios) {
+        (Some(boot), _, _) => run_linux(boot, &config, stop)?,
+        (None, Some(image), _) | (None, None, Some(image)) => run_image(image, &config, stop)?,
+        (None, None, None) => anyhow::bail!("nothing to run: give IMAGE, --kernel or --linux"),
+    };
     if !args.quiet {
         print_summary(&outcome);
     }

@@ -3,6 +3,7 @@ pub mod board;
 pub mod boot_rom;
 pub mod bus;
 pub mod clock;
+pub mod console;
 pub mod devices;
 pub mod fdt;
 pub mod irq;

@@ -17,9 +17,9 @@ use samsara_types::HartId;
 use crate::board::{Board, BoardConfig};
 use crate::bus::DirectBus;
 use crate::clock::HostClock;
+use crate::console::{PanicWatch, RawTerminal, WatchedOutput, spawn_interactive_feeder};
 use crate::devices::test_device::MachineExit;
-use crate::devices::uart::SerialOutput;
-use crate::machine::{Machine, MachineError};
+use crate::machine::{LinuxBoot, Machine, MachineError};
 
 /// Instructions a hart runs between looks at the exit flag and the
 /// interrupt lines: ~50 µs at 300 MIPS, far below any guest-visible latency.
@@ -38,6 +38,8 @@ pub struct RunConfig {
     pub disk_readonly: bool,
     /// Stop each hart after this many instructions.
     pub max_instructions: Option<u64>,
+    /// Stop after this much wall-clock time.
+    pub timeout: Option<Duration>,
 }
 
 impl RunConfig {
@@ -53,7 +55,7 @@ impl RunConfig {
 }
 
 /// How a run ended.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub enum RunExit {
     /// The guest stopped the machine (test device or HTIF).
     Guest(MachineExit),
@@ -61,6 +63,17 @@ pub enum RunExit {
     InstructionLimit(u64),
     /// Ctrl-C or the caller's stop flag.
     Interrupted,
+    /// The wall-clock `--timeout` passed.
+    Timeout(Duration),
+    /// The guest kernel panicked (the console showed its panic line).
+    KernelPanic(String),
+    /// A hart thread failed inside samsara (a bug): the machine was stopped.
+    HartCrashed {
+        /// The hart.
+        hart: u32,
+        /// The panic message.
+        message: String,
+    },
 }
 
 impl RunExit {
@@ -74,8 +87,10 @@ impl RunExit {
                 0 => 1,
                 c => c,
             },
-            RunExit::InstructionLimit(_) => 124,
+            RunExit::InstructionLimit(_) | RunExit::Timeout(_) => 124,
             RunExit::Interrupted => 130,
+            RunExit::KernelPanic(_) => 1,
+            RunExit::HartCrashed { .. } => 3,
         }
     }
 }
@@ -94,6 +109,12 @@ impl fmt::Display for RunExit {
                 write!(f, "stopped at the instruction limit ({n} per hart)")
             }
             RunExit::Interrupted => write!(f, "interrupted"),
+            RunExit::Timeout(t) => write!(f, "stopped at the {:.1} s timeout", t.as_secs_f64()),
+            RunExit::KernelPanic(line) => write!(f, "the guest kernel panicked: {line}"),
+            RunExit::HartCrashed { hart, message } => write!(
+                f,
+                "hart {hart} stopped on an internal error (a samsara bug, please report it): {message}"
+            ),
         }
     }
 }
@@ -115,12 +136,48 @@ pub fn run_image(
     config: &RunConfig,
     stop: Arc<AtomicBool>,
 ) -> Result<RunOutcome, MachineError> {
-    let console: SerialOutput = Box::new(std::io::stdout());
-    let mut machine =
-        Machine::from_file(&config.board(), path, Arc::new(HostClock::new()), console)?;
+    let (console, watch) = WatchedOutput::new(Box::new(std::io::stdout()));
+    let mut machine = Machine::from_file(
+        &config.board(),
+        path,
+        Arc::new(HostClock::new()),
+        Box::new(console),
+    )?;
     spawn_stdin_feeder(machine.board.uart.clone());
-    let outcome = run_machine(&mut machine, config.max_instructions, &stop);
+    let outcome = supervise(&mut machine, config, &stop, Some(&watch));
     machine.board.uart.flush_output();
+    Ok(outcome)
+}
+
+/// Boot Linux (firmware, kernel, initrd; see [`LinuxBoot`]) with the
+/// console on stdout and stdin. When stdin is a terminal it is put in raw
+/// mode for the run and Ctrl-A X ends it (as QEMU's `-nographic`).
+pub fn run_linux(
+    boot: &LinuxBoot,
+    config: &RunConfig,
+    stop: Arc<AtomicBool>,
+) -> Result<RunOutcome, MachineError> {
+    let (console, watch) = WatchedOutput::new(Box::new(std::io::stdout()));
+    let (mut machine, _layout) = Machine::boot_linux(
+        &config.board(),
+        boot,
+        Arc::new(HostClock::new()),
+        Box::new(console),
+        None,
+    )?;
+    let terminal = RawTerminal::enter();
+    if terminal.is_some() {
+        spawn_interactive_feeder(machine.board.uart.clone(), stop.clone());
+    } else {
+        spawn_stdin_feeder(machine.board.uart.clone());
+    }
+    let outcome = supervise(&mut machine, config, &stop, Some(&watch));
+    machine.board.uart.flush_output();
+    drop(terminal);
+    if !matches!(outcome.exit, RunExit::Guest(_)) {
+        // The guest's last line may lack its newline.
+        println!();
+    }
     Ok(outcome)
 }
 
@@ -155,30 +212,88 @@ pub fn run_machine(
     max_instructions: Option<u64>,
     stop: &AtomicBool,
 ) -> RunOutcome {
+    let config = RunConfig {
+        harts: machine.board.harts(),
+        ram_size: machine.board.ram.size(),
+        disk: None,
+        disk_readonly: false,
+        max_instructions,
+        timeout: None,
+    };
+    supervise(machine, &config, stop, None)
+}
+
+/// How long a panicking kernel may go on printing its report before the
+/// run is stopped.
+const PANIC_GRACE: Duration = Duration::from_secs(2);
+
+/// [`run_machine`] with a wall-clock limit and, when `watch` is given, a
+/// stop shortly after the console showed a kernel panic.
+fn supervise(
+    machine: &mut Machine,
+    config: &RunConfig,
+    stop: &AtomicBool,
+    watch: Option<&PanicWatch>,
+) -> RunOutcome {
+    let max_instructions = config.max_instructions;
     let board = &machine.board;
     let halt = AtomicBool::new(false);
     let limit_hit = AtomicBool::new(false);
+    let crashed: parking_lot::Mutex<Option<(u32, String)>> = parking_lot::Mutex::new(None);
     let start = Instant::now();
+    let mut timed_out = None;
+    let mut panicked = None;
+    let mut panic_since = None;
     std::thread::scope(|scope| {
         let workers: Vec<_> = machine
             .harts
             .iter_mut()
             .map(|hart| {
-                let (halt, limit_hit) = (&halt, &limit_hit);
+                let (halt, limit_hit, crashed) = (&halt, &limit_hit, &crashed);
                 std::thread::Builder::new()
                     .name(format!("hart{}", hart.hart_id().0))
                     .spawn_scoped(scope, move || {
-                        run_hart(hart, board, max_instructions, halt, limit_hit)
+                        let id = hart.hart_id().0;
+                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            run_hart(hart, board, max_instructions, halt, limit_hit)
+                        }));
+                        if let Err(payload) = result {
+                            let message = payload
+                                .downcast_ref::<&str>()
+                                .map(|s| (*s).to_owned())
+                                .or_else(|| payload.downcast_ref::<String>().cloned())
+                                .unwrap_or_else(|| "unknown panic".into());
+                            crashed.lock().get_or_insert((id, message));
+                            halt.store(true, Ordering::SeqCst);
+                        }
                     })
                     .expect("spawning a hart thread")
             })
             .collect();
-        // Supervise: turn Ctrl-C and guest exits into a halt of every hart,
-        // waking those asleep in WFI.
+        // Supervise: turn Ctrl-C, guest exits, the timeout and a kernel
+        // panic into a halt of every hart, waking those asleep in WFI.
         while !workers.iter().all(|w| w.is_finished()) {
+            if let Some(timeout) = config.timeout
+                && timed_out.is_none()
+                && start.elapsed() >= timeout
+            {
+                timed_out = Some(timeout);
+            }
+            if let Some(watch) = watch
+                && panicked.is_none()
+                && watch.seen()
+            {
+                let since = *panic_since.get_or_insert_with(Instant::now);
+                if watch.ended() || since.elapsed() >= PANIC_GRACE {
+                    panicked = watch.line();
+                }
+            }
             if stop.load(Ordering::Relaxed)
                 || board.exit.is_set()
                 || limit_hit.load(Ordering::Relaxed)
+                || halt.load(Ordering::Relaxed)
+                || timed_out.is_some()
+                || panicked.is_some()
             {
                 halt.store(true, Ordering::SeqCst);
                 board.irq.wake_all();
@@ -187,12 +302,22 @@ pub fn run_machine(
         }
     });
     let wall = start.elapsed();
-    let exit = match board.exit.get() {
-        Some(exit) => RunExit::Guest(exit),
-        None if limit_hit.load(Ordering::Relaxed) => {
+    let crashed = crashed.into_inner();
+    let exit = match (board.exit.get(), crashed) {
+        (_, Some((hart, message))) => RunExit::HartCrashed { hart, message },
+        // A kernel that panics with panic=N resets the machine: say why.
+        (Some(MachineExit::Reset), _) if watch.is_some_and(|w| w.seen()) => {
+            RunExit::KernelPanic(watch.and_then(|w| w.line()).unwrap_or_default())
+        }
+        (Some(exit), _) => RunExit::Guest(exit),
+        (None, _) if panicked.is_some() => RunExit::KernelPanic(panicked.unwrap_or_default()),
+        (None, _) if limit_hit.load(Ordering::Relaxed) => {
             RunExit::InstructionLimit(max_instructions.unwrap_or(0))
         }
-        None => RunExit::Interrupted,
+        (None, _) => match timed_out {
+            Some(t) => RunExit::Timeout(t),
+            None => RunExit::Interrupted,
+        },
     };
     RunOutcome {
         exit,
