@@ -40,17 +40,23 @@ impl From<Exception> for ExecError {
     }
 }
 
-/// What the run loop must do after an instruction retired.
+/// What the run loop must do after an instruction: a one-byte code, so the
+/// executor's arms (inline and out of line) meet on a register value, not
+/// on a `Result` in memory.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Flow {
-    /// Go on with the next instruction.
+    /// It retired: go on with the next instruction.
     Continue,
-    /// The instruction may have made an interrupt deliverable.
+    /// It retired and may have made an interrupt deliverable.
     CheckInterrupts,
     /// A WFI retired.
     Wfi,
     /// A `pause` hint retired.
     Pause,
+    /// It raised an exception, which has been taken (the step is counted).
+    Trapped,
+    /// The bus deferred a device access: no step, no effect.
+    Deferred,
 }
 
 /// One RV64GC hart.
@@ -98,17 +104,17 @@ impl Hart {
                     // Now in the decode cache: go round again to hit it.
                     Ok(None) => continue,
                     Ok(Some(inst)) => self.execute_uncached(bus, inst),
-                    Err(e) => Err(e),
+                    Err(e) => self.fail(e),
                 }
             };
             self.state.x[0] = 0;
             match flow {
-                Ok(Flow::Continue) => self.state.steps += 1,
-                Ok(Flow::CheckInterrupts) => {
+                Flow::Continue => self.state.steps += 1,
+                Flow::CheckInterrupts => {
                     self.state.steps += 1;
                     self.check_interrupts(bus);
                 }
-                Ok(Flow::Wfi) => {
+                Flow::Wfi => {
                     self.state.steps += 1;
                     let c = &self.state.csr;
                     // WFI completes at once if an interrupt is pending and
@@ -118,17 +124,31 @@ impl Hart {
                     }
                     self.check_interrupts(bus);
                 }
-                Ok(Flow::Pause) => {
+                Flow::Pause => {
                     self.state.steps += 1;
                     if self.stop_on_pause {
                         return StopReason::Pause;
                     }
                 }
-                Err(ExecError::Exception(e)) => self.exception_step(e),
-                Err(ExecError::Deferred) => return StopReason::DeviceAccess,
+                Flow::Trapped => {}
+                Flow::Deferred => return StopReason::DeviceAccess,
             }
         }
         StopReason::StepLimit
+    }
+
+    /// An instruction did not complete: takes its exception (a step that
+    /// did not retire) or reports the deferral.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn fail(&mut self, e: ExecError) -> Flow {
+        match e {
+            ExecError::Exception(e) => {
+                self.exception_step(e);
+                Flow::Trapped
+            }
+            ExecError::Deferred => Flow::Deferred,
+        }
     }
 
     /// An instruction raised `e`: it counts as a step but did not retire.
@@ -172,7 +192,7 @@ impl Hart {
     /// Executes an instruction that is not in the decode cache (fetched
     /// from a device); kept out of line so the hot loop stays small.
     #[inline(never)]
-    fn execute_uncached<B: Bus>(&mut self, bus: &mut B, inst: Inst) -> Result<Flow, ExecError> {
+    fn execute_uncached<B: Bus>(&mut self, bus: &mut B, inst: Inst) -> Flow {
         self.execute(bus, inst)
     }
 

@@ -108,11 +108,13 @@ impl Tlb {
 const DCACHE_SIZE: usize = 4096;
 
 #[derive(Clone, Copy)]
+#[repr(C, align(32))]
 pub(crate) struct DecodeSlot {
     pub pc: u64,
     pub generation: u64,
-    /// `Inst::pack` of the decoded instruction.
-    pub inst: u128,
+    /// The decoded instruction, stored as is: the executor reads the
+    /// fields it needs straight from the slot.
+    pub inst: Inst,
 }
 
 /// Direct-mapped decoded-instruction cache indexed by `pc >> 1`.
@@ -133,7 +135,7 @@ impl DecodeCache {
             slots: [DecodeSlot {
                 pc: 0,
                 generation: 0,
-                inst: Inst::illegal(0, 4).pack(),
+                inst: Inst::illegal(0, 4),
             }; DCACHE_SIZE],
         })
     }
@@ -147,7 +149,7 @@ impl DecodeCache {
     pub(crate) fn get(&self, pc: u64) -> Option<Inst> {
         let s = &self.slots[Self::index(pc)];
         if s.pc == pc && s.generation == self.generation {
-            Some(Inst::unpack(s.inst))
+            Some(s.inst)
         } else {
             None
         }
@@ -157,7 +159,7 @@ impl DecodeCache {
         self.slots[Self::index(pc)] = DecodeSlot {
             pc,
             generation: self.generation,
-            inst: inst.pack(),
+            inst,
         };
     }
 

@@ -13,7 +13,7 @@ mod system;
 use samsara_isa::{Inst, Op};
 
 use crate::bus::Bus;
-use crate::hart::{ExecError, Flow, Hart};
+use crate::hart::{Flow, Hart};
 use crate::trap::Exception;
 
 use int::sext32;
@@ -24,7 +24,7 @@ const PAUSE_PRED_SUCC: u64 = 0x10;
 impl Hart {
     /// Executes one instruction at `self.state.pc`, updating pc.
     #[inline(always)]
-    pub(crate) fn execute<B: Bus>(&mut self, bus: &mut B, i: Inst) -> Result<Flow, ExecError> {
+    pub(crate) fn execute<B: Bus>(&mut self, bus: &mut B, i: Inst) -> Flow {
         let pc = self.state.pc;
         let next = pc.wrapping_add(u64::from(i.len));
         let rd = usize::from(i.rd & 31);
@@ -32,24 +32,33 @@ impl Hart {
         let b = self.state.x[usize::from(i.rs2 & 31)];
         let imm = i.imm64();
 
+        // The value of a `Result<_, ExecError>`, or the failed step's flow.
+        macro_rules! tri {
+            ($r:expr) => {
+                match $r {
+                    Ok(v) => v,
+                    Err(e) => return self.fail(e),
+                }
+            };
+        }
         // Write rd (x0 is re-zeroed by the run loop) and fall through.
         macro_rules! wr {
             ($v:expr) => {{
                 let v = $v;
                 self.state.x[rd] = v;
                 self.state.pc = next;
-                Ok(Flow::Continue)
+                Flow::Continue
             }};
         }
         macro_rules! branch {
             ($cond:expr) => {{
                 self.state.pc = if $cond { pc.wrapping_add(imm) } else { next };
-                Ok(Flow::Continue)
+                Flow::Continue
             }};
         }
         macro_rules! load {
             ($size:expr, $ext:expr) => {{
-                let v = self.load(bus, a.wrapping_add(imm), $size)?;
+                let v = tri!(self.load(bus, a.wrapping_add(imm), $size));
                 #[allow(clippy::redundant_closure_call)]
                 let v = ($ext)(v);
                 wr!(v)
@@ -57,9 +66,9 @@ impl Hart {
         }
         macro_rules! store {
             ($size:expr) => {{
-                self.store(bus, a.wrapping_add(imm), $size, b)?;
+                tri!(self.store(bus, a.wrapping_add(imm), $size, b));
                 self.state.pc = next;
-                Ok(Flow::Continue)
+                Flow::Continue
             }};
         }
 
@@ -71,13 +80,13 @@ impl Hart {
             Op::Jal => {
                 self.state.x[rd] = next;
                 self.state.pc = pc.wrapping_add(imm);
-                Ok(Flow::Continue)
+                Flow::Continue
             }
             Op::Jalr => {
                 // With C, targets are always 2-aligned after clearing bit 0.
                 self.state.x[rd] = next;
                 self.state.pc = a.wrapping_add(imm) & !1;
-                Ok(Flow::Continue)
+                Flow::Continue
             }
             Op::Beq => branch!(a == b),
             Op::Bne => branch!(a != b),
@@ -133,11 +142,11 @@ impl Hart {
                 std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
                 self.state.pc = next;
                 // `pause` (Zihintpause) is `fence w, 0`: a spin-loop hint.
-                Ok(if imm == PAUSE_PRED_SUCC {
+                if imm == PAUSE_PRED_SUCC {
                     Flow::Pause
                 } else {
                     Flow::Continue
-                })
+                }
             }
             Op::Mul => wr!(a.wrapping_mul(b)),
             Op::Mulh => wr!(int::mulh(a, b)),
@@ -152,14 +161,18 @@ impl Hart {
             Op::Divuw => wr!(int::divuw(a, b)),
             Op::Remw => wr!(int::remw(a, b)),
             Op::Remuw => wr!(int::remuw(a, b)),
-            Op::LrW | Op::LrD => {
-                let v = self.exec_lr(bus, i)?;
-                wr!(v)
-            }
-            Op::ScW | Op::ScD => {
-                let v = self.exec_sc(bus, i)?;
-                wr!(v)
-            }
+            // Everything else (A, Zicsr, system, F/D) runs out of line.
+            _ => self.execute_out_of_line(bus, i),
+        }
+    }
+
+    /// The operations kept out of the hot loop: A, Zicsr, the system
+    /// instructions and F/D.
+    #[inline(never)]
+    fn execute_out_of_line<B: Bus>(&mut self, bus: &mut B, i: Inst) -> Flow {
+        let value = match i.op {
+            Op::LrW | Op::LrD => self.exec_lr(bus, i),
+            Op::ScW | Op::ScD => self.exec_sc(bus, i),
             Op::AmoswapW
             | Op::AmoaddW
             | Op::AmoxorW
@@ -177,19 +190,26 @@ impl Hart {
             | Op::AmominD
             | Op::AmomaxD
             | Op::AmominuD
-            | Op::AmomaxuD => {
-                let v = self.exec_amo(bus, i)?;
-                wr!(v)
-            }
+            | Op::AmomaxuD => self.exec_amo(bus, i),
             Op::Csrrw | Op::Csrrs | Op::Csrrc | Op::Csrrwi | Op::Csrrsi | Op::Csrrci => {
-                self.exec_csr(bus, i)
+                return self.exec_csr(bus, i).unwrap_or_else(|e| self.fail(e));
             }
             Op::Ecall | Op::Ebreak | Op::Mret | Op::Sret | Op::Wfi | Op::SfenceVma | Op::FenceI => {
-                self.exec_system(i)
+                return self.exec_system(i).unwrap_or_else(|e| self.fail(e));
             }
-            Op::Illegal => Err(Exception::IllegalInstruction(u64::from(i.raw)).into()),
+            Op::Illegal => {
+                return self.fail(Exception::IllegalInstruction(u64::from(i.raw)).into());
+            }
             // Everything else is F/D.
-            _ => self.exec_fp(bus, i),
+            _ => return self.exec_fp(bus, i).unwrap_or_else(|e| self.fail(e)),
+        };
+        match value {
+            Ok(v) => {
+                self.state.x[usize::from(i.rd & 31)] = v;
+                self.state.pc = self.state.pc.wrapping_add(u64::from(i.len));
+                Flow::Continue
+            }
+            Err(e) => self.fail(e),
         }
     }
 }
