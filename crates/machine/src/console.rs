@@ -1,7 +1,7 @@
 //! The interactive console of `samsara run`: the host terminal in raw mode
 //! feeds the UART, as QEMU's `-nographic` does. Ctrl-A X leaves (QEMU's
-//! escape), Ctrl-A C-a sends a Ctrl-A; every other byte, Ctrl-C included,
-//! goes to the guest.
+//! escape), Ctrl-A H lists the commands, Ctrl-A Ctrl-A sends a Ctrl-A;
+//! every other byte, Ctrl-C included, goes to the guest.
 //!
 //! And the console's watcher: the output sink that notices a Linux kernel
 //! panic, so a run can stop and say so instead of hanging.
@@ -78,7 +78,12 @@ enum Key {
     Nothing,
     /// Ctrl-A X: leave.
     Quit,
+    /// Ctrl-A H: list the escape commands.
+    Help,
 }
+
+/// What Ctrl-A H prints (raw terminal: explicit carriage returns).
+const HELP: &str = "\r\nsamsara console: C-a h  this help\r\n                 C-a x  exit samsara\r\n                 C-a C-a  send C-a to the guest\r\n";
 
 /// QEMU's mux escape: Ctrl-A then X quits, Ctrl-A Ctrl-A sends Ctrl-A.
 #[derive(Default)]
@@ -91,6 +96,7 @@ impl EscapeDecoder {
         if std::mem::take(&mut self.pending) {
             return match byte {
                 b'x' | b'X' => Key::Quit,
+                b'h' | b'H' | b'?' => Key::Help,
                 ESCAPE => Key::Guest(ESCAPE),
                 _ => Key::Nothing,
             };
@@ -123,6 +129,11 @@ pub fn spawn_interactive_feeder(uart: Arc<Uart>, quit: Arc<AtomicBool>) {
                     match decoder.feed(b) {
                         Key::Guest(b) => bytes.push(b),
                         Key::Nothing => {}
+                        Key::Help => {
+                            let mut err = std::io::stderr();
+                            let _ = err.write_all(HELP.as_bytes());
+                            let _ = err.flush();
+                        }
                         Key::Quit => {
                             quit.store(true, Ordering::SeqCst);
                             return;
@@ -245,7 +256,9 @@ mod tests {
         assert_eq!(d.feed(ESCAPE), Key::Nothing);
         assert_eq!(d.feed(ESCAPE), Key::Guest(ESCAPE));
         assert_eq!(d.feed(ESCAPE), Key::Nothing);
-        assert_eq!(d.feed(b'h'), Key::Nothing);
+        assert_eq!(d.feed(b'h'), Key::Help);
+        assert_eq!(d.feed(ESCAPE), Key::Nothing);
+        assert_eq!(d.feed(b'z'), Key::Nothing);
         assert_eq!(d.feed(b'x'), Key::Guest(b'x'));
         assert_eq!(d.feed(ESCAPE), Key::Nothing);
         assert_eq!(d.feed(b'x'), Key::Quit);
