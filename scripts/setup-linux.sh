@@ -169,6 +169,8 @@ build_initramfs() {
 }
 
 mkdir -p "$OUT"
+# A run killed before its cleanup may have left the temporary source behind.
+cleanup_apt
 need_tools
 if [ "$force" = 1 ] || ! ls "$DEBS"/linux-image-*.deb "$DEBS"/opensbi_*.deb "$DEBS"/busybox-static_*.deb >/dev/null 2>&1; then
     download
