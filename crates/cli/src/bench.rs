@@ -9,8 +9,9 @@
 //! A suite is a function from a [`Bench`] (the context: which binaries,
 //! where the guests are, how many repeats) to a [`Report`] (tables, notes,
 //! targets). The timing, process, median and table-printing code below is
-//! shared, so a new suite (record/replay overhead, PARSEC-like workloads)
-//! is a new [`Suite`] value and one function.
+//! shared, so a new suite is a new [`Suite`] value and one function. The
+//! record/replay suites (`record`, `parsec`) live in `bench_rr.rs`, their
+//! SVG charts in `bench_charts.rs`.
 
 use std::fmt::Write as _;
 use std::io::Read;
@@ -21,12 +22,43 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 
+#[path = "bench_charts.rs"]
+mod charts;
+#[path = "bench_rr.rs"]
+mod rr;
+
 /// The benchmark suites.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Suite {
     /// The machine in run mode: single-hart speed on intbench and fpbench,
     /// parsum scaling at 1, 2 and 4 harts, each beside QEMU TCG.
     Machine,
+    /// Record/replay cost (issue 4): every bundled workload at 1, 2 and 4
+    /// harts, native vs recorded vs replayed (parallel and serial), trace
+    /// rates, squash rate and chunk length. Default size: test.
+    Record,
+    /// The paper's evaluation (issue 5): the six PARSEC-like workloads,
+    /// recorded with each strategy, beside QEMU TCG and QEMU's own record
+    /// mode, with SVG charts. Default size: bench.
+    Parsec,
+}
+
+/// Which build of the PARSEC-like workloads (`guests/build/NAME-SIZE.elf`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Size {
+    /// Small inputs (~50-90 million instructions): seconds per run.
+    Test,
+    /// Full inputs (~2.2-2.5 billion instructions): 10-40 s per run.
+    Bench,
+}
+
+impl Size {
+    fn name(self) -> &'static str {
+        match self {
+            Size::Test => "test",
+            Size::Bench => "bench",
+        }
+    }
 }
 
 #[derive(Args)]
@@ -34,9 +66,26 @@ pub struct BenchArgs {
     /// Which suite to run.
     #[arg(long, value_enum, default_value_t = Suite::Machine)]
     suite: Suite,
-    /// Runs per measurement; tables report the median.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
-    repeats: u32,
+    /// Runs per measurement; tables report the median [default: 3; 1 for
+    /// `--suite parsec --size bench`, which keeps that run within 30 minutes
+    /// on a 2-core host].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+    repeats: Option<u32>,
+    /// Input size of the PARSEC-like workloads (record and parsec suites)
+    /// [default: test for record, bench for parsec].
+    #[arg(long, value_enum)]
+    size: Option<Size>,
+    /// Only these workloads, comma-separated (record and parsec suites),
+    /// e.g. `--workloads blackscholes,x264`.
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    workloads: Vec<String>,
+    /// Hart counts, comma-separated (record and parsec suites) [default: 1,2,4].
+    #[arg(long, value_delimiter = ',', value_name = "N,M", value_parser = clap::value_parser!(u32).range(1..=8))]
+    harts: Vec<u32>,
+    /// Directory for the result files (Markdown, CSV, JSON) and, for the
+    /// parsec suite, the SVG charts (record and parsec suites).
+    #[arg(long, value_name = "DIR", default_value = "bench-results")]
+    charts: PathBuf,
     /// Directory with the guest ELFs [default: guests/build under the
     /// current directory, or under the checkout this binary was built in].
     #[arg(long, value_name = "DIR")]
@@ -60,9 +109,35 @@ pub struct BenchArgs {
 
 /// `samsara bench`.
 pub fn command(args: &BenchArgs) -> Result<ExitCode> {
-    let bench = Bench::new(args)?;
+    let size = args.size.unwrap_or(match args.suite {
+        Suite::Parsec => Size::Bench,
+        Suite::Machine | Suite::Record => Size::Test,
+    });
+    if args.suite == Suite::Machine
+        && (args.size.is_some() || !args.workloads.is_empty() || !args.harts.is_empty())
+    {
+        bail!("--size, --workloads and --harts apply to the record and parsec suites only");
+    }
+    let repeats = args.repeats.unwrap_or(match (args.suite, size) {
+        (Suite::Parsec, Size::Bench) => 1,
+        _ => 3,
+    });
+    let bench = Bench::new(args, repeats)?;
+    let harts = if args.harts.is_empty() {
+        vec![1, 2, 4]
+    } else {
+        args.harts.clone()
+    };
+    let options = rr::Options {
+        size,
+        workloads: args.workloads.clone(),
+        harts,
+        results: args.charts.clone(),
+    };
     let report = match args.suite {
         Suite::Machine => machine_suite(&bench)?,
+        Suite::Record => rr::record_suite(&bench, &options)?,
+        Suite::Parsec => rr::parsec_suite(&bench, &options)?,
     };
     let text = if args.json {
         report.json()
@@ -72,6 +147,13 @@ pub fn command(args: &BenchArgs) -> Result<ExitCode> {
         report.markdown()
     };
     print!("{text}");
+    if !report.failures.is_empty() {
+        eprintln!(
+            "bench: FAILED: {} measurement(s) failed (see the table's notes)",
+            report.failures.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -98,7 +180,7 @@ struct Host {
 }
 
 impl Bench {
-    fn new(args: &BenchArgs) -> Result<Self> {
+    fn new(args: &BenchArgs, repeats: u32) -> Result<Self> {
         let samsara = std::env::current_exe().context("cannot find the samsara binary itself")?;
         let guests = find_guests(args.guests.as_deref(), &samsara)?;
         let (qemu, why_no_qemu) = if args.no_qemu {
@@ -131,7 +213,7 @@ impl Bench {
             samsara,
             guests,
             qemu,
-            repeats: args.repeats,
+            repeats,
             timeout: Duration::from_secs(args.timeout),
             host,
         })
@@ -504,8 +586,8 @@ impl Cell {
 
 /// A column: a machine-readable key (CSV header, JSON field) and a header.
 struct Column {
-    key: &'static str,
-    header: &'static str,
+    key: String,
+    header: String,
 }
 
 /// A table with named columns.
@@ -516,12 +598,22 @@ struct Table {
 }
 
 impl Table {
-    fn new(title: impl Into<String>, columns: &[(&'static str, &'static str)]) -> Self {
+    fn new(title: impl Into<String>, columns: &[(&str, &str)]) -> Self {
+        Self::with_columns(
+            title,
+            columns
+                .iter()
+                .map(|&(k, h)| (k.to_string(), h.to_string()))
+                .collect(),
+        )
+    }
+
+    fn with_columns(title: impl Into<String>, columns: Vec<(String, String)>) -> Self {
         Self {
             title: title.into(),
             columns: columns
-                .iter()
-                .map(|&(key, header)| Column { key, header })
+                .into_iter()
+                .map(|(key, header)| Column { key, header })
                 .collect(),
             rows: Vec::new(),
         }
@@ -563,7 +655,7 @@ impl Table {
             .columns
             .iter()
             .enumerate()
-            .map(|(i, c)| pad(c.header, widths[i], left(i)))
+            .map(|(i, c)| pad(&c.header, widths[i], left(i)))
             .collect();
         let _ = writeln!(out, "| {} |", header.join(" | "));
         let rule: Vec<String> = widths
@@ -606,6 +698,9 @@ pub struct Report {
     tables: Vec<Table>,
     notes: Vec<String>,
     targets: Vec<Target>,
+    /// Measurements that failed (a run that exited badly, a replay that
+    /// did not verify): the report is still printed, `bench` exits 1.
+    failures: Vec<String>,
 }
 
 impl Report {
@@ -642,6 +737,13 @@ impl Report {
             }
             t.markdown(&mut out);
         }
+        if !self.failures.is_empty() {
+            let _ = writeln!(out, "### FAILURES\n");
+            for f in &self.failures {
+                let _ = writeln!(out, "- {f}");
+            }
+            out.push('\n');
+        }
         out
     }
 
@@ -652,7 +754,7 @@ impl Report {
             if self.tables.len() > 1 {
                 let _ = writeln!(out, "# {}", table.title);
             }
-            let keys: Vec<&str> = table.columns.iter().map(|c| c.key).collect();
+            let keys: Vec<&str> = table.columns.iter().map(|c| c.key.as_str()).collect();
             let _ = writeln!(out, "{}", keys.join(","));
             for row in &table.rows {
                 let cells: Vec<String> = row.iter().map(Cell::csv).collect();
@@ -689,7 +791,7 @@ impl Report {
                             .columns
                             .iter()
                             .zip(r)
-                            .map(|(c, v)| format!("{}:{}", json_string(c.key), v.json()))
+                            .map(|(c, v)| format!("{}:{}", json_string(&c.key), v.json()))
                             .collect();
                         format!("{{{}}}", fields.join(","))
                     })
@@ -720,6 +822,9 @@ impl Report {
             })
             .collect();
         out += &targets.join(",");
+        out += "],\"failures\":[";
+        let failures: Vec<String> = self.failures.iter().map(|f| json_string(f)).collect();
+        out += &failures.join(",");
         out += "]}\n";
         out
     }
@@ -1015,6 +1120,7 @@ fn machine_suite(bench: &Bench) -> Result<Report> {
         tables: vec![table],
         notes,
         targets,
+        failures: Vec::new(),
     })
 }
 
@@ -1065,6 +1171,7 @@ mod tests {
             tables: vec![t],
             notes: vec!["note".into()],
             targets: vec![],
+            failures: vec![],
         };
         let md = report.markdown();
         assert!(md.contains("| name | count |   x |"), "{md}");
