@@ -70,7 +70,16 @@ impl Hart {
         // Permission checks happen (and may trap) whether or not SC succeeds;
         // the reservation is consumed either way.
         let reservation = self.state.reservation.take();
-        let (host, paddr) = self.amo_target(bus, vaddr, size, true)?;
+        let (host, paddr) = match self.amo_target(bus, vaddr, size, true) {
+            Ok(target) => target,
+            // Deferred by the bus: the instruction has not happened, so it
+            // keeps its reservation for the retry.
+            Err(ExecError::Deferred) => {
+                self.state.reservation = reservation;
+                return Err(ExecError::Deferred);
+            }
+            Err(e) => return Err(e),
+        };
         let Some(r) = reservation.filter(|r| r.paddr == paddr && r.size == size) else {
             return Ok(1);
         };
