@@ -1,6 +1,33 @@
-//! Final-state digests: BLAKE3 over all of RAM, and each hart's own digest.
+//! Final-state digests (BLAKE3 over all of RAM, each hart's own digest) and
+//! the guest output they are compared with.
 
+use samsara_machine::devices::uart::SharedOutput;
 use samsara_machine::machine::Machine;
+
+/// The console of a recorded or replayed machine: keeps every byte the
+/// guest prints (the trace holds it; replay compares it) and optionally
+/// copies it to stdout.
+pub(crate) struct Console {
+    /// Copy to stdout as well.
+    pub echo: bool,
+    /// Everything printed.
+    pub capture: SharedOutput,
+}
+
+impl std::io::Write for Console {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.echo {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(buf);
+            let _ = out.flush();
+        }
+        self.capture.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 /// Hex BLAKE3 of `bytes`.
 pub fn blake3_hex(bytes: &[u8]) -> String {

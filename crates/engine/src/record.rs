@@ -33,6 +33,7 @@ use samsara_trace::{
 use samsara_types::{GuestPhysAddr, HartId, PAGE_SHIFT};
 
 use crate::chunk_bus::{ChunkBus, Mode};
+use crate::digest::Console;
 use crate::digest::{blake3_hex, machine_digests};
 use crate::sequencer::Watermark;
 use crate::table::{ChunkSets, page_hash, shared_words, write_back};
@@ -232,27 +233,6 @@ impl Perturb {
             1 => std::thread::yield_now(),
             _ => {}
         }
-    }
-}
-
-/// A writer that copies the guest's output to stdout (optionally) and keeps it.
-struct Console {
-    echo: bool,
-    capture: SharedOutput,
-}
-
-impl std::io::Write for Console {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.echo {
-            let mut out = std::io::stdout().lock();
-            let _ = out.write_all(buf);
-            let _ = out.flush();
-        }
-        self.capture.write(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

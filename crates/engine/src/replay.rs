@@ -29,6 +29,7 @@ use samsara_trace::{
 use samsara_types::GuestPhysAddr;
 
 use crate::chunk_bus::{ChunkBus, Mode};
+use crate::digest::Console;
 use crate::digest::{blake3_hex, machine_digests};
 use crate::sequencer::Watermark;
 use crate::table::{ChunkSets, page_hash, write_back};
@@ -132,7 +133,7 @@ pub fn replay(config: &ReplayConfig, stop: &AtomicBool) -> Result<ReplayOutcome,
         });
     }
     let output = SharedOutput::new();
-    let console: SerialOutput = Box::new(ReplayConsole {
+    let console: SerialOutput = Box::new(Console {
         echo: config.echo,
         capture: output.clone(),
     });
@@ -553,26 +554,5 @@ impl<'a> HartReplayer<'a> {
             diffs.push("CSR or FP state differs (registers and pages agree)".into());
         }
         (!diffs.is_empty()).then(|| diffs.join("; "))
-    }
-}
-
-/// Console of the replayed machine.
-struct ReplayConsole {
-    echo: bool,
-    capture: SharedOutput,
-}
-
-impl std::io::Write for ReplayConsole {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.echo {
-            let mut out = std::io::stdout().lock();
-            let _ = out.write_all(buf);
-            let _ = out.flush();
-        }
-        self.capture.write(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
