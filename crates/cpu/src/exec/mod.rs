@@ -162,6 +162,7 @@ impl Hart {
             Op::Remw => wr!(int::remw(a, b)),
             Op::Remuw => wr!(int::remuw(a, b)),
             // Everything else (A, Zicsr, system, F/D) runs out of line.
+            op if op.is_fp() => tri!(self.exec_fp(bus, i)),
             _ => self.execute_out_of_line(bus, i),
         }
     }
