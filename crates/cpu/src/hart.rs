@@ -93,48 +93,81 @@ impl Hart {
     pub fn run<B: Bus>(&mut self, bus: &mut B, max_steps: u64) -> StopReason {
         let end = self.state.steps.saturating_add(max_steps);
         self.check_interrupts(bus);
-        while self.state.steps < end {
-            let pc = self.state.pc;
+        // On the hot path pc and the step count live in registers (a value
+        // carried from step to step through memory costs a store-to-load
+        // forwarding delay on every step). Their copies in `self.state` are
+        // stored at the start of every step, so everything off the hot path
+        // (traps, CSRs, slow memory paths) sees the current instruction's pc
+        // and the steps before it, as it always did.
+        let mut pc = self.state.pc;
+        let mut steps = self.state.steps;
+        while steps < end {
+            self.state.pc = pc;
+            self.state.steps = steps;
             // Hit path: the decoded instruction is read straight out of its
             // slot (no merge with the miss path, so it stays in registers).
-            let flow = if let Some(inst) = self.dcache.get(pc) {
-                self.execute(bus, inst)
+            let (flow, next) = if let Some(&inst) = self.dcache.get(pc) {
+                self.execute::<B, true>(bus, pc, inst)
             } else {
                 match self.fetch(bus, pc) {
                     // Now in the decode cache: go round again to hit it.
                     Ok(None) => continue,
-                    Ok(Some(inst)) => self.execute_uncached(bus, inst),
-                    Err(e) => self.fail(e),
+                    Ok(Some(inst)) => self.execute_uncached(bus, pc, inst),
+                    Err(e) => (self.fail(e), pc),
                 }
             };
             self.state.x[0] = 0;
-            match flow {
-                Flow::Continue => self.state.steps += 1,
-                Flow::CheckInterrupts => {
-                    self.state.steps += 1;
-                    self.check_interrupts(bus);
-                }
-                Flow::Wfi => {
-                    self.state.steps += 1;
-                    let c = &self.state.csr;
-                    // WFI completes at once if an interrupt is pending and
-                    // enabled in mie (whatever the global enables say).
-                    if (c.mip | bus.interrupt_lines()) & c.mie == 0 {
-                        return StopReason::Wfi;
-                    }
-                    self.check_interrupts(bus);
-                }
-                Flow::Pause => {
-                    self.state.steps += 1;
-                    if self.stop_on_pause {
-                        return StopReason::Pause;
-                    }
-                }
-                Flow::Trapped => {}
-                Flow::Deferred => return StopReason::DeviceAccess,
+            if flow == Flow::Continue {
+                pc = next;
+                steps += 1;
+                continue;
             }
+            if let Some(stop) = self.finish_step(bus, flow, next) {
+                return stop;
+            }
+            pc = self.state.pc;
+            steps = self.state.steps;
         }
+        self.state.pc = pc;
+        self.state.steps = steps;
         StopReason::StepLimit
+    }
+
+    /// Completes a step whose flow is not `Continue` (`next`: the pc after
+    /// it, for the flows of a retired instruction), with `self.state`
+    /// holding the step's pc and the steps before it. `Some` ends the run.
+    #[inline(never)]
+    fn finish_step<B: Bus>(&mut self, bus: &mut B, flow: Flow, next: u64) -> Option<StopReason> {
+        match flow {
+            Flow::Continue | Flow::CheckInterrupts => {
+                self.state.pc = next;
+                self.state.steps += 1;
+                self.check_interrupts(bus);
+            }
+            Flow::Wfi => {
+                self.state.pc = next;
+                self.state.steps += 1;
+                let c = &self.state.csr;
+                // WFI completes at once if an interrupt is pending and
+                // enabled in mie (whatever the global enables say).
+                if (c.mip | bus.interrupt_lines()) & c.mie == 0 {
+                    return Some(StopReason::Wfi);
+                }
+                self.check_interrupts(bus);
+            }
+            Flow::Pause => {
+                self.state.pc = next;
+                self.state.steps += 1;
+                if self.stop_on_pause {
+                    return Some(StopReason::Pause);
+                }
+            }
+            // The trap has been taken: pc and steps are up to date.
+            Flow::Trapped => {}
+            // No step: pc and steps stay as they are.
+            Flow::Deferred => return Some(StopReason::DeviceAccess),
+        }
+        None
     }
 
     /// An instruction did not complete: takes its exception (a step that
@@ -192,8 +225,8 @@ impl Hart {
     /// Executes an instruction that is not in the decode cache (fetched
     /// from a device); kept out of line so the hot loop stays small.
     #[inline(never)]
-    fn execute_uncached<B: Bus>(&mut self, bus: &mut B, inst: Inst) -> Flow {
-        self.execute(bus, inst)
+    fn execute_uncached<B: Bus>(&mut self, bus: &mut B, pc: u64, inst: Inst) -> (Flow, u64) {
+        self.execute::<B, false>(bus, pc, inst)
     }
 
     /// Switches privilege mode. Translations and the decode cache depend on

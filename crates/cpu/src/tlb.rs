@@ -145,14 +145,22 @@ impl DecodeCache {
         ((pc >> 1) as usize) & (DCACHE_SIZE - 1)
     }
 
+    /// The decoded instruction at `pc`, if cached (a reference: the hot
+    /// loop copies out only the fields it uses).
     #[inline(always)]
-    pub(crate) fn get(&self, pc: u64) -> Option<Inst> {
+    pub(crate) fn get(&self, pc: u64) -> Option<&Inst> {
         let s = &self.slots[Self::index(pc)];
         if s.pc == pc && s.generation == self.generation {
-            Some(s.inst)
+            Some(&s.inst)
         } else {
             None
         }
+    }
+
+    /// The slot `pc` maps to, whatever it holds.
+    #[inline(always)]
+    pub(crate) fn slot(&self, pc: u64) -> &DecodeSlot {
+        &self.slots[Self::index(pc)]
     }
 
     pub(crate) fn insert(&mut self, pc: u64, inst: Inst) {

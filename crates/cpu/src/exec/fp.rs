@@ -15,7 +15,7 @@ use samsara_isa::{Inst, Op};
 use crate::bus::Bus;
 use crate::csr::mstatus;
 use crate::exec::int::sext32;
-use crate::hart::{ExecError, Flow, Hart};
+use crate::hart::{ExecError, Hart};
 use crate::trap::Exception;
 
 /// The canonical single-precision NaN, what an improperly boxed single reads as.
@@ -78,13 +78,14 @@ impl Hart {
         self.state.csr.fflags = acc.0 & 0x1f;
     }
 
-    /// Executes any F/D instruction (including FP loads and stores).
+    /// Executes any F/D instruction (including FP loads and stores), all
+    /// but the pc update (the caller's: the hot loop keeps pc in a register).
     ///
     /// Each arm reads only the operands it uses; the rounding mode is
     /// resolved (and a reserved one raises illegal-instruction) only by the
     /// operations that take one, before anything else they do.
     #[inline(always)]
-    pub(crate) fn exec_fp<B: Bus>(&mut self, bus: &mut B, i: Inst) -> Result<Flow, ExecError> {
+    pub(crate) fn exec_fp<B: Bus>(&mut self, bus: &mut B, i: Inst) -> Result<(), ExecError> {
         let illegal = || ExecError::from(Exception::IllegalInstruction(u64::from(i.raw)));
         if self.state.csr.mstatus & mstatus::FS == 0 {
             return Err(illegal());
@@ -192,8 +193,7 @@ impl Hart {
                     (8, d2!())
                 };
                 self.store(bus, x1!().wrapping_add(i.imm64()), size, v)?;
-                self.state.pc = self.state.pc.wrapping_add(u64::from(i.len));
-                return Ok(Flow::Continue);
+                return Ok(());
             }
             // Single precision.
             Op::FaddS => acc_s!(fpu::f32_add_acc, s1!(), s2!()),
@@ -314,7 +314,6 @@ impl Hart {
         // Conservative dirty tracking: every FP instruction that may write an
         // f register or fflags marks the FP state dirty.
         self.mark_fs_dirty();
-        self.state.pc = self.state.pc.wrapping_add(u64::from(i.len));
-        Ok(Flow::Continue)
+        Ok(())
     }
 }

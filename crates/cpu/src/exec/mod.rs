@@ -22,22 +22,41 @@ use int::sext32;
 const PAUSE_PRED_SUCC: u64 = 0x10;
 
 impl Hart {
-    /// Executes one instruction at `self.state.pc`, updating pc.
+    /// Executes instruction `i` at `pc` (which `self.state.pc` holds too)
+    /// and returns its flow with the pc after it. The inline arms leave
+    /// `self.state.pc` alone (the run loop keeps pc in a register); the
+    /// out-of-line ones update it and return it.
+    ///
+    /// `CACHED`: `i` is the content of pc's decode-cache slot. The arms that
+    /// need the instruction's less used fields (rs3, rm, raw) or hand it
+    /// to a function then read it from the slot again, so that the hot
+    /// loop loads only the fields the common operations use and never has
+    /// to build an `Inst` in memory.
     #[inline(always)]
-    pub(crate) fn execute<B: Bus>(&mut self, bus: &mut B, i: Inst) -> Flow {
-        let pc = self.state.pc;
+    pub(crate) fn execute<B: Bus, const CACHED: bool>(
+        &mut self,
+        bus: &mut B,
+        pc: u64,
+        i: Inst,
+    ) -> (Flow, u64) {
         let next = pc.wrapping_add(u64::from(i.len));
         let rd = usize::from(i.rd & 31);
         let a = self.state.x[usize::from(i.rs1 & 31)];
         let b = self.state.x[usize::from(i.rs2 & 31)];
         let imm = i.imm64();
 
+        // The whole instruction, for the arms off the common path.
+        macro_rules! whole {
+            () => {
+                if CACHED { self.dcache.slot(pc).inst } else { i }
+            };
+        }
         // The value of a `Result<_, ExecError>`, or the failed step's flow.
         macro_rules! tri {
             ($r:expr) => {
                 match $r {
                     Ok(v) => v,
-                    Err(e) => return self.fail(e),
+                    Err(e) => return (self.fail(e), pc),
                 }
             };
         }
@@ -46,14 +65,15 @@ impl Hart {
             ($v:expr) => {{
                 let v = $v;
                 self.state.x[rd] = v;
-                self.state.pc = next;
-                Flow::Continue
+                (Flow::Continue, next)
             }};
         }
         macro_rules! branch {
             ($cond:expr) => {{
-                self.state.pc = if $cond { pc.wrapping_add(imm) } else { next };
-                Flow::Continue
+                (
+                    Flow::Continue,
+                    if $cond { pc.wrapping_add(imm) } else { next },
+                )
             }};
         }
         macro_rules! load {
@@ -67,8 +87,7 @@ impl Hart {
         macro_rules! store {
             ($size:expr) => {{
                 tri!(self.store(bus, a.wrapping_add(imm), $size, b));
-                self.state.pc = next;
-                Flow::Continue
+                (Flow::Continue, next)
             }};
         }
 
@@ -79,14 +98,13 @@ impl Hart {
             Op::Auipc => wr!(pc.wrapping_add(imm)),
             Op::Jal => {
                 self.state.x[rd] = next;
-                self.state.pc = pc.wrapping_add(imm);
-                Flow::Continue
+                (Flow::Continue, pc.wrapping_add(imm))
             }
             Op::Jalr => {
                 // With C, targets are always 2-aligned after clearing bit 0.
+                // (Target from rs1 before rd is written: rd may be rs1.)
                 self.state.x[rd] = next;
-                self.state.pc = a.wrapping_add(imm) & !1;
-                Flow::Continue
+                (Flow::Continue, a.wrapping_add(imm) & !1)
             }
             Op::Beq => branch!(a == b),
             Op::Bne => branch!(a != b),
@@ -140,13 +158,13 @@ impl Hart {
             // host atomics; fence has nothing more to enforce.
             Op::Fence => {
                 std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-                self.state.pc = next;
                 // `pause` (Zihintpause) is `fence w, 0`: a spin-loop hint.
-                if imm == PAUSE_PRED_SUCC {
+                let flow = if imm == PAUSE_PRED_SUCC {
                     Flow::Pause
                 } else {
                     Flow::Continue
-                }
+                };
+                (flow, next)
             }
             Op::Mul => wr!(a.wrapping_mul(b)),
             Op::Mulh => wr!(int::mulh(a, b)),
@@ -162,14 +180,35 @@ impl Hart {
             Op::Remw => wr!(int::remw(a, b)),
             Op::Remuw => wr!(int::remuw(a, b)),
             // Everything else (A, Zicsr, system, F/D) runs out of line.
-            op if op.is_fp() => tri!(self.exec_fp(bus, i)),
-            _ => self.execute_out_of_line(bus, i),
+            op if op.is_fp() => {
+                tri!(self.exec_fp(bus, whole!()));
+                (Flow::Continue, next)
+            }
+            _ => {
+                // The cached form reads the slot inside a separate
+                // function, so the optimiser cannot hand it the hot loop's
+                // copy of the instruction (which would put that in memory).
+                let flow = if CACHED {
+                    self.execute_out_of_line_cached(bus, pc)
+                } else {
+                    self.execute_out_of_line(bus, i)
+                };
+                (flow, self.state.pc)
+            }
         }
+    }
+
+    /// [`Self::execute_out_of_line`] for the instruction in pc's decode-cache
+    /// slot.
+    #[inline(never)]
+    fn execute_out_of_line_cached<B: Bus>(&mut self, bus: &mut B, pc: u64) -> Flow {
+        let i = self.dcache.slot(pc).inst;
+        self.execute_out_of_line(bus, i)
     }
 
     /// The operations kept out of the hot loop: A, Zicsr, the system
     /// instructions and F/D.
-    #[inline(never)]
+    #[inline(always)]
     fn execute_out_of_line<B: Bus>(&mut self, bus: &mut B, i: Inst) -> Flow {
         let value = match i.op {
             Op::LrW | Op::LrD => self.exec_lr(bus, i),
@@ -201,8 +240,14 @@ impl Hart {
             Op::Illegal => {
                 return self.fail(Exception::IllegalInstruction(u64::from(i.raw)).into());
             }
-            // Everything else is F/D.
-            _ => return self.exec_fp(bus, i).unwrap_or_else(|e| self.fail(e)),
+            // Everything else is F/D (normally run inline by `execute`).
+            _ => match self.exec_fp(bus, i) {
+                Ok(()) => {
+                    self.state.pc = self.state.pc.wrapping_add(u64::from(i.len));
+                    return Flow::Continue;
+                }
+                Err(e) => return self.fail(e),
+            },
         };
         match value {
             Ok(v) => {
