@@ -29,7 +29,7 @@ fn a_trace_recorded_elsewhere_replays_here_verified() {
     assert!(run.stderr.contains("VERIFIED"), "{}", run.stderr);
     // The racy total of that particular recording, reproduced.
     assert!(
-        run.stdout_str().contains("racy=2057974 "),
+        run.stdout_str().contains("racy=2046099 "),
         "{}",
         run.stdout_str()
     );
@@ -88,6 +88,45 @@ fn a_divergence_is_reported_at_the_first_chunk_that_differs() {
     );
     assert!(
         run.stderr.contains("pc ") && run.stderr.contains("recorded"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_machine_that_starts_elsewhere_is_refused() {
+    let _guard = serial();
+    let dir = scratch_dir("initial-state");
+    let mut reader =
+        TraceReader::open(&fixture("racy_counter-4harts.trace")).expect("fixture trace");
+    let mut header = reader.header().clone();
+    assert!(
+        !header.initial_ram_blake3.is_empty(),
+        "the fixture records its initial state"
+    );
+    header.initial_ram_blake3 = "00".repeat(32);
+    let out = dir.join("other-machine.trace");
+    let writer = TraceWriter::create(&out, &header).expect("creating a trace");
+    while let Some(block) = reader.next_block().expect("reading the fixture") {
+        match block {
+            Block::Entries {
+                first_seq, entries, ..
+            } => writer.send(first_seq, entries).expect("writing"),
+            Block::Footer(f) => {
+                writer.finish(Some(*f)).expect("finishing");
+                break;
+            }
+        }
+    }
+    let run = samsara([
+        OsString::from("replay"),
+        out.into(),
+        "--image".into(),
+        fixture("racy_counter.elf").into(),
+    ]);
+    run.assert_no_panic().assert_code(2);
+    assert!(
+        run.stderr.contains("different initial machine state"),
         "{}",
         run.stderr
     );

@@ -37,6 +37,11 @@ pub fn blake3_hex(bytes: &[u8]) -> String {
 /// (per-hart digests, RAM BLAKE3) of a stopped machine.
 pub(crate) fn machine_digests(machine: &Machine) -> (Vec<u64>, String) {
     let harts = machine.harts.iter().map(|h| h.digest()).collect();
+    (harts, ram_blake3(machine))
+}
+
+/// BLAKE3 of all of a machine's RAM, hex.
+pub(crate) fn ram_blake3(machine: &Machine) -> String {
     let ram = &machine.board.ram;
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -50,5 +55,5 @@ pub(crate) fn machine_digests(machine: &Machine) -> (Vec<u64>, String) {
         }
         addr = samsara_types::GuestPhysAddr(addr.raw() + n as u64);
     }
-    (harts, hasher.finalize().to_hex().to_string())
+    hasher.finalize().to_hex().to_string()
 }

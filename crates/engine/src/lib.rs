@@ -64,6 +64,18 @@ pub enum EngineError {
         /// What went wrong.
         reason: String,
     },
+    /// The machine this samsara builds does not start where the recorded one did.
+    #[error(
+        "trace {path} was recorded from a different initial machine state (RAM BLAKE3 {recorded}, here {found}): the image matches, so the device tree or loader differ — probably another samsara version"
+    )]
+    InitialState {
+        /// The trace file.
+        path: String,
+        /// Recorded digest.
+        recorded: String,
+        /// This machine's.
+        found: String,
+    },
     /// The machine could not be built.
     #[error(transparent)]
     Machine(#[from] MachineError),

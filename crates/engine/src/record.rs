@@ -314,6 +314,7 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
+        initial_ram_blake3: crate::digest::ram_blake3(&machine),
     };
     let writer = TraceWriter::create(&config.trace, &header)?;
     recorder.commit.lock().writer = Some(writer);

@@ -149,6 +149,16 @@ pub fn replay(config: &ReplayConfig, stop: &AtomicBool) -> Result<ReplayOutcome,
         Arc::new(ManualClock::new(0)),
         console,
     )?;
+    if !header.initial_ram_blake3.is_empty() {
+        let initial = crate::digest::ram_blake3(&machine);
+        if initial != header.initial_ram_blake3 {
+            return Err(EngineError::InitialState {
+                path: config.trace.display().to_string(),
+                recorded: header.initial_ram_blake3.clone(),
+                found: initial,
+            });
+        }
+    }
     let shared = Shared {
         board: &machine.board,
         serial: header.strategy == "serial",

@@ -85,6 +85,11 @@ pub struct TraceHeader {
     pub check_every: u64,
     /// Unix time of the recording start, seconds.
     pub created_unix: u64,
+    /// BLAKE3 of all of RAM when the harts started (image, device tree,
+    /// everything the loader put there), hex: replay refuses a machine whose
+    /// initial state differs (another samsara version's device tree, say).
+    #[serde(default)]
+    pub initial_ram_blake3: String,
 }
 
 /// Why a chunk ended.

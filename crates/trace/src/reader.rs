@@ -70,6 +70,7 @@ impl TraceReader {
                 chunk_size: 0,
                 check_every: 0,
                 created_unix: 0,
+                initial_ram_blake3: String::new(),
             },
             next_index: 0,
             next_seq: 1,

@@ -20,6 +20,7 @@ fn header() -> TraceHeader {
         chunk_size: 100_000,
         check_every: 2,
         created_unix: 0,
+        initial_ram_blake3: String::new(),
     }
 }
 
