@@ -86,6 +86,10 @@ pub struct BenchArgs {
     /// parsec suite, the SVG charts (record and parsec suites).
     #[arg(long, value_name = "DIR", default_value = "bench-results")]
     charts: PathBuf,
+    /// Print the plan (every run, with its estimated time) and the
+    /// estimated total, and run nothing (record and parsec suites).
+    #[arg(long)]
+    dry_run: bool,
     /// Directory with the guest ELFs [default: guests/build under the
     /// current directory, or under the checkout this binary was built in].
     #[arg(long, value_name = "DIR")]
@@ -114,9 +118,14 @@ pub fn command(args: &BenchArgs) -> Result<ExitCode> {
         Suite::Machine | Suite::Record => Size::Test,
     });
     if args.suite == Suite::Machine
-        && (args.size.is_some() || !args.workloads.is_empty() || !args.harts.is_empty())
+        && (args.size.is_some()
+            || !args.workloads.is_empty()
+            || !args.harts.is_empty()
+            || args.dry_run)
     {
-        bail!("--size, --workloads and --harts apply to the record and parsec suites only");
+        bail!(
+            "--size, --workloads, --harts and --dry-run apply to the record and parsec suites only"
+        );
     }
     let repeats = args.repeats.unwrap_or(match (args.suite, size) {
         (Suite::Parsec, Size::Bench) => 1,
@@ -133,6 +142,7 @@ pub fn command(args: &BenchArgs) -> Result<ExitCode> {
         workloads: args.workloads.clone(),
         harts,
         results: args.charts.clone(),
+        dry_run: args.dry_run,
     };
     let report = match args.suite {
         Suite::Machine => machine_suite(&bench)?,
@@ -386,8 +396,11 @@ fn run_process(mut cmd: Command, timeout: Duration) -> Result<ProcessRun> {
     };
     let out = drain(Box::new(child.stdout.take().context("stdout pipe")?));
     let err = drain(Box::new(child.stderr.take().context("stderr pipe")?));
-    // Poll rather than block so a hung run can be killed; 200 µs is well
-    // below the shortest run measured (QEMU's ~0.1 s).
+    // Poll rather than block so a hung run can be killed: every 200 µs at
+    // first (well below the shortest run measured, QEMU's ~0.1 s), then
+    // less often as the run goes on (at most every 2 ms, under 0.5% of the
+    // run), so that the bench's own polling takes next to no CPU time
+    // beside runs of tens of seconds.
     let status = loop {
         if let Some(status) = child.try_wait()? {
             break status;
@@ -397,7 +410,9 @@ fn run_process(mut cmd: Command, timeout: Duration) -> Result<ProcessRun> {
             let _ = child.wait();
             bail!("{what} did not finish within {timeout:?}; killed it");
         }
-        std::thread::sleep(Duration::from_micros(200));
+        let pause =
+            (start.elapsed() / 200).clamp(Duration::from_micros(200), Duration::from_millis(2));
+        std::thread::sleep(pause);
     };
     let wall = start.elapsed();
     let others_busy = cpu_before

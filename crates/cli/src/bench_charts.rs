@@ -42,8 +42,13 @@ const PALETTE: [RGBColor; 5] = [
     RGBColor(86, 180, 233),
 ];
 
+/// Panels side by side while they have at most this many groups; above
+/// it they are stacked, each as wide as its groups need.
+const SIDE_BY_SIDE_GROUPS: usize = 8;
 const PANEL_WIDTH: u32 = 520;
 const HEIGHT: u32 = 440;
+const GROUP_WIDTH: u32 = 95;
+const STACKED_PANEL_HEIGHT: u32 = 300;
 
 /// The x axis: group `g` is centred on `g`, labelled with its name, and
 /// only the group centres are key points (no light grid lines).
@@ -112,15 +117,30 @@ impl Chart {
     /// Write the chart to `path` as SVG.
     pub fn draw(&self, path: &Path) -> Result<()> {
         let n = self.panels.len().max(1);
-        let root = SVGBackend::new(path, (PANEL_WIDTH * n as u32 + 40, HEIGHT)).into_drawing_area();
+        let groups = self
+            .panels
+            .iter()
+            .map(|p| p.groups.len())
+            .max()
+            .unwrap_or(1);
+        let stacked = groups > SIDE_BY_SIDE_GROUPS;
+        let size = if stacked {
+            (
+                (100 + GROUP_WIDTH * groups as u32).max(900),
+                70 + STACKED_PANEL_HEIGHT * n as u32,
+            )
+        } else {
+            (PANEL_WIDTH * n as u32 + 40, HEIGHT)
+        };
+        let root = SVGBackend::new(path, size).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let root = root.titled(&self.title, ("sans-serif", 20)).map_err(err)?;
         let (legend, root) = root.split_vertically(26);
         self.draw_legend(&legend)?;
         let y_max = self.y_max();
-        let areas = root.split_evenly((1, n));
+        let areas = root.split_evenly(if stacked { (n, 1) } else { (1, n) });
         for (i, (area, panel)) in areas.iter().zip(&self.panels).enumerate() {
-            self.draw_panel(area, panel, y_max, i == 0)?;
+            self.draw_panel(area, panel, y_max, stacked || i == 0)?;
         }
         root.present().map_err(err)?;
         Ok(())
@@ -162,7 +182,7 @@ impl Chart {
         area: &DrawingArea<DB, plotters::coord::Shift>,
         panel: &Panel,
         y_max: f64,
-        first: bool,
+        y_desc: bool,
     ) -> Result<()> {
         let groups = panel.groups.len().max(1);
         let x = GroupAxis {
@@ -172,7 +192,7 @@ impl Chart {
             .caption(&panel.title, ("sans-serif", 16))
             .margin(8)
             .x_label_area_size(40)
-            .y_label_area_size(if first { 64 } else { 44 })
+            .y_label_area_size(if y_desc { 64 } else { 44 })
             .build_cartesian_2d(x, 0f64..y_max)
             .map_err(err)?;
         let y_fmt = |y: &f64| {
@@ -189,7 +209,7 @@ impl Chart {
             .y_label_style(("sans-serif", 12))
             .bold_line_style(RGBColor(225, 225, 225))
             .light_line_style(WHITE);
-        if first {
+        if y_desc {
             mesh.y_desc(self.y_label.as_str());
         }
         mesh.draw().map_err(err)?;

@@ -37,6 +37,8 @@ pub(super) struct Options {
     pub harts: Vec<u32>,
     /// Where the result files and charts go.
     pub results: PathBuf,
+    /// Only print the plan and its estimate.
+    pub dry_run: bool,
 }
 
 // ------------------------------------------------------------------ workloads
@@ -56,8 +58,9 @@ struct Known {
     /// The instruction count grows with the hart count (every hart does
     /// the same amount of work) rather than being split between them.
     per_hart: bool,
-    /// Approximate one-hart `samsara run` MIPS on an idle 2-core host:
-    /// only for the up-front time estimate.
+    /// Approximate one-hart `samsara run` MIPS (measured at commit 616ccdf
+    /// on the 2-core build host, which was half busy with other work, so
+    /// on the low side): only for the up-front time estimate.
     mips: f64,
 }
 
@@ -69,7 +72,7 @@ const CATALOG: &[Known] = &[
         cpu_bound: true,
         instructions: [352e6, 352e6],
         per_hart: false,
-        mips: 220.0,
+        mips: 200.0,
     },
     Known {
         name: "intbench",
@@ -78,7 +81,7 @@ const CATALOG: &[Known] = &[
         cpu_bound: true,
         instructions: [333e6, 333e6],
         per_hart: false,
-        mips: 226.0,
+        mips: 220.0,
     },
     Known {
         name: "racy_counter",
@@ -114,7 +117,7 @@ const CATALOG: &[Known] = &[
         cpu_bound: true,
         instructions: [64e6, 2.45e9],
         per_hart: false,
-        mips: 128.0,
+        mips: 129.0,
     },
     Known {
         name: "bodytrack",
@@ -123,7 +126,7 @@ const CATALOG: &[Known] = &[
         cpu_bound: false,
         instructions: [84e6, 2.34e9],
         per_hart: false,
-        mips: 128.0,
+        mips: 124.0,
     },
     Known {
         name: "raytrace",
@@ -132,7 +135,7 @@ const CATALOG: &[Known] = &[
         cpu_bound: false,
         instructions: [82e6, 2.55e9],
         per_hart: false,
-        mips: 66.0,
+        mips: 99.0,
     },
     Known {
         name: "swaptions",
@@ -141,7 +144,7 @@ const CATALOG: &[Known] = &[
         cpu_bound: true,
         instructions: [46e6, 2.34e9],
         per_hart: false,
-        mips: 80.0,
+        mips: 88.0,
     },
     Known {
         name: "freqmine",
@@ -150,7 +153,7 @@ const CATALOG: &[Known] = &[
         cpu_bound: false,
         instructions: [67e6, 2.19e9],
         per_hart: false,
-        mips: 104.0,
+        mips: 125.0,
     },
     Known {
         name: "x264",
@@ -159,7 +162,7 @@ const CATALOG: &[Known] = &[
         cpu_bound: false,
         instructions: [88e6, 2.43e9],
         per_hart: false,
-        mips: 121.0,
+        mips: 157.0,
     },
 ];
 
@@ -1050,6 +1053,9 @@ pub(super) fn record_suite(bench: &Bench, options: &Options) -> Result<Report> {
         fmt_duration(estimate_total),
         cores
     );
+    if options.dry_run {
+        return Ok(plan_report("record", bench, &workloads, &steps));
+    }
     let mut runner = Runner::new(bench)?;
     let samples = runner.execute(&workloads, &steps);
     let rows: Vec<Row> = samples
@@ -1334,6 +1340,55 @@ pub(super) fn record_suite(bench: &Bench, options: &Options) -> Result<Report> {
     Ok(report)
 }
 
+/// `--dry-run`: the plan as a table, nothing run.
+fn plan_report(
+    suite: &'static str,
+    bench: &Bench,
+    workloads: &[Workload],
+    steps: &[Step],
+) -> Report {
+    let mut table = Table::new(
+        "Plan (nothing was run)",
+        &[
+            ("step", "step"),
+            ("repeat", "repeat"),
+            ("workload", "workload"),
+            ("harts", "harts"),
+            ("run", "run"),
+            ("estimated_s", "estimated s"),
+        ],
+    );
+    for (i, s) in steps.iter().enumerate() {
+        table.push(vec![
+            Cell::Int(i as u64 + 1),
+            Cell::Int(s.rep.into()),
+            Cell::Text(workloads[s.workload].name().into()),
+            Cell::Int(s.harts.into()),
+            Cell::Text(s.kind.describe()),
+            Cell::num(s.estimate, 1),
+        ]);
+    }
+    let total: f64 = steps.iter().map(|s| s.estimate).sum();
+    Report {
+        suite,
+        repeats: bench.repeats,
+        setup: vec![(
+            "estimated total".to_string(),
+            format!(
+                "{} for {} runs on an idle {}-CPU host (from approximate instruction \
+                 counts and speeds; a busy host takes longer)",
+                fmt_duration(total),
+                steps.len(),
+                bench.host.cpus
+            ),
+        )],
+        tables: vec![table],
+        notes: Vec::new(),
+        targets: Vec::new(),
+        failures: Vec::new(),
+    }
+}
+
 fn finite(v: f64) -> Option<f64> {
     v.is_finite().then_some(v)
 }
@@ -1451,6 +1506,9 @@ pub(super) fn parsec_suite(bench: &Bench, options: &Options) -> Result<Report> {
         fmt_duration(estimate_total),
         cores
     );
+    if options.dry_run {
+        return Ok(plan_report("parsec", bench, &workloads, &steps));
+    }
     let mut runner = Runner::new(bench)?;
     // QEMU's answer to recording more than one CPU, quoted in the table.
     let qemu_refusal = match (&bench.qemu, workloads.first()) {

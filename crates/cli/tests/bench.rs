@@ -285,3 +285,33 @@ fn parsec_suite_compares_strategies_and_qemu() {
         );
     }
 }
+
+#[test]
+fn dry_run_prints_the_plan_and_its_estimate() {
+    let dir = common::scratch_dir("bench-plan");
+    let (tables, stderr) = bench_csv(&["--suite", "parsec", "--size", "bench", "--dry-run"], &dir);
+    let plan = &tables[0].1;
+    assert_eq!(
+        plan[0].join(","),
+        "step,repeat,workload,harts,run,estimated_s"
+    );
+    // One repeat at bench size; per workload 5 runs at 1 hart and 6 at 2
+    // and 4 harts, plus 3 with QEMU (TCG at each hart count, rr at 1).
+    let per_workload = if common::qemu_binary().is_some() {
+        17
+    } else {
+        14
+    };
+    assert_eq!(plan.len() - 1, 6 * per_workload, "{plan:?}");
+    assert!(plan[1..].iter().all(|r| r[1] == "1"), "{plan:?}");
+    assert!(stderr.contains("estimated"), "{stderr}");
+    let total: f64 = plan[1..].iter().map(|r| number(&r[5])).sum();
+    assert!(
+        total < 30.0 * 60.0,
+        "the default plan is estimated at {total} s"
+    );
+    assert!(
+        std::fs::read_dir(&dir).unwrap().next().is_none(),
+        "a dry run wrote files"
+    );
+}
