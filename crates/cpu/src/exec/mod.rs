@@ -39,7 +39,18 @@ impl Hart {
         pc: u64,
         i: Inst,
     ) -> (Flow, u64) {
-        let next = pc.wrapping_add(u64::from(i.len));
+        // The fall-through pc from a host branch on the length, so that it
+        // does not wait for the slot's length to load (the branch is as
+        // predictable as the code is); the empty `asm!` keeps the
+        // optimiser from turning it back into an addition.
+        let next = if i.len == 2 {
+            // SAFETY: an empty assembly statement: no instructions, no
+            // memory, stack or flags touched.
+            unsafe { std::arch::asm!("", options(nomem, nostack, preserves_flags)) };
+            pc.wrapping_add(2)
+        } else {
+            pc.wrapping_add(4)
+        };
         let rd = usize::from(i.rd & 31);
         let a = self.state.x[usize::from(i.rs1 & 31)];
         let b = self.state.x[usize::from(i.rs2 & 31)];
@@ -68,12 +79,22 @@ impl Hart {
                 (Flow::Continue, next)
             }};
         }
+        // A conditional branch. The next pc must come from a host branch,
+        // not a conditional move: a predicted host branch lets the host run
+        // ahead into the next guest instruction, where a conditional move
+        // makes the next decode-cache lookup wait for the guest registers.
+        // The empty `asm!` on the taken side is what keeps the optimiser
+        // from if-converting it.
         macro_rules! branch {
             ($cond:expr) => {{
-                (
-                    Flow::Continue,
-                    if $cond { pc.wrapping_add(imm) } else { next },
-                )
+                if $cond {
+                    // SAFETY: an empty assembly statement: no instructions,
+                    // no memory, stack or flags touched.
+                    unsafe { std::arch::asm!("", options(nomem, nostack, preserves_flags)) };
+                    (Flow::Continue, pc.wrapping_add(imm))
+                } else {
+                    (Flow::Continue, next)
+                }
             }};
         }
         macro_rules! load {
@@ -179,12 +200,110 @@ impl Hart {
             Op::Divuw => wr!(int::divuw(a, b)),
             Op::Remw => wr!(int::remw(a, b)),
             Op::Remuw => wr!(int::remuw(a, b)),
-            // Everything else (A, Zicsr, system, F/D) runs out of line.
-            op if op.is_fp() => {
+            // F/D (listed, like every operation, so that the dispatch is one
+            // table lookup with no range check in front).
+            Op::Flw
+            | Op::Fsw
+            | Op::FmaddS
+            | Op::FmsubS
+            | Op::FnmsubS
+            | Op::FnmaddS
+            | Op::FaddS
+            | Op::FsubS
+            | Op::FmulS
+            | Op::FdivS
+            | Op::FsqrtS
+            | Op::FsgnjS
+            | Op::FsgnjnS
+            | Op::FsgnjxS
+            | Op::FminS
+            | Op::FmaxS
+            | Op::FcvtWS
+            | Op::FcvtWuS
+            | Op::FcvtLS
+            | Op::FcvtLuS
+            | Op::FmvXW
+            | Op::FclassS
+            | Op::FeqS
+            | Op::FltS
+            | Op::FleS
+            | Op::FcvtSW
+            | Op::FcvtSWu
+            | Op::FcvtSL
+            | Op::FcvtSLu
+            | Op::FmvWX
+            | Op::Fld
+            | Op::Fsd
+            | Op::FmaddD
+            | Op::FmsubD
+            | Op::FnmsubD
+            | Op::FnmaddD
+            | Op::FaddD
+            | Op::FsubD
+            | Op::FmulD
+            | Op::FdivD
+            | Op::FsqrtD
+            | Op::FsgnjD
+            | Op::FsgnjnD
+            | Op::FsgnjxD
+            | Op::FminD
+            | Op::FmaxD
+            | Op::FcvtSD
+            | Op::FcvtDS
+            | Op::FcvtWD
+            | Op::FcvtWuD
+            | Op::FcvtLD
+            | Op::FcvtLuD
+            | Op::FmvXD
+            | Op::FclassD
+            | Op::FeqD
+            | Op::FltD
+            | Op::FleD
+            | Op::FcvtDW
+            | Op::FcvtDWu
+            | Op::FcvtDL
+            | Op::FcvtDLu
+            | Op::FmvDX => {
                 tri!(self.exec_fp(bus, whole!()));
                 (Flow::Continue, next)
             }
-            _ => {
+            // Everything else (A, Zicsr, system, illegal) runs out of line.
+            Op::Illegal
+            | Op::FenceI
+            | Op::Ecall
+            | Op::Ebreak
+            | Op::Mret
+            | Op::Sret
+            | Op::Wfi
+            | Op::SfenceVma
+            | Op::Csrrw
+            | Op::Csrrs
+            | Op::Csrrc
+            | Op::Csrrwi
+            | Op::Csrrsi
+            | Op::Csrrci
+            | Op::LrW
+            | Op::ScW
+            | Op::AmoswapW
+            | Op::AmoaddW
+            | Op::AmoxorW
+            | Op::AmoandW
+            | Op::AmoorW
+            | Op::AmominW
+            | Op::AmomaxW
+            | Op::AmominuW
+            | Op::AmomaxuW
+            | Op::LrD
+            | Op::ScD
+            | Op::AmoswapD
+            | Op::AmoaddD
+            | Op::AmoxorD
+            | Op::AmoandD
+            | Op::AmoorD
+            | Op::AmominD
+            | Op::AmomaxD
+            | Op::AmominuD
+            | Op::AmomaxuD => {
                 // The cached form reads the slot inside a separate
                 // function, so the optimiser cannot hand it the hot loop's
                 // copy of the instruction (which would put that in memory).
