@@ -63,6 +63,11 @@ pub(crate) enum Flow {
 ///
 /// The architectural state is the plain [`HartState`]; the software TLB
 /// and decoded-instruction cache are derived data, dropped on restore.
+///
+/// Aligned to 128 bytes (two cache lines, the unit of the adjacent-line
+/// prefetcher) so that harts kept side by side in a `Vec`, each written on
+/// every step by its own host thread, never share a cache line.
+#[repr(align(128))]
 pub struct Hart {
     pub(crate) state: HartState,
     pub(crate) tlb: Box<Tlb>,
