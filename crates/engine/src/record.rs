@@ -662,15 +662,22 @@ impl<'a> HartRecorder<'a> {
 
         // Phase 2: write back, concurrently with other committers (their
         // write sets cannot intersect ours: the conflict check saw to it).
-        self.write_back();
         // Phase 3: retire.
+        self.write_back_and_retire(seq);
+        (Attempt::Committed, reason)
+    }
+
+    /// Commit phases 2 and 3 of entry `seq`: private pages to shared RAM,
+    /// retirement into the watermark, spinning harts woken if memory changed.
+    fn write_back_and_retire(&mut self, seq: u64) {
+        let rec = self.rec;
+        self.write_back();
         rec.wm.retire(seq);
         if !self.sets.dirty.is_empty() {
             rec.published_writes();
         }
         rec.start_wm[self.id].store(u64::MAX, Ordering::Release);
         self.chunks += 1;
-        (Attempt::Committed, reason)
     }
 
     fn write_back(&mut self) {
@@ -762,13 +769,7 @@ impl<'a> HartRecorder<'a> {
             check,
         };
         rec.log(&mut state, Entry::Chunk(entry));
-        self.write_back();
-        rec.wm.retire(seq);
-        if !self.sets.dirty.is_empty() {
-            rec.published_writes();
-        }
-        rec.start_wm[self.id].store(u64::MAX, Ordering::Release);
-        self.chunks += 1;
+        self.write_back_and_retire(seq);
     }
 }
 
