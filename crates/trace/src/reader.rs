@@ -2,7 +2,7 @@
 //! it is trusted, every error located by file offset.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Cursor, Read};
 use std::path::Path;
 
 use crate::codec::decode;
@@ -33,7 +33,7 @@ pub enum Block {
 
 /// A trace opened for reading.
 pub struct TraceReader {
-    file: BufReader<File>,
+    file: Box<dyn Read + Send>,
     path: String,
     offset: u64,
     file_len: u64,
@@ -53,8 +53,24 @@ impl TraceReader {
             .metadata()
             .map_err(|e| TraceError::new(&name, 0, e))?
             .len();
+        Self::start(
+            name,
+            Box::new(BufReader::with_capacity(1 << 20, file)),
+            file_len,
+        )
+    }
+
+    /// Reads a trace held in memory (named `name` in errors), exactly as
+    /// [`TraceReader::open`] reads a file of these bytes. The fuzz target and
+    /// tests use it.
+    pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Result<Self, TraceError> {
+        let len = bytes.len() as u64;
+        Self::start(name.to_string(), Box::new(Cursor::new(bytes)), len)
+    }
+
+    fn start(name: String, file: Box<dyn Read + Send>, file_len: u64) -> Result<Self, TraceError> {
         let mut r = Self {
-            file: BufReader::with_capacity(1 << 20, file),
+            file,
             path: name,
             offset: 0,
             file_len,
