@@ -34,6 +34,7 @@ pub const GUESTS: &[&str] = &[
     "hammer",
     "timer_race",
     "spin_small",
+    "soak",
     "blackscholes-test",
     "bodytrack-test",
     "raytrace-test",
