@@ -45,7 +45,8 @@ enum Message {
 pub struct TraceWriter {
     tx: Option<Sender<Message>>,
     thread: Option<JoinHandle<Result<WriterStats, TraceError>>>,
-    failure: Arc<Mutex<Option<String>>>,
+    /// Where and why the writer thread stopped, if it did.
+    failure: Arc<Mutex<Option<(u64, String)>>>,
     path: String,
 }
 
@@ -63,8 +64,12 @@ impl TraceWriter {
         pre.extend_from_slice(&(json.len() as u32).to_le_bytes());
         pre.extend_from_slice(&crc32fast::hash(&json).to_le_bytes());
         pre.extend_from_slice(&json);
-        file.write_all(&pre)
-            .map_err(|e| TraceError::new(&name, 0, e))?;
+        if let Err(e) = file.write_all(&pre) {
+            // Part of a header is no trace at all: leave an empty file, which
+            // every reader rejects as truncated at offset 0.
+            let _ = file.set_len(0);
+            return Err(TraceError::new(&name, 0, e));
+        }
         let (tx, rx) = crossbeam_channel::bounded(QUEUE_DEPTH);
         let failure = Arc::new(Mutex::new(None));
         let thread_failure = failure.clone();
@@ -75,7 +80,7 @@ impl TraceWriter {
             .spawn(move || {
                 let result = write_loop(file, &thread_name, offset, rx);
                 if let Err(e) = &result {
-                    *thread_failure.lock() = Some(e.to_string());
+                    *thread_failure.lock() = Some((e.offset, e.kind.to_string()));
                 }
                 result
             })
@@ -101,22 +106,25 @@ impl TraceWriter {
             .as_ref()
             .ok_or_else(|| self.gone("writer already finished".into()))?;
         tx.send(Message::Entries { first_seq, entries })
-            .map_err(|_| self.gone(self.failure_text()))
+            .map_err(|_| {
+                self.check()
+                    .err()
+                    .unwrap_or_else(|| self.gone("writer thread ended".into()))
+            })
     }
 
-    /// The writer's error, if it has stopped on one.
+    /// The writer's error, if it has stopped on one: at the offset where
+    /// the write failed (the file has been cut back to end there, after the
+    /// last complete block).
     pub fn check(&self) -> Result<(), TraceError> {
         match &*self.failure.lock() {
-            Some(text) => Err(self.gone(text.clone())),
+            Some((offset, text)) => Err(TraceError::new(
+                &self.path,
+                *offset,
+                TraceErrorKind::WriterGone(text.clone()),
+            )),
             None => Ok(()),
         }
-    }
-
-    fn failure_text(&self) -> String {
-        self.failure
-            .lock()
-            .clone()
-            .unwrap_or_else(|| "writer thread ended".into())
     }
 
     fn gone(&self, text: String) -> TraceError {
@@ -185,8 +193,14 @@ fn write_loop(
         };
         let block = encode_block(kind, index, first_seq, count, &streams, &mut stats)
             .map_err(|e| TraceError::new(path, offset, e))?;
-        file.write_all(&block)
-            .map_err(|e| TraceError::new(path, offset, e))?;
+        if let Err(e) = file.write_all(&block) {
+            // Disk full, quota, I/O error: cut off the part of the block
+            // that did get written, so that the file ends after its last
+            // complete block, a clean partial trace. (If even that fails,
+            // the reader still stops at the torn block.)
+            let _ = file.set_len(offset);
+            return Err(TraceError::new(path, offset, e));
+        }
         offset += block.len() as u64;
         stats.file_bytes = offset;
         stats.blocks += 1;
