@@ -35,6 +35,7 @@ pub const GUESTS: &[&str] = &[
     "timer_race",
     "spin_small",
     "soak",
+    "hostile",
     "blackscholes-test",
     "bodytrack-test",
     "raytrace-test",
