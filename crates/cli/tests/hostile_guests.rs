@@ -91,30 +91,3 @@ fn hostile_guest_records_and_replays_verified() {
         assert_eq!(rep.stdout, rec.stdout, "{how}: replayed output differs");
     }
 }
-
-/// A device write followed, in the same serial quantum, by a device read
-/// that faults: replay used to take the read's logged fault for the
-/// write's and lose step with the log (the `fault` guest prints, then loads
-/// from address 0).
-#[test]
-fn a_device_fault_after_a_device_write_replays_under_the_serial_strategy() {
-    let _one_at_a_time = serial();
-    let dir = scratch_dir("serial-fault");
-    let trace = dir.join("fault.trace");
-    let rec = samsara([
-        OsString::from("record"),
-        guest("fault").into(),
-        "--strategy".into(),
-        "serial".into(),
-        "-o".into(),
-        trace.clone().into(),
-    ]);
-    rec.assert_no_panic().assert_code(102);
-    let rep = samsara([OsString::from("replay"), trace.into()]);
-    rep.assert_no_panic();
-    assert!(
-        rep.stderr.contains("VERIFIED"),
-        "serial replay of the fault guest:\n{}",
-        rep.stderr
-    );
-}

@@ -346,3 +346,42 @@ fn parsec_workloads_record_and_replay_under_every_strategy() {
         }
     }
 }
+
+/// Serial strategy, one hart: the interrupt lines change after the k-th of
+/// several device accesses in one quantum (timer_irq programs mtimecmp
+/// between UART writes). Replay takes a `LinesUpdate` after any access it
+/// follows; the recorder marks earlier quiet accesses so it cannot be taken
+/// too early (it was: the replayed hart slept in a WFI the recording had
+/// passed).
+#[test]
+fn serial_strategy_logs_line_changes_unambiguously() {
+    let _guard = serial();
+    let dir = scratch_dir("rr-serial-lines");
+    for name in ["timer_irq", "fault"] {
+        let trace = dir.join(format!("{name}-serial-1.trace"));
+        let run = samsara([
+            OsString::from("record"),
+            guest(name).into(),
+            "--strategy".into(),
+            "serial".into(),
+            "-o".into(),
+            trace.clone().into(),
+        ]);
+        run.assert_no_panic();
+        let recorded = Recorded {
+            output: run.stdout_str(),
+            trace,
+        };
+        let replayed = replay(&recorded.trace, &[]);
+        assert!(
+            replayed.stderr.contains("VERIFIED"),
+            "{name}: serial-strategy replay at one hart:\n{}",
+            replayed.stderr
+        );
+        assert_eq!(
+            replayed.stdout_str(),
+            recorded.output,
+            "{name}: output differs"
+        );
+    }
+}

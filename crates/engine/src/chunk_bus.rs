@@ -38,6 +38,10 @@ pub(crate) struct ChunkBus<'a> {
     pub events: Vec<Event>,
     /// Replay: next event to consume.
     pub next_event: usize,
+    /// Record, serial strategy: where in `events` each device access since
+    /// the last `LinesUpdate` ended that changed no line (see `relatch`).
+    /// Cleared with `events` at the start of every chunk.
+    pub quiet_accesses: Vec<usize>,
     /// Replay: the first input the hart asked for that the trace did not have.
     pub divergence: Option<String>,
 }
@@ -58,6 +62,7 @@ impl<'a> ChunkBus<'a> {
             relatch_after_mmio: false,
             events: Vec::new(),
             next_event: 0,
+            quiet_accesses: Vec::new(),
             divergence: None,
         }
     }
@@ -171,12 +176,26 @@ impl ChunkBus<'_> {
             return;
         }
         match self.mode {
+            // Replay consumes a `LinesUpdate` after an access whenever it is
+            // the next event, and a successful write logs nothing: so a
+            // change after the k-th access would be taken after the first
+            // one that leaves no other event in between. To keep the log
+            // unambiguous, a change also marks every earlier quiet access of
+            // the chunk with an unchanged `LinesUpdate` (rare: only chunks
+            // in which the lines change pay for it).
             Mode::Record => {
                 let lines = self.board.irq.lines(self.hart);
-                if lines != self.lines {
-                    self.lines = lines;
-                    self.events.push(Event::LinesUpdate(lines));
+                if lines == self.lines {
+                    self.quiet_accesses.push(self.events.len());
+                    return;
                 }
+                let old = self.lines;
+                for &at in self.quiet_accesses.iter().rev() {
+                    self.events.insert(at, Event::LinesUpdate(old));
+                }
+                self.quiet_accesses.clear();
+                self.lines = lines;
+                self.events.push(Event::LinesUpdate(lines));
             }
             Mode::Replay => {
                 if let Some(&Event::LinesUpdate(lines)) = self.events.get(self.next_event) {

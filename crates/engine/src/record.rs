@@ -543,6 +543,7 @@ impl<'a> HartRecorder<'a> {
         let lines = self.board.irq.lines(HartId(self.id as u32));
         self.bus.lines = lines;
         self.bus.events.clear();
+        self.bus.quiet_accesses.clear();
         if lines != self.logged_lines {
             self.bus.events.push(Event::Lines(lines));
         }
