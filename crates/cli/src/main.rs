@@ -8,10 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use samsara_machine::machine::LinuxBoot;
+use samsara_engine::guest::{Guest, LinuxFiles};
 use samsara_machine::run::{RunConfig, RunOutcome, run_image, run_linux};
 
 #[derive(Parser)]
@@ -39,16 +40,19 @@ enum Command {
     Inspect(rr::InspectArgs),
 }
 
+/// What to boot and on what machine: shared by `run` and `record`.
 #[derive(Args)]
 pub(crate) struct MachineArgs {
-    /// Guest image: an RV64 ELF executable, or a raw binary loaded at 0x8000_0000.
-    pub image: PathBuf,
+    /// Guest image: an RV64 ELF executable, or a raw binary loaded at
+    /// 0x8000_0000. Not with --kernel/--linux.
+    #[arg(required_unless_present_any = ["kernel", "linux", "bios"], conflicts_with_all = ["kernel", "linux", "bios"])]
+    pub image: Option<PathBuf>,
     /// Number of harts (1-8), each on its own host thread.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
     pub harts: u32,
-    /// Guest RAM size, e.g. 128M or 1G.
-    #[arg(long, default_value = "128M", value_parser = parse_size)]
-    pub mem: u64,
+    /// Guest RAM size, e.g. 128M or 1G [default: 128M; 512M with --kernel/--linux].
+    #[arg(long, value_parser = parse_size)]
+    pub mem: Option<u64>,
     /// Disk image for the virtio block device.
     #[arg(long)]
     pub disk: Option<PathBuf>,
@@ -58,50 +62,102 @@ pub(crate) struct MachineArgs {
     /// Stop every hart after this many instructions (per hart).
     #[arg(long)]
     pub max_instructions: Option<u64>,
-}
-
-#[derive(Args)]
-struct RunArgs {
-    /// Guest image: an RV64 ELF executable, or a raw binary loaded at
-    /// 0x8000_0000. Not with --kernel/--linux.
-    #[arg(required_unless_present_any = ["kernel", "linux", "bios"], conflicts_with_all = ["kernel", "linux", "bios"])]
-    image: Option<PathBuf>,
-    /// Number of harts (1-8), each on its own host thread.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
-    harts: u32,
-    /// Guest RAM size, e.g. 128M or 1G [default: 128M; 512M with --kernel/--linux].
-    #[arg(long, value_parser = parse_size)]
-    mem: Option<u64>,
-    /// Disk image for the virtio block device.
-    #[arg(long)]
-    disk: Option<PathBuf>,
-    /// Open the disk image read-only (guest writes fail with an I/O error).
-    #[arg(long)]
-    disk_readonly: bool,
-    /// Stop every hart after this many instructions (per hart).
-    #[arg(long)]
-    max_instructions: Option<u64>,
     /// Stop after this many seconds of wall-clock time (status 124).
     #[arg(long, value_name = "SECONDS")]
-    timeout: Option<f64>,
+    pub timeout: Option<f64>,
     /// Firmware loaded at 0x8000_0000 and entered in M-mode (OpenSBI's
     /// fw_dynamic.bin); alone, it runs like IMAGE.
     #[arg(long, value_name = "FW")]
-    bios: Option<PathBuf>,
+    pub bios: Option<PathBuf>,
     /// Linux kernel Image (raw RISC-V Image), loaded 2 MiB-aligned above the firmware.
     #[arg(long, value_name = "IMAGE")]
-    kernel: Option<PathBuf>,
+    pub kernel: Option<PathBuf>,
     /// Initial RAM disk for the kernel.
     #[arg(long, value_name = "FILE")]
-    initrd: Option<PathBuf>,
+    pub initrd: Option<PathBuf>,
     /// Kernel command line.
     #[arg(long, value_name = "ARGS")]
-    append: Option<String>,
+    pub append: Option<String>,
     /// Boot the Linux that scripts/setup-linux.sh prepared (linux/build/, or
     /// $SAMSARA_LINUX_DIR): its fw_dynamic.bin, Image, initramfs and
     /// command line, each replaceable by --bios/--kernel/--initrd/--append.
     #[arg(long)]
-    linux: bool,
+    pub linux: bool,
+}
+
+impl MachineArgs {
+    /// What to boot: the image, or the firmware, kernel, initrd and
+    /// command line of a Linux boot.
+    pub(crate) fn guest(&self) -> Result<Guest> {
+        if let Some(files) = self.linux_files()? {
+            return Ok(Guest::Linux(files));
+        }
+        match (&self.image, &self.bios) {
+            (Some(image), _) | (None, Some(image)) => Ok(Guest::Image(image.clone())),
+            (None, None) => anyhow::bail!("nothing to run: give IMAGE, --kernel or --linux"),
+        }
+    }
+
+    /// RAM size: `--mem`, else 512 MiB for a kernel and 128 MiB for an image.
+    pub(crate) fn ram_size(&self, guest: &Guest) -> u64 {
+        let default = match guest {
+            Guest::Linux(_) => 512 << 20,
+            Guest::Image(_) => 128 << 20,
+        };
+        self.mem.unwrap_or(default)
+    }
+
+    /// `--timeout` as a duration, checked.
+    pub(crate) fn timeout(&self) -> Result<Option<Duration>> {
+        match self.timeout {
+            Some(secs) if secs.is_finite() && secs > 0.0 => Ok(Some(Duration::from_secs_f64(secs))),
+            Some(secs) => anyhow::bail!("--timeout {secs}: give a positive number of seconds"),
+            None => Ok(None),
+        }
+    }
+
+    /// The firmware, kernel, initrd and command line, if this run boots a kernel.
+    fn linux_files(&self) -> Result<Option<LinuxFiles>> {
+        if !self.linux && self.kernel.is_none() {
+            if self.initrd.is_some() || self.append.is_some() {
+                anyhow::bail!("--initrd and --append need a kernel: add --kernel IMAGE or --linux");
+            }
+            return Ok(None);
+        }
+        let dir = linux_dir();
+        let firmware = match &self.bios {
+            Some(path) => path.clone(),
+            None => bundled(&dir, "fw_dynamic.bin", "--bios")?,
+        };
+        let kernel = match &self.kernel {
+            Some(path) => path.clone(),
+            None => bundled(&dir, "Image", "--kernel")?,
+        };
+        let initrd = match &self.initrd {
+            Some(path) => Some(path.clone()),
+            None if self.linux => Some(bundled(&dir, "initramfs.cpio.gz", "--initrd")?),
+            None => None,
+        };
+        let bootargs = match &self.append {
+            Some(text) => text.clone(),
+            None if self.linux => std::fs::read_to_string(dir.join("cmdline"))
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_else(|_| DEFAULT_LINUX_CMDLINE.to_owned()),
+            None => DEFAULT_LINUX_CMDLINE.to_owned(),
+        };
+        Ok(Some(LinuxFiles {
+            firmware,
+            kernel,
+            initrd,
+            bootargs: Some(bootargs),
+        }))
+    }
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    machine: MachineArgs,
     /// Do not print the summary line on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -118,10 +174,13 @@ fn linux_dir() -> PathBuf {
         return PathBuf::from(dir);
     }
     let local = PathBuf::from("linux/build");
-    if local.is_dir() {
-        return local;
-    }
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../linux/build"))
+    let dir = if local.is_dir() {
+        local
+    } else {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../linux/build"))
+    };
+    // Absolute, so that a trace names files replay finds from anywhere.
+    dir.canonicalize().unwrap_or(dir)
 }
 
 /// A file of the bundled Linux setup, with a clear message if it is missing.
@@ -135,43 +194,6 @@ fn bundled(dir: &std::path::Path, name: &str, flag: &str) -> Result<PathBuf> {
             path.display()
         )
     }
-}
-
-/// The firmware, kernel, initrd and command line to boot, if this run boots a kernel.
-fn linux_boot(args: &RunArgs) -> Result<Option<LinuxBoot>> {
-    if !args.linux && args.kernel.is_none() {
-        if args.initrd.is_some() || args.append.is_some() {
-            anyhow::bail!("--initrd and --append need a kernel: add --kernel IMAGE or --linux");
-        }
-        return Ok(None);
-    }
-    let dir = linux_dir();
-    let bios = match &args.bios {
-        Some(path) => path.clone(),
-        None => bundled(&dir, "fw_dynamic.bin", "--bios")?,
-    };
-    let kernel = match &args.kernel {
-        Some(path) => path.clone(),
-        None => bundled(&dir, "Image", "--kernel")?,
-    };
-    let initrd = match &args.initrd {
-        Some(path) => Some(path.clone()),
-        None if args.linux => Some(bundled(&dir, "initramfs.cpio.gz", "--initrd")?),
-        None => None,
-    };
-    let bootargs = match &args.append {
-        Some(text) => text.clone(),
-        None if args.linux => std::fs::read_to_string(dir.join("cmdline"))
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_else(|_| DEFAULT_LINUX_CMDLINE.to_owned()),
-        None => DEFAULT_LINUX_CMDLINE.to_owned(),
-    };
-    Ok(Some(LinuxBoot::from_files(
-        &bios,
-        &kernel,
-        initrd.as_deref(),
-        Some(bootargs),
-    )?))
 }
 
 /// Parse sizes like `128M`, `1G`, `65536`, `64KiB`.
@@ -197,22 +219,14 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size '{text}' is too large"))
 }
 
-fn run_config(args: &RunArgs, boots_kernel: bool) -> Result<RunConfig> {
-    let timeout = match args.timeout {
-        Some(secs) if secs.is_finite() && secs > 0.0 => {
-            Some(std::time::Duration::from_secs_f64(secs))
-        }
-        Some(secs) => anyhow::bail!("--timeout {secs}: give a positive number of seconds"),
-        None => None,
-    };
-    let default_mem = if boots_kernel { 512 << 20 } else { 128 << 20 };
+fn run_config(args: &MachineArgs, guest: &Guest) -> Result<RunConfig> {
     Ok(RunConfig {
         harts: args.harts,
-        ram_size: args.mem.unwrap_or(default_mem),
+        ram_size: args.ram_size(guest),
         disk: args.disk.clone(),
         disk_readonly: args.disk_readonly,
         max_instructions: args.max_instructions,
-        timeout,
+        timeout: args.timeout()?,
     })
 }
 
@@ -247,13 +261,12 @@ fn print_summary(outcome: &RunOutcome) {
 }
 
 fn run(args: &RunArgs) -> Result<ExitCode> {
-    let boot = linux_boot(args)?;
-    let config = run_config(args, boot.is_some())?;
+    let guest = args.machine.guest()?;
+    let config = run_config(&args.machine, &guest)?;
     let stop = install_ctrl_c()?;
-    let outcome = match (&boot, &args.image, &args.bios) {
-        (Some(boot), _, _) => run_linux(boot, &config, stop)?,
-        (None, Some(image), _) | (None, None, Some(image)) => run_image(image, &config, stop)?,
-        (None, None, None) => anyhow::bail!("nothing to run: give IMAGE, --kernel or --linux"),
+    let outcome = match &guest {
+        Guest::Linux(files) => run_linux(&files.load()?, &config, stop)?,
+        Guest::Image(image) => run_image(image, &config, stop)?,
     };
     if !args.quiet {
         print_summary(&outcome);

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
+use samsara_engine::guest::FileOverrides;
 use samsara_engine::inspect::{TraceSummary, inspect};
 use samsara_engine::record::{DEFAULT_CHUNK_SIZE, RecordConfig, RecordOutcome, Strategy, record};
 use samsara_engine::replay::{ReplayConfig, ReplayOutcome, replay};
@@ -42,10 +43,16 @@ pub(crate) struct RecordArgs {
 pub(crate) struct ReplayArgs {
     /// The trace.
     pub trace: PathBuf,
-    /// Guest image (default: the path recorded in the trace). It must be
-    /// the very image that was recorded.
-    #[arg(long)]
+    /// Guest image, or a Linux boot's firmware (default: the path recorded
+    /// in the trace). It must be the very file that was recorded.
+    #[arg(long, alias = "bios", value_name = "IMAGE|FW")]
     pub image: Option<PathBuf>,
+    /// The kernel Image of a Linux trace (default: the recorded path).
+    #[arg(long)]
+    pub kernel: Option<PathBuf>,
+    /// The initrd of a Linux trace (default: the recorded path).
+    #[arg(long)]
+    pub initrd: Option<PathBuf>,
     /// Replay on one host thread, in sequence order.
     #[arg(long)]
     pub serial: bool,
@@ -70,8 +77,20 @@ fn exit_text(exit: RecordedExit) -> String {
         RecordedExit::Reset => "guest requested a reset".into(),
         RecordedExit::InstructionLimit => "stopped at the instruction limit".into(),
         RecordedExit::Interrupted => "interrupted".into(),
+        RecordedExit::Timeout => "stopped at the timeout".into(),
+        RecordedExit::KernelPanic => "the guest kernel panicked".into(),
         RecordedExit::Aborted => "aborted".into(),
     }
+}
+
+/// The kernel's panic line in the guest output, from "Kernel panic" on.
+fn panic_line(output: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(output);
+    let line = text
+        .lines()
+        .find(|l| l.contains("Kernel panic - not syncing"))?;
+    let at = line.find("Kernel panic")?;
+    Some(line[at..].trim_end().to_owned())
 }
 
 /// The process status that reports a recorded exit (as `samsara run` does).
@@ -82,7 +101,8 @@ fn exit_code(exit: RecordedExit) -> u8 {
             0 => 1,
             c => c,
         },
-        RecordedExit::InstructionLimit => 124,
+        RecordedExit::InstructionLimit | RecordedExit::Timeout => 124,
+        RecordedExit::KernelPanic => 1,
         RecordedExit::Interrupted => 130,
         RecordedExit::Aborted => 2,
     }
@@ -91,19 +111,22 @@ fn exit_code(exit: RecordedExit) -> u8 {
 pub(crate) fn record_command(args: &RecordArgs) -> Result<ExitCode> {
     let stop = install_ctrl_c()?;
     let m = &args.machine;
+    let guest = m.guest()?;
     let config = RecordConfig {
         strategy: if args.strategy == "serial" {
             Strategy::Serial
         } else {
             Strategy::Chunk
         },
-        image: m.image.clone(),
+        ram_size: m.ram_size(&guest),
+        guest,
         trace: args.output.clone(),
         harts: m.harts,
-        ram_size: m.mem,
         disk: m.disk.clone(),
+        disk_readonly: m.disk_readonly,
         chunk_size: args.chunk_size,
         max_instructions: m.max_instructions,
+        timeout: m.timeout()?,
         check_every: args.check_every,
         perturb: args.perturb,
         echo: !args.quiet,
@@ -125,10 +148,16 @@ fn print_record_summary(path: &std::path::Path, o: &RecordOutcome) {
     let commit_share = 100.0 * o.writer.compressed[STREAM_COMMIT] as f64
         / o.writer.compressed.iter().sum::<u64>().max(1) as f64;
     let attempts = chunks + f.stats.squashes;
+    let ending = match f.exit {
+        RecordedExit::KernelPanic => panic_line(&f.output).map_or_else(
+            || exit_text(f.exit),
+            |line| format!("{}: {line}", exit_text(f.exit)),
+        ),
+        exit => exit_text(exit),
+    };
     eprintln!(
-        "samsara: recorded {} harts: {}; {instructions} instructions in {secs:.3} s ({:.1} MIPS)",
+        "samsara: recorded {} harts: {ending}; {instructions} instructions in {secs:.3} s ({:.1} MIPS)",
         f.steps_per_hart.len(),
-        exit_text(f.exit),
         instructions as f64 / secs / 1e6
     );
     eprintln!(
@@ -151,7 +180,11 @@ pub(crate) fn replay_command(args: &ReplayArgs) -> Result<ExitCode> {
     let stop = install_ctrl_c()?;
     let config = ReplayConfig {
         trace: args.trace.clone(),
-        image: args.image.clone(),
+        files: FileOverrides {
+            image: args.image.clone(),
+            kernel: args.kernel.clone(),
+            initrd: args.initrd.clone(),
+        },
         serial: args.serial,
         echo: !args.quiet,
     };
@@ -256,6 +289,19 @@ fn print_summary(s: &TraceSummary) {
         h.chunk_size,
         h.strategy
     );
+    for (what, file) in [("kernel", &h.kernel), ("initrd", &h.initrd)] {
+        if let Some(f) = file {
+            println!("{what}: {} ({} bytes)", f.path, f.len);
+        }
+    }
+    if let Some(args) = &h.bootargs {
+        println!("bootargs: {args}");
+    }
+    match (&h.disk, &h.disk_image) {
+        (_, Some(d)) => println!("disk: {} ({} bytes)", d.path, d.len),
+        (Some(path), None) => println!("disk: {path}"),
+        (None, None) => {}
+    }
     match (&s.footer, &s.partial) {
         (Some(f), _) => println!("status: complete; {}", exit_text(f.exit)),
         (None, Some(p)) => println!("status: PARTIAL: {p}"),

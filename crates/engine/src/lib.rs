@@ -10,6 +10,7 @@
 
 mod chunk_bus;
 mod digest;
+pub mod guest;
 pub mod inspect;
 pub mod record;
 pub mod replay;
@@ -27,35 +28,44 @@ use thiserror::Error;
 /// `Hart::run` sees identical call boundaries in both.
 pub(crate) const BATCH: u64 = 16 * 1024;
 
+/// A file given to replay that is not the one recorded.
+#[derive(Debug)]
+pub struct FileMismatch {
+    /// Which file: "guest image", "firmware", "kernel", "initrd".
+    pub what: &'static str,
+    /// The file given.
+    pub path: String,
+    /// The path stored in the trace.
+    pub recorded_path: String,
+    /// Recorded digest.
+    pub recorded: String,
+    /// Recorded length.
+    pub recorded_len: u64,
+    /// Digest of the file given.
+    pub found: String,
+    /// Length of the file given.
+    pub found_len: u64,
+}
+
 /// Why recording or replaying failed.
 #[derive(Debug, Error)]
 pub enum EngineError {
-    /// The guest image could not be read.
-    #[error("cannot read guest image {path}: {reason}")]
-    Image {
-        /// The image path.
+    /// A file of the guest (image, firmware, kernel, initrd) could not be read.
+    #[error("cannot read {what} {path}: {reason}")]
+    File {
+        /// Which file: "guest image", "firmware", "kernel", "initrd".
+        what: &'static str,
+        /// The path.
         path: String,
         /// What went wrong.
         reason: String,
     },
-    /// The guest image is not the one that was recorded.
+    /// A file of the guest is not the one that was recorded.
     #[error(
-        "guest image {path} does not match the trace: the trace was recorded from {recorded_path} ({recorded_len} bytes, BLAKE3 {recorded}), this file has {found_len} bytes, BLAKE3 {found}"
+        "{} {} does not match the trace: the trace was recorded from {} ({} bytes, BLAKE3 {}), this file has {} bytes, BLAKE3 {}",
+        .0.what, .0.path, .0.recorded_path, .0.recorded_len, .0.recorded, .0.found_len, .0.found
     )]
-    ImageMismatch {
-        /// The image given.
-        path: String,
-        /// The path stored in the trace.
-        recorded_path: String,
-        /// Recorded digest.
-        recorded: String,
-        /// Recorded length.
-        recorded_len: u64,
-        /// Digest of the file given.
-        found: String,
-        /// Length of the file given.
-        found_len: u64,
-    },
+    ImageMismatch(Box<FileMismatch>),
     /// The disk image could not be prepared.
     #[error("disk image {path}: {reason}")]
     Disk {
@@ -114,6 +124,9 @@ pub enum EngineError {
         /// What differs.
         what: String,
     },
+    /// Options that do not apply to this trace.
+    #[error("{0}")]
+    Options(String),
     /// A bug in samsara.
     #[error("internal error: {0}")]
     Internal(String),

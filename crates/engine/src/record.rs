@@ -20,21 +20,21 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use samsara_cpu::{Hart, StopReason};
 use samsara_machine::board::{Board, BoardConfig};
 use samsara_machine::clock::HostClock;
+use samsara_machine::console::{RawTerminal, WatchedOutput, spawn_interactive_feeder};
 use samsara_machine::devices::test_device::MachineExit;
-use samsara_machine::devices::uart::{SerialOutput, SharedOutput};
+use samsara_machine::devices::uart::SharedOutput;
 use samsara_machine::devices::virtio::block::{Completion, CompletionSink, VirtioBlk};
 use samsara_machine::devices::{DmaError, GuestMemory};
-use samsara_machine::machine::Machine;
 use samsara_machine::ram::GuestRam;
 use samsara_trace::{
-    Check, ChunkRecord, DmaRecord, Entry, Event, Footer, RecordStats, RecordedExit, TraceHeader,
-    TraceWriter, Truncation, WriterStats,
+    Check, ChunkRecord, DmaRecord, Entry, Event, Footer, RecordStats, RecordedExit, TraceFile,
+    TraceHeader, TraceWriter, Truncation, WriterStats,
 };
 use samsara_types::{GuestPhysAddr, HartId, PAGE_SHIFT};
 
 use crate::chunk_bus::{ChunkBus, Mode};
-use crate::digest::Console;
-use crate::digest::{blake3_hex, machine_digests};
+use crate::digest::{Console, machine_digests};
+use crate::guest::Guest;
 use crate::sequencer::Watermark;
 use crate::table::{ChunkSets, page_hash, shared_words, write_back};
 use crate::{BATCH, EngineError};
@@ -48,6 +48,9 @@ const MIN_CHUNK_SIZE: u64 = 2_000;
 const EXCLUSIVE_AFTER_SQUASHES: u32 = 6;
 /// Longest a hart that ended a chunk at a `pause` waits for another commit.
 const SPIN_WAIT: Duration = Duration::from_micros(200);
+/// How long a panicking guest kernel may go on printing its report
+/// before the recording stops (as `samsara run`).
+const PANIC_GRACE: Duration = Duration::from_secs(2);
 /// Entries per trace block.
 const BLOCK_ENTRIES: usize = 8192;
 /// A block is also cut when its oldest entry is this old, so a recording
@@ -79,8 +82,8 @@ impl Strategy {
 pub struct RecordConfig {
     /// Recording strategy.
     pub strategy: Strategy,
-    /// Guest image (ELF or raw binary).
-    pub image: PathBuf,
+    /// What the machine boots.
+    pub guest: Guest,
     /// Trace file to write.
     pub trace: PathBuf,
     /// Harts.
@@ -89,10 +92,14 @@ pub struct RecordConfig {
     pub ram_size: u64,
     /// Disk image: recording works on a private copy, the file is never modified.
     pub disk: Option<PathBuf>,
+    /// Attach the disk read-only (guest writes fail with an I/O error).
+    pub disk_readonly: bool,
     /// Chunk size limit in instructions.
     pub chunk_size: u64,
     /// Stop each hart after this many instructions.
     pub max_instructions: Option<u64>,
+    /// Stop after this much wall-clock time.
+    pub timeout: Option<Duration>,
     /// Add verification digests to every Nth chunk of each hart (0: none).
     pub check_every: u64,
     /// Host-side perturbation: random delays and chunk sizes from this seed.
@@ -239,19 +246,34 @@ impl Perturb {
 /// Records `config.image` into `config.trace`. `stop` (Ctrl-C) ends the
 /// recording cleanly: the trace gets its footer.
 pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome, EngineError> {
-    let image = std::fs::read(&config.image).map_err(|e| EngineError::Image {
-        path: config.image.display().to_string(),
-        reason: e.to_string(),
-    })?;
+    let mut header = TraceHeader {
+        writer: format!("samsara {}", env!("CARGO_PKG_VERSION")),
+        strategy: config.strategy.name().into(),
+        harts: config.harts,
+        ram_size: config.ram_size,
+        disk: config.disk.as_ref().map(|d| d.display().to_string()),
+        chunk_size: config.chunk_size,
+        check_every: config.check_every,
+        created_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        ..TraceHeader::default()
+    };
+    let guest = config.guest.load(&mut header)?;
     let scratch = match &config.disk {
-        Some(disk) => Some(ScratchDisk::new(disk, &config.trace)?),
+        Some(disk) => {
+            let scratch = ScratchDisk::new(disk, &config.trace)?;
+            header.disk_image = Some(scratch.describe(disk)?);
+            Some(scratch)
+        }
         None => None,
     };
     let board_config = BoardConfig {
         harts: config.harts,
         ram_size: config.ram_size,
         disk: scratch.as_ref().map(|s| s.path.clone()),
-        disk_readonly: false,
+        disk_readonly: config.disk_readonly,
     };
     let recorder = Arc::new(Recorder {
         commit: Mutex::new(CommitState {
@@ -282,47 +304,42 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
         target: OnceLock::new(),
     });
     let output = SharedOutput::new();
-    let console: SerialOutput = Box::new(Console {
+    let (console, watch) = WatchedOutput::new(Box::new(Console {
         echo: config.echo,
         capture: output.clone(),
-    });
+    }));
     let sink_dyn: Arc<dyn CompletionSink> = sink.clone();
-    let mut machine = Machine::with_completion_sink(
+    let mut machine = guest.build(
         &board_config,
-        &image,
         Arc::new(HostClock::new()),
-        console,
+        Box::new(console),
         Some(sink_dyn),
     )?;
+    drop(guest);
     if let Some(disk) = &machine.board.disk {
         let _ = sink
             .target
             .set((Arc::downgrade(disk), machine.board.ram.clone()));
     }
-    let header = TraceHeader {
-        writer: format!("samsara {}", env!("CARGO_PKG_VERSION")),
-        strategy: config.strategy.name().into(),
-        harts: config.harts,
-        ram_size: config.ram_size,
-        image_path: config.image.display().to_string(),
-        image_len: image.len() as u64,
-        image_blake3: blake3_hex(&image),
-        disk: config.disk.as_ref().map(|d| d.display().to_string()),
-        chunk_size: config.chunk_size,
-        check_every: config.check_every,
-        created_unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-        initial_ram_blake3: crate::digest::ram_blake3(&machine),
-    };
+    header.initial_ram_blake3 = crate::digest::ram_blake3(&machine);
     let writer = TraceWriter::create(&config.trace, &header)?;
     recorder.commit.lock().writer = Some(writer);
-    if config.stdin {
+    // As `samsara run`: a terminal on stdin is in raw mode for the
+    // recording (Ctrl-A X leaves); a pipe is fed as it is.
+    let quit = Arc::new(AtomicBool::new(false));
+    let terminal = if config.stdin {
+        RawTerminal::enter()
+    } else {
+        None
+    };
+    if terminal.is_some() {
+        spawn_interactive_feeder(machine.board.uart.clone(), quit.clone());
+    } else if config.stdin {
         samsara_machine::run::spawn_stdin_feeder(machine.board.uart.clone());
     }
 
     let limit_hit = AtomicBool::new(false);
+    let (mut timed_out, mut panicked, mut panic_since) = (false, false, None);
     let start = Instant::now();
     let board = &machine.board;
     std::thread::scope(|scope| {
@@ -369,10 +386,23 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
                 .collect()
         };
         while !workers.iter().all(|w| w.is_finished()) {
+            if let Some(timeout) = config.timeout
+                && !timed_out
+                && start.elapsed() >= timeout
+            {
+                timed_out = true;
+            }
+            if watch.seen() && !panicked {
+                let since = *panic_since.get_or_insert_with(Instant::now);
+                panicked = watch.ended() || since.elapsed() >= PANIC_GRACE;
+            }
             if stop.load(Ordering::Relaxed)
+                || quit.load(Ordering::Relaxed)
                 || board.exit.is_set()
                 || limit_hit.load(Ordering::Relaxed)
                 || recorder.halt.load(Ordering::Relaxed)
+                || timed_out
+                || panicked
             {
                 recorder.halt.store(true, Ordering::SeqCst);
                 board.irq.wake_all();
@@ -386,12 +416,19 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
     sink.close();
     board.uart.flush_output();
 
+    drop(terminal);
     let exit = match board.exit.get() {
         Some(MachineExit::Poweroff) => RecordedExit::Poweroff,
         Some(MachineExit::Fail(code)) => RecordedExit::Fail(code),
+        // A kernel that panics with panic=N resets the machine: say why.
+        Some(MachineExit::Reset) if watch.seen() => RecordedExit::KernelPanic,
         Some(MachineExit::Reset) => RecordedExit::Reset,
+        None if panicked => RecordedExit::KernelPanic,
         None if limit_hit.load(Ordering::Relaxed) => RecordedExit::InstructionLimit,
-        None if stop.load(Ordering::Relaxed) => RecordedExit::Interrupted,
+        None if timed_out => RecordedExit::Timeout,
+        None if stop.load(Ordering::Relaxed) || quit.load(Ordering::Relaxed) => {
+            RecordedExit::Interrupted
+        }
         None => RecordedExit::Aborted,
     };
     let (hart_digests, ram_blake3) = machine_digests(&machine);
@@ -903,6 +940,29 @@ struct ScratchDisk {
 }
 
 impl ScratchDisk {
+    /// Size and BLAKE3 of the copy (the disk as the recording starts),
+    /// under the user's path.
+    fn describe(&self, disk: &Path) -> Result<TraceFile, EngineError> {
+        let failed = |e: std::io::Error| EngineError::Disk {
+            path: disk.display().to_string(),
+            reason: format!(
+                "cannot hash the private copy at {}: {e}",
+                self.path.display()
+            ),
+        };
+        let mut hasher = blake3::Hasher::new();
+        let len = std::io::copy(
+            &mut std::fs::File::open(&self.path).map_err(failed)?,
+            &mut hasher,
+        )
+        .map_err(failed)?;
+        Ok(TraceFile {
+            path: disk.display().to_string(),
+            len,
+            blake3: hasher.finalize().to_hex().to_string(),
+        })
+    }
+
     fn new(disk: &Path, trace: &Path) -> Result<Self, EngineError> {
         let mut name = trace.as_os_str().to_owned();
         name.push(".disk-scratch");

@@ -21,7 +21,6 @@ use samsara_machine::board::{Board, BoardConfig};
 use samsara_machine::clock::ManualClock;
 use samsara_machine::devices::test_device::MachineExit;
 use samsara_machine::devices::uart::{SerialOutput, SharedOutput};
-use samsara_machine::machine::Machine;
 use samsara_trace::{
     Block, ChunkRecord, DmaRecord, Entry, Event, Footer, RecordedExit, TraceHeader, TraceReader,
     Truncation,
@@ -29,8 +28,8 @@ use samsara_trace::{
 use samsara_types::GuestPhysAddr;
 
 use crate::chunk_bus::{ChunkBus, Mode};
-use crate::digest::Console;
-use crate::digest::{blake3_hex, machine_digests};
+use crate::digest::{Console, machine_digests};
+use crate::guest::{FileOverrides, LoadedGuest};
 use crate::sequencer::Watermark;
 use crate::table::{ChunkSets, page_hash, write_back};
 use crate::{BATCH, EngineError};
@@ -44,8 +43,9 @@ const READ_AHEAD: u64 = 1 << 16;
 pub struct ReplayConfig {
     /// The trace.
     pub trace: PathBuf,
-    /// Guest image (default: the path stored in the trace).
-    pub image: Option<PathBuf>,
+    /// Files to use instead of the paths stored in the trace (each must
+    /// be the very file recorded).
+    pub files: FileOverrides,
     /// Replay on one thread, in sequence order.
     pub serial: bool,
     /// Copy the regenerated guest output to stdout.
@@ -113,42 +113,22 @@ impl Shared<'_> {
 pub fn replay(config: &ReplayConfig, stop: &AtomicBool) -> Result<ReplayOutcome, EngineError> {
     let mut reader = TraceReader::open(&config.trace)?;
     let header = reader.header().clone();
-    let image_path = config
-        .image
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(&header.image_path));
-    let image = std::fs::read(&image_path).map_err(|e| EngineError::Image {
-        path: image_path.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    let digest = blake3_hex(&image);
-    if digest != header.image_blake3 {
-        return Err(EngineError::ImageMismatch {
-            path: image_path.display().to_string(),
-            recorded_path: header.image_path.clone(),
-            recorded: header.image_blake3.clone(),
-            recorded_len: header.image_len,
-            found: digest,
-            found_len: image.len() as u64,
-        });
-    }
+    let guest = LoadedGuest::from_header(&header, &config.files)?;
     let output = SharedOutput::new();
     let console: SerialOutput = Box::new(Console {
         echo: config.echo,
         capture: output.clone(),
     });
+    // No disk: its contents reach the guest only through logged device
+    // reads and DMA entries.
     let board_config = BoardConfig {
         harts: header.harts,
         ram_size: header.ram_size,
         disk: None,
         disk_readonly: false,
     };
-    let mut machine = Machine::new(
-        &board_config,
-        &image,
-        Arc::new(ManualClock::new(0)),
-        console,
-    )?;
+    let mut machine = guest.build(&board_config, Arc::new(ManualClock::new(0)), console, None)?;
+    drop(guest);
     if !header.initial_ram_blake3.is_empty() {
         let initial = crate::digest::ram_blake3(&machine);
         if initial != header.initial_ram_blake3 {

@@ -60,7 +60,7 @@ pub enum BlockKind {
 }
 
 /// What the recording was of: enough to rebuild the identical initial state.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TraceHeader {
     /// samsara version that wrote the trace.
     pub writer: String,
@@ -70,15 +70,30 @@ pub struct TraceHeader {
     pub harts: u32,
     /// RAM size in bytes.
     pub ram_size: u64,
-    /// Path of the guest image as given when recording.
+    /// Path of the image the harts enter at reset, as given when
+    /// recording: the bare-metal guest, or the firmware (`--bios`) of a
+    /// Linux boot.
     pub image_path: String,
-    /// Size of the guest image in bytes.
+    /// Size of that image in bytes.
     pub image_len: u64,
-    /// BLAKE3 of the guest image, hex.
+    /// BLAKE3 of that image, hex.
     pub image_blake3: String,
-    /// Whether a virtio disk was attached (its contents reach the guest only
-    /// by DMA and device reads, which the trace holds).
+    /// The Linux kernel Image the firmware starts (`--kernel`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<TraceFile>,
+    /// The initial RAM disk (`--initrd`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initrd: Option<TraceFile>,
+    /// The kernel command line (`--append`), if a kernel was booted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootargs: Option<String>,
+    /// Path of the virtio disk image, if one was attached (its contents
+    /// reach the guest only by DMA and device reads, which the trace holds:
+    /// replay does not need the file).
     pub disk: Option<String>,
+    /// Size and BLAKE3 of the disk image when the recording started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_image: Option<TraceFile>,
     /// Chunk size limit in instructions.
     pub chunk_size: u64,
     /// Per-chunk verification digests every this many sequence numbers (0: none).
@@ -90,6 +105,18 @@ pub struct TraceHeader {
     /// initial state differs (another samsara version's device tree, say).
     #[serde(default)]
     pub initial_ram_blake3: String,
+}
+
+/// A file the recording loaded: where it was, and what it held, so that
+/// replay can find it again and refuse another file.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TraceFile {
+    /// The path as given when recording.
+    pub path: String,
+    /// Size in bytes.
+    pub len: u64,
+    /// BLAKE3 of the contents, hex.
+    pub blake3: String,
 }
 
 /// Why a chunk ended.
@@ -223,6 +250,10 @@ pub enum RecordedExit {
     InstructionLimit,
     /// Stopped by Ctrl-C.
     Interrupted,
+    /// Stopped at the wall-clock timeout (`--timeout`).
+    Timeout,
+    /// The guest kernel panicked (the panic line is in the output).
+    KernelPanic,
     /// The recorder stopped on an error (disk full...): the trace is valid up
     /// to its last entry but the run did not finish.
     Aborted,

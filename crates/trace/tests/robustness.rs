@@ -21,6 +21,7 @@ fn header() -> TraceHeader {
         check_every: 2,
         created_unix: 0,
         initial_ram_blake3: String::new(),
+        ..TraceHeader::default()
     }
 }
 
