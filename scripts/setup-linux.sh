@@ -4,7 +4,14 @@
 #   fw_dynamic.bin      OpenSBI (Debian stable's `opensbi`, generic platform)
 #   Image               Debian stable's riscv64 kernel (raw RISC-V Image)
 #   initramfs.cpio.gz   busybox-static + the virtio modules + linux/init
+#                       + /bin/parsec-test (the PARSEC-like programs, test size)
+#   disk.img            a virtio disk: a tar of parsec-test and parsec-bench,
+#                       with room after it for /init to write results
 #   cmdline             the default kernel command line
+#
+# The PARSEC-like programs (guests/parsec/*.c) are built for Linux user
+# space with Debian's gcc-riscv64-linux-gnu (`make -C guests linux`), which
+# this script installs.
 #
 # Debian 12 (bookworm, the host) has no riscv64 port, so single packages
 # come from Debian stable: a temporary apt source
@@ -20,6 +27,7 @@ cd "$(dirname "$0")/.."
 
 OUT=linux/build
 DEBS=$OUT/debs
+PARSEC=guests/build/linux
 force=0
 [ "${1:-}" = "--force" ] && force=1
 
@@ -37,6 +45,8 @@ need_tools() {
     command -v cpio >/dev/null 2>&1 || missing+=(cpio)
     command -v xz >/dev/null 2>&1 || missing+=(xz-utils)
     command -v gzip >/dev/null 2>&1 || missing+=(gzip)
+    command -v make >/dev/null 2>&1 || missing+=(make)
+    command -v riscv64-linux-gnu-gcc >/dev/null 2>&1 || missing+=(gcc-riscv64-linux-gnu)
     if [ ${#missing[@]} -gt 0 ]; then
         say "installing ${missing[*]}"
         $sudo_cmd apt-get update -q >/dev/null
@@ -146,6 +156,7 @@ build_initramfs() {
     local moddir=$work/usr/lib/modules/$release/kernel
     rm -rf "$root" && mkdir -p "$root"/{bin,dev,proc,sys,lib/modules,tmp}
     cp "$work/usr/bin/busybox" "$root/bin/busybox"
+    cp "$PARSEC/parsec-test" "$root/bin/parsec-test"
     ln -s busybox "$root/bin/sh"
     install -m 755 linux/init "$root/init"
     : > "$root/lib/modules/load-order"
@@ -168,6 +179,18 @@ build_initramfs() {
     say "initramfs: modules $(tr '\n' ' ' < "$root/lib/modules/load-order")"
 }
 
+# The virtio disk /init reads (and writes results to): a tar of the
+# PARSEC-like programs, then DISK_SPARE bytes for results (see linux/init).
+DISK_SPARE=$((1 << 20))
+build_disk() {
+    tar -c -f "$OUT/disk.img.tmp" --owner 0 --group 0 --mtime @0 -C "$PARSEC" parsec-test parsec-bench
+    local size
+    size=$(stat -c %s "$OUT/disk.img.tmp")
+    truncate -s $(( (size + DISK_SPARE + 4095) / 4096 * 4096 )) "$OUT/disk.img.tmp"
+    mv "$OUT/disk.img.tmp" "$OUT/disk.img"
+    say "disk.img: $(stat -c %s "$OUT/disk.img") bytes (tar of parsec-test, parsec-bench)"
+}
+
 mkdir -p "$OUT"
 # A run killed before its cleanup may have left the temporary source behind.
 cleanup_apt
@@ -180,9 +203,15 @@ if [ ! -s "$OUT/Image" ] || [ ! -s "$OUT/fw_dynamic.bin" ] || [ ! -d "$OUT/extra
     say "extracting firmware, kernel and modules"
     extract
 fi
+say "building the PARSEC-like programs for Linux (make -C guests linux)"
+make -s -C guests linux
 if [ ! -s "$OUT/initramfs.cpio.gz" ] || [ linux/init -nt "$OUT/initramfs.cpio.gz" ] ||
-   [ "$0" -nt "$OUT/initramfs.cpio.gz" ]; then
+   [ "$0" -nt "$OUT/initramfs.cpio.gz" ] || [ "$PARSEC/parsec-test" -nt "$OUT/initramfs.cpio.gz" ]; then
     build_initramfs
 fi
+if [ ! -s "$OUT/disk.img" ] || [ "$PARSEC/parsec-test" -nt "$OUT/disk.img" ] ||
+   [ "$PARSEC/parsec-bench" -nt "$OUT/disk.img" ] || [ "$0" -nt "$OUT/disk.img" ]; then
+    build_disk
+fi
 echo "console=ttyS0 earlycon=sbi" > "$OUT/cmdline"
-say "ready: $OUT/{fw_dynamic.bin,Image,initramfs.cpio.gz} (kernel $(cat "$OUT/kernel-release"))"
+say "ready: $OUT/{fw_dynamic.bin,Image,initramfs.cpio.gz,disk.img} (kernel $(cat "$OUT/kernel-release"))"
