@@ -232,49 +232,80 @@ impl Summary {
 
 /// Run `cmd` with stdin closed, capturing its output; fail the test if it
 /// takes longer than `timeout` (the process is killed first).
-pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Run {
+pub fn run_with_timeout(cmd: Command, timeout: Duration) -> Run {
+    run_typing(cmd, timeout, None)
+}
+
+/// Like [`run_with_timeout`], but once stdout shows `typing.0` the bytes
+/// `typing.1` are written to the process's stdin, which is then closed (a
+/// user typing at a prompt).
+pub fn run_typing(mut cmd: Command, timeout: Duration, typing: Option<(&str, &str)>) -> Run {
+    use std::io::Write;
     let what = format!("{cmd:?}");
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(if typing.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let start = Instant::now();
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let mut stdin = child.stdin.take();
     let mut out = child.stdout.take().expect("piped stdout");
     let mut err = child.stderr.take().expect("piped stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = out.read_to_end(&mut buf);
-        buf
-    });
+    let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let out_reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
     let err_reader = std::thread::spawn(move || {
         let mut buf = Vec::new();
         let _ = err.read_to_end(&mut buf);
         buf
     });
+    let contains =
+        |hay: &[u8], needle: &str| hay.windows(needle.len()).any(|w| w == needle.as_bytes());
     let status = loop {
+        if let (Some((prompt, text)), Some(pipe)) = (typing, stdin.as_mut())
+            && contains(&seen.lock().unwrap(), prompt)
+        {
+            let _ = pipe.write_all(text.as_bytes());
+            stdin = None;
+        }
         if let Some(status) = child.try_wait().expect("waiting for a child") {
             break status;
         }
         if start.elapsed() > timeout {
             let _ = child.kill();
             let _ = child.wait();
-            let stdout = out_reader.join().unwrap_or_default();
+            let _ = out_reader.join();
             let stderr = err_reader.join().unwrap_or_default();
             panic!(
                 "{what} did not finish within {timeout:?}; killed it\n--- stdout\n{}\n--- stderr\n{}",
-                String::from_utf8_lossy(&stdout),
+                String::from_utf8_lossy(&seen.lock().unwrap()),
                 String::from_utf8_lossy(&stderr)
             );
         }
         std::thread::sleep(Duration::from_millis(2));
     };
     let wall = start.elapsed();
+    let _ = out_reader.join();
+    let stdout = std::mem::take(&mut *seen.lock().unwrap());
     Run {
         what,
         status,
-        stdout: out_reader.join().unwrap_or_default(),
+        stdout,
         stderr: String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned(),
         wall,
     }
