@@ -24,6 +24,8 @@ use clap::{Args, ValueEnum};
 
 #[path = "bench_charts.rs"]
 mod charts;
+#[path = "bench_linux.rs"]
+mod linux;
 #[path = "bench_rr.rs"]
 mod rr;
 
@@ -41,6 +43,12 @@ pub enum Suite {
     /// recorded with each strategy, beside QEMU TCG and QEMU's own record
     /// mode, with SVG charts. Default size: bench.
     Parsec,
+    /// Linux (issue 7): boot to power-off of linux/build's kernel and
+    /// initramfs at 1, 2 and 4 harts with each workload (`boot`, or a
+    /// PARSEC-like program run by /init), in run and record mode beside
+    /// QEMU on the same files; log rate and what the log holds. Default
+    /// workloads: boot,x264; size: test; repeats: 1.
+    Linux,
 }
 
 /// Which build of the PARSEC-like workloads (`guests/build/NAME-SIZE.elf`).
@@ -115,7 +123,7 @@ pub struct BenchArgs {
 pub fn command(args: &BenchArgs) -> Result<ExitCode> {
     let size = args.size.unwrap_or(match args.suite {
         Suite::Parsec => Size::Bench,
-        Suite::Machine | Suite::Record => Size::Test,
+        Suite::Machine | Suite::Record | Suite::Linux => Size::Test,
     });
     if args.suite == Suite::Machine
         && (args.size.is_some()
@@ -128,7 +136,7 @@ pub fn command(args: &BenchArgs) -> Result<ExitCode> {
         );
     }
     let repeats = args.repeats.unwrap_or(match (args.suite, size) {
-        (Suite::Parsec, Size::Bench) => 1,
+        (Suite::Parsec, Size::Bench) | (Suite::Linux, _) => 1,
         _ => 3,
     });
     let bench = Bench::new(args, repeats)?;
@@ -148,6 +156,7 @@ pub fn command(args: &BenchArgs) -> Result<ExitCode> {
         Suite::Machine => machine_suite(&bench)?,
         Suite::Record => rr::record_suite(&bench, &options)?,
         Suite::Parsec => rr::parsec_suite(&bench, &options)?,
+        Suite::Linux => linux::linux_suite(&bench, &options)?,
     };
     let text = if args.json {
         report.json()
