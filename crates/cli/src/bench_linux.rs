@@ -325,6 +325,7 @@ pub(super) fn linux_suite(bench: &Bench, options: &Options) -> Result<Report> {
             ("workload", "workload"),
             ("harts", "harts"),
             ("instructions", "instructions (run)"),
+            ("record_instructions", "instructions (record)"),
             ("run_s", "run s"),
             ("record_s", "record s"),
             ("record_over_run", "record/run"),
@@ -361,6 +362,7 @@ pub(super) fn linux_suite(bench: &Bench, options: &Options) -> Result<Report> {
         let run_proc = med(row.runs.iter().map(|(_, r)| r.wall.as_secs_f64()).collect());
         let instructions = med(row.runs.iter().map(|(s, _)| s.total as f64).collect());
         let rec_s = med(row.records.iter().map(|t| t.wall).collect());
+        let rec_instructions = med(row.records.iter().map(|t| t.instructions as f64).collect());
         let qemu_s = med(row.qemu.iter().map(|q| q.wall.as_secs_f64()).collect());
         let bytes = med(row.records.iter().map(|t| t.file_bytes as f64).collect());
         let rate = med(row
@@ -385,6 +387,7 @@ pub(super) fn linux_suite(bench: &Bench, options: &Options) -> Result<Report> {
             Cell::Text(workload.clone()),
             Cell::Int(u64::from(*harts)),
             instructions.map_or(Cell::Missing, |i| Cell::Int(i.round() as u64)),
+            rec_instructions.map_or(Cell::Missing, |i| Cell::Int(i.round() as u64)),
             num(run_s, 2),
             num(rec_s, 2),
             num(ratio, 2),
@@ -475,7 +478,7 @@ pub(super) fn linux_suite(bench: &Bench, options: &Options) -> Result<Report> {
         setup,
         tables: vec![times, log],
         notes: vec![
-            "run s and record s: samsara's own wall time from the first instruction to power-off (its summary line; for record, the trace footer). Process columns: spawn to exit, as QEMU has no inner timer (it includes loading the 31 MB kernel and, for samsara, the device tree and file digests). log bytes: the whole trace file (header, blocks, footer).".into(),
+            "run s and record s: samsara's own wall time from the first instruction to power-off (its summary line; for record, the trace footer). The guest's clock is the host's and Linux waits by it (timer sleeps, udelay loops that read time), so how many instructions a boot takes depends on the machine's speed: compare the two instruction columns. Process columns: spawn to exit, as QEMU has no inner timer (it includes loading the 31 MB kernel and, for samsara, the device tree and file digests). log bytes: the whole trace file (header, blocks, footer).".into(),
             "The log table comes from `samsara inspect --json` of each recording: stored (compressed) bytes per stream, event counts, and the share of entries that ended at a `pause` spin hint.".into(),
         ],
         targets,
