@@ -221,7 +221,7 @@ fn report_replay(o: &ReplayOutcome, serial: bool, quiet: bool) {
             if !quiet {
                 eprintln!(
                     "samsara: VERIFIED: guest output identical ({} bytes), exit identical, final state digest identical (RAM {}…, {} harts)",
-                    o.output.len(),
+                    o.output_len,
                     &o.ram_blake3[..16],
                     o.hart_digests.len()
                 );

@@ -1,17 +1,62 @@
 //! Final-state digests (BLAKE3 over all of RAM, each hart's own digest) and
 //! the guest output they are compared with.
 
-use samsara_machine::devices::uart::SharedOutput;
-use samsara_machine::machine::Machine;
+use std::sync::Arc;
 
-/// The console of a recorded or replayed machine: keeps every byte the
-/// guest prints (the trace holds it; replay compares it) and optionally
-/// copies it to stdout.
+use parking_lot::Mutex;
+use samsara_machine::machine::Machine;
+use samsara_trace::FOOTER_OUTPUT_BYTES;
+
+/// The console of a recorded or replayed machine: logs what the guest
+/// prints (the trace holds it; replay compares it) and optionally copies it
+/// to stdout.
 pub(crate) struct Console {
     /// Copy to stdout as well.
     pub echo: bool,
-    /// Everything printed.
-    pub capture: SharedOutput,
+    /// The log.
+    pub capture: OutputLog,
+}
+
+/// What the guest printed, in bounded memory: the first
+/// [`FOOTER_OUTPUT_BYTES`] bytes, the total length and a BLAKE3 of all of it.
+#[derive(Clone, Default)]
+pub(crate) struct OutputLog(Arc<Mutex<OutputState>>);
+
+#[derive(Default)]
+struct OutputState {
+    head: Vec<u8>,
+    len: u64,
+    hasher: blake3::Hasher,
+}
+
+/// A finished [`OutputLog`].
+pub(crate) struct OutputSummary {
+    /// The first [`FOOTER_OUTPUT_BYTES`] bytes.
+    pub head: Vec<u8>,
+    /// Bytes printed in all.
+    pub len: u64,
+    /// BLAKE3 of all of them, hex.
+    pub blake3: String,
+}
+
+impl OutputLog {
+    fn write(&self, buf: &[u8]) {
+        let mut s = self.0.lock();
+        let room = FOOTER_OUTPUT_BYTES.saturating_sub(s.head.len());
+        s.head.extend_from_slice(&buf[..buf.len().min(room)]);
+        s.len += buf.len() as u64;
+        s.hasher.update(buf);
+    }
+
+    /// What was printed so far.
+    pub fn summary(&self) -> OutputSummary {
+        let s = self.0.lock();
+        OutputSummary {
+            head: s.head.clone(),
+            len: s.len,
+            blake3: s.hasher.finalize().to_hex().to_string(),
+        }
+    }
 }
 
 impl std::io::Write for Console {
@@ -21,7 +66,8 @@ impl std::io::Write for Console {
             let _ = out.write_all(buf);
             let _ = out.flush();
         }
-        self.capture.write(buf)
+        self.capture.write(buf);
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -56,4 +102,24 @@ pub(crate) fn ram_blake3(machine: &Machine) -> String {
         addr = samsara_types::GuestPhysAddr(addr.raw() + n as u64);
     }
     hasher.finalize().to_hex().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_log_keeps_a_bounded_head_and_hashes_everything() {
+        let log = OutputLog::default();
+        let chunk: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
+        let mut all = Vec::new();
+        for _ in 0..30 {
+            log.write(&chunk);
+            all.extend_from_slice(&chunk);
+        }
+        let s = log.summary();
+        assert_eq!(s.len, all.len() as u64);
+        assert_eq!(s.head, all[..FOOTER_OUTPUT_BYTES]);
+        assert_eq!(s.blake3, blake3_hex(&all));
+    }
 }

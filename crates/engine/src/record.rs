@@ -22,7 +22,6 @@ use samsara_machine::board::{Board, BoardConfig};
 use samsara_machine::clock::HostClock;
 use samsara_machine::console::{RawTerminal, WatchedOutput, spawn_interactive_feeder};
 use samsara_machine::devices::test_device::MachineExit;
-use samsara_machine::devices::uart::SharedOutput;
 use samsara_machine::devices::virtio::block::{Completion, CompletionSink, VirtioBlk};
 use samsara_machine::devices::{DmaError, GuestMemory};
 use samsara_machine::ram::GuestRam;
@@ -33,7 +32,7 @@ use samsara_trace::{
 use samsara_types::{GuestPhysAddr, HartId, PAGE_SHIFT};
 
 use crate::chunk_bus::{ChunkBus, Mode};
-use crate::digest::{Console, machine_digests};
+use crate::digest::{Console, OutputLog, machine_digests};
 use crate::guest::Guest;
 use crate::sequencer::Watermark;
 use crate::table::{ChunkSets, page_hash, shared_words, write_back};
@@ -303,7 +302,7 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
         recorder: recorder.clone(),
         target: OnceLock::new(),
     });
-    let output = SharedOutput::new();
+    let output = OutputLog::default();
     let (console, watch) = WatchedOutput::new(Box::new(Console {
         echo: config.echo,
         capture: output.clone(),
@@ -439,6 +438,7 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
     let entries = state.next_seq - 1;
     let writer = state.writer.take();
     drop(state);
+    let printed = output.summary();
     let footer = Footer {
         entries,
         exit: if failure.is_some() {
@@ -449,7 +449,9 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
         steps_per_hart: machine.harts.iter().map(|h| h.steps().0).collect(),
         hart_digests,
         ram_blake3,
-        output: output.contents(),
+        output: printed.head,
+        output_len: Some(printed.len),
+        output_blake3: Some(printed.blake3),
         stats: RecordStats {
             wall_ns: wall.as_nanos() as u64,
             squashes: recorder.squashes.load(Ordering::Relaxed),

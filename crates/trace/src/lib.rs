@@ -46,6 +46,11 @@ pub const STREAM_CHECKS: usize = 3;
 pub const MAX_HEADER_BYTES: u32 = 1 << 20;
 /// Largest decompressed stream in one block the reader accepts.
 pub const MAX_STREAM_BYTES: u32 = 256 << 20;
+/// Most guest output the footer holds verbatim; beyond it the footer keeps
+/// the length and a BLAKE3 of all of it, so that a guest printing for hours
+/// neither grows the recorder's memory nor the footer past what a reader
+/// accepts.
+pub const FOOTER_OUTPUT_BYTES: usize = 1 << 20;
 /// Largest entry count in one block the reader accepts.
 pub const MAX_BLOCK_ENTRIES: u32 = 1 << 24;
 
@@ -287,9 +292,18 @@ pub struct Footer {
     pub hart_digests: Vec<u64>,
     /// BLAKE3 of all of RAM at the end, hex.
     pub ram_blake3: String,
-    /// Everything the guest printed on the UART.
+    /// What the guest printed on the UART: all of it, or, when it printed
+    /// more than [`FOOTER_OUTPUT_BYTES`], the first that many bytes.
     #[serde(with = "hex_bytes")]
     pub output: Vec<u8>,
+    /// Bytes the guest printed in all (absent in traces from before it was
+    /// written: then `output` is all of it).
+    #[serde(default)]
+    pub output_len: Option<u64>,
+    /// BLAKE3 of everything the guest printed, hex (absent like
+    /// `output_len`).
+    #[serde(default)]
+    pub output_blake3: Option<String>,
     /// Statistics.
     pub stats: RecordStats,
 }

@@ -14,7 +14,10 @@ use parking_lot::Mutex;
 
 use crate::codec::Encoder;
 use crate::error::{TraceError, TraceErrorKind};
-use crate::{BLOCK_MAGIC, BlockKind, Entry, FORMAT_VERSION, Footer, MAGIC, STREAMS, TraceHeader};
+use crate::{
+    BLOCK_MAGIC, BlockKind, Entry, FORMAT_VERSION, Footer, MAGIC, MAX_BLOCK_ENTRIES,
+    MAX_STREAM_BYTES, STREAM_NAMES, STREAMS, TraceHeader,
+};
 
 /// zstd level: 3 is zstd's default, fast enough to keep up with 8 harts.
 const ZSTD_LEVEL: i32 = 3;
@@ -225,13 +228,42 @@ fn encode_block(
     streams: &[Vec<u8>; STREAMS],
     stats: &mut WriterStats,
 ) -> std::io::Result<Vec<u8>> {
+    // Never write what the reader would refuse (it would make the whole
+    // recording unreadable from here on): fail, and the trace ends cleanly
+    // at the previous block.
+    if count > MAX_BLOCK_ENTRIES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("a block of {count} entries is over the format's limit of {MAX_BLOCK_ENTRIES}"),
+        ));
+    }
     let mut compressed: Vec<Vec<u8>> = Vec::with_capacity(STREAMS);
     for (i, s) in streams.iter().enumerate() {
+        if s.len() > MAX_STREAM_BYTES as usize {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "the {} stream of a block holds {} bytes, over the format's limit of {MAX_STREAM_BYTES}",
+                    STREAM_NAMES[i],
+                    s.len()
+                ),
+            ));
+        }
         let c = if s.is_empty() {
             Vec::new()
         } else {
             zstd::bulk::compress(s, ZSTD_LEVEL)?
         };
+        if c.len() > MAX_STREAM_BYTES as usize {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "the {} stream of a block compresses to {} bytes, over the format's limit of {MAX_STREAM_BYTES}",
+                    STREAM_NAMES[i],
+                    c.len()
+                ),
+            ));
+        }
         stats.raw[i] += s.len() as u64;
         stats.compressed[i] += c.len() as u64;
         compressed.push(c);

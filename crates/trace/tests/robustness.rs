@@ -70,6 +70,8 @@ fn footer(entries: u64) -> Footer {
         hart_digests: vec![5, 6, 7, 8],
         ram_blake3: "ab".repeat(32),
         output: b"hello\n".to_vec(),
+        output_len: Some(6),
+        output_blake3: None,
         stats: RecordStats::default(),
     }
 }
