@@ -85,4 +85,14 @@ pub trait Bus {
 
     /// The hart this bus serves.
     fn hart_id(&self) -> HartId;
+
+    /// Whether the `ram_page` call that just answered `None` refused a RAM
+    /// page *for now* rather than saying "not RAM": the CREW recorder does
+    /// when this hart lacks the right to the page. The hart then treats the
+    /// instruction like a deferred device access: no effect, stop with
+    /// `StopReason::DeviceAccess`, `pc` at the instruction, re-executed when
+    /// the bus has made the page available. The default: never.
+    fn ram_refused(&mut self) -> bool {
+        false
+    }
 }

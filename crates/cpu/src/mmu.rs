@@ -169,7 +169,7 @@ impl Hart {
         vaddr: u64,
         len: u64,
         access: Access,
-    ) -> Result<(Target, u64), Exception> {
+    ) -> Result<(Target, u64), ExecError> {
         let privilege = if access == Access::Fetch {
             self.state.privilege
         } else {
@@ -178,9 +178,17 @@ impl Hart {
         let paddr = self.translate(bus, vaddr, access, privilege)?;
         let csr = &self.state.csr;
         if !pmp::check(csr, paddr, len, access.pmp(), privilege) {
-            return Err(access.access_fault(vaddr));
+            return Err(access.access_fault(vaddr).into());
         }
         let page_uniform = pmp::check(csr, paddr & !0xfff, 4096, access.pmp(), privilege);
+        let Some(grant) = bus.ram_page(paddr >> 12, access.bus_kind()) else {
+            // A RAM page refused for now (CREW recording): the instruction
+            // waits, with no effect, exactly like a deferred device access.
+            if bus.ram_refused() {
+                return Err(ExecError::Deferred);
+            }
+            return Ok((Target::Mmio(paddr), paddr));
+        };
         if access == Access::Store
             && let Some(r) = self.state.reservation
             && r.paddr < paddr.wrapping_add(len)
@@ -189,9 +197,6 @@ impl Hart {
             // A store by this hart to the reserved address ends the reservation.
             self.state.reservation = None;
         }
-        let Some(grant) = bus.ram_page(paddr >> 12, access.bus_kind()) else {
-            return Ok((Target::Mmio(paddr), paddr));
-        };
         if grant.remapped {
             // The page moved (copy-on-write): nothing may keep pointing at
             // the old copy.
