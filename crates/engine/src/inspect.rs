@@ -109,6 +109,7 @@ pub fn inspect(path: &Path) -> Result<TraceSummary, TraceError> {
                                     Event::Time(_) => "time-read",
                                     Event::MmioRead(_) => "device-read",
                                     Event::MmioFault => "device-fault",
+                                    Event::After { .. } => "ordering-edge",
                                 };
                                 *s.events.entry(k).or_default() += 1;
                             }

@@ -20,6 +20,7 @@ const EV_TIME: u8 = 1;
 const EV_MMIO_READ: u8 = 2;
 const EV_MMIO_FAULT: u8 = 3;
 const EV_LINES_UPDATE: u8 = 4;
+const EV_AFTER: u8 = 5;
 
 /// Appends `v` as an unsigned LEB128 varint.
 pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -101,6 +102,12 @@ impl Encoder {
                     Event::LinesUpdate(v) => {
                         ev.push(EV_LINES_UPDATE);
                         put_varint(ev, v);
+                    }
+                    Event::After { hart, steps, back } => {
+                        ev.push(EV_AFTER);
+                        ev.push(hart);
+                        put_varint(ev, steps);
+                        put_varint(ev, back);
                     }
                 }
             }
@@ -264,6 +271,11 @@ pub(crate) fn decode(streams: &[Vec<u8>; STREAMS], count: u32) -> Result<Vec<Ent
                             EV_MMIO_READ => Event::MmioRead(events.varint()?),
                             EV_MMIO_FAULT => Event::MmioFault,
                             EV_LINES_UPDATE => Event::LinesUpdate(events.varint()?),
+                            EV_AFTER => Event::After {
+                                hart: events.u8()?,
+                                steps: events.varint()?,
+                                back: events.varint()?,
+                            },
                             _ => return Err(events.err("unknown event kind")),
                         };
                         evs.push(e);
@@ -351,6 +363,22 @@ mod tests {
                 events: vec![],
                 check: None,
             }),
+            Entry::Chunk(ChunkRecord {
+                hart: 1,
+                steps: 0,
+                back: 1,
+                reason: Truncation::Ownership,
+                exclusive: false,
+                events: vec![
+                    Event::Lines(0),
+                    Event::After {
+                        hart: 3,
+                        steps: 200_000,
+                        back: 3,
+                    },
+                ],
+                check: None,
+            }),
         ]
     }
 
@@ -367,8 +395,9 @@ mod tests {
         let mut enc = Encoder::default();
         let entries = sample();
         entries.iter().for_each(|e| enc.push(e));
-        assert!(decode(&enc.streams, 2).is_err());
-        assert!(decode(&enc.streams, 4).is_err());
+        let n = entries.len() as u32;
+        assert!(decode(&enc.streams, n - 1).is_err());
+        assert!(decode(&enc.streams, n + 1).is_err());
     }
 
     proptest! {

@@ -143,11 +143,15 @@ pub enum Truncation {
     /// The hart executed a `pause` hint: it is spinning, and waits for
     /// another hart's commit before its next chunk.
     Spin = 6,
+    /// CREW strategy: a page ownership transfer involving this hart (it is
+    /// about to take a page, or gives one up); the next entry of the hart
+    /// starts at this exact instruction count.
+    Ownership = 7,
 }
 
 impl Truncation {
     /// Every reason, in encoding order.
-    pub const ALL: [Truncation; 7] = [
+    pub const ALL: [Truncation; 8] = [
         Truncation::SizeLimit,
         Truncation::DeviceAccess,
         Truncation::Wfi,
@@ -155,6 +159,7 @@ impl Truncation {
         Truncation::Stop,
         Truncation::DeviceOp,
         Truncation::Spin,
+        Truncation::Ownership,
     ];
 
     /// Short name for reports.
@@ -167,6 +172,7 @@ impl Truncation {
             Truncation::Stop => "stop",
             Truncation::DeviceOp => "device-op",
             Truncation::Spin => "spin",
+            Truncation::Ownership => "ownership",
         }
     }
 
@@ -190,6 +196,19 @@ pub enum Event {
     /// After a device access inside a chunk (serial strategy), the hart's
     /// interrupt lines changed to this value.
     LinesUpdate(u64),
+    /// CREW ordering edge: this entry starts only after entry
+    /// `seq - back` of hart `hart` — the one that ended where that hart
+    /// gave up a page this one takes — which ended at its instruction
+    /// count `steps`. (A count alone would be ambiguous: a hart may log
+    /// several entries at one count.)
+    After {
+        /// The hart that gave the page up.
+        hart: u8,
+        /// Its instruction count then.
+        steps: u64,
+        /// Distance back, in sequence numbers, to its entry that ended there.
+        back: u64,
+    },
 }
 
 /// Per-chunk verification record (`--check-every`).
