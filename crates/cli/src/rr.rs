@@ -27,9 +27,10 @@ pub(crate) struct RecordArgs {
     /// replay reports a divergence at the first chunk that differs (0: never).
     #[arg(long, default_value_t = 0)]
     pub check_every: u64,
-    /// How to record memory interleaving: `chunk` (Samsara) or `serial`
-    /// (all harts on one host thread, round-robin by chunk-size quanta).
-    #[arg(long, default_value = "chunk", value_parser = ["chunk", "serial"])]
+    /// How to record memory interleaving: `chunk` (Samsara), `serial` (all
+    /// harts on one host thread, round-robin by chunk-size quanta) or `crew`
+    /// (page ownership with logged transfers, SMP-ReVirt style).
+    #[arg(long, default_value = "chunk", value_parser = ["chunk", "serial", "crew"])]
     pub strategy: String,
     /// Perturb the host schedule (random delays and chunk sizes) with this seed.
     #[arg(long)]
@@ -113,10 +114,10 @@ pub(crate) fn record_command(args: &RecordArgs) -> Result<ExitCode> {
     let m = &args.machine;
     let guest = m.guest()?;
     let config = RecordConfig {
-        strategy: if args.strategy == "serial" {
-            Strategy::Serial
-        } else {
-            Strategy::Chunk
+        strategy: match args.strategy.as_str() {
+            "serial" => Strategy::Serial,
+            "crew" => Strategy::Crew,
+            _ => Strategy::Chunk,
         },
         ram_size: m.ram_size(&guest),
         guest,

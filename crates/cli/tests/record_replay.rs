@@ -296,8 +296,8 @@ fn the_serial_strategy_records_and_replays_exactly() {
 }
 
 /// The PARSEC-like workloads (test size): each records and replays verified
-/// under every strategy at 2 and 4 harts, and prints the same checksum as a
-/// native run.
+/// under every strategy (chunk, serial, crew — crew with host-side random
+/// delays) at 2 and 4 harts, and prints the same checksum as a native run.
 #[test]
 fn parsec_workloads_record_and_replay_under_every_strategy() {
     let _guard = serial();
@@ -319,10 +319,10 @@ fn parsec_workloads_record_and_replay_under_every_strategy() {
         ]);
         native.assert_no_panic().assert_code(0);
         for harts in [2u32, 4] {
-            for strategy in ["chunk", "serial"] {
+            for strategy in ["chunk", "serial", "crew"] {
                 let trace = dir.join(format!("{name}-{harts}-{strategy}.trace"));
-                let run = samsara([
-                    OsString::from("record"),
+                let mut args: Vec<OsString> = vec![
+                    "record".into(),
                     guest(&image).into(),
                     "--harts".into(),
                     harts.to_string().into(),
@@ -330,7 +330,12 @@ fn parsec_workloads_record_and_replay_under_every_strategy() {
                     strategy.into(),
                     "-o".into(),
                     trace.clone().into(),
-                ]);
+                ];
+                if strategy == "crew" {
+                    // Host-side random delays: other transfer points each run.
+                    args.extend(["--perturb".into(), u64::from(harts).to_string().into()]);
+                }
+                let run = samsara(&args);
                 run.assert_no_panic().assert_code(0);
                 assert_eq!(
                     run.stdout_str(),
@@ -384,4 +389,105 @@ fn serial_strategy_logs_line_changes_unambiguously() {
             "{name}: output differs"
         );
     }
+}
+
+/// The CREW baseline on the racy guests: several perturbed recordings per
+/// guest at 2 and 4 harts, every one replayed in parallel to the identical
+/// output and final state (the first also serially and a second time), the
+/// races real (racy_counter's outcome varies), and the ownership transfers
+/// in the log as ordering edges.
+#[test]
+fn the_crew_strategy_records_racy_guests_and_replays_them_exactly() {
+    let _guard = serial();
+    let dir = scratch_dir("rr-crew");
+    const CREW_RECORDINGS: u64 = 3;
+    for name in [
+        "racy_counter",
+        "hammer",
+        "lockfree_queue",
+        "rw_race",
+        "ipi_pingpong",
+        "timer_race",
+    ] {
+        for harts in [2u32, 4] {
+            let mut outputs = BTreeSet::new();
+            for round in 0..CREW_RECORDINGS {
+                let trace = dir.join(format!("{name}-{harts}-{round}.trace"));
+                let run = samsara([
+                    OsString::from("record"),
+                    guest(name).into(),
+                    "--harts".into(),
+                    harts.to_string().into(),
+                    "--strategy".into(),
+                    "crew".into(),
+                    "--perturb".into(),
+                    (round * 7919 + u64::from(harts)).to_string().into(),
+                    "--check-every".into(),
+                    "3".into(),
+                    "-o".into(),
+                    trace.clone().into(),
+                ]);
+                run.assert_no_panic().assert_code(0);
+                let recorded = Recorded {
+                    output: run.stdout_str(),
+                    trace,
+                };
+                assert_verified(&replay(&recorded.trace, &[]), &recorded, "crew");
+                if round == 0 {
+                    assert_verified(
+                        &replay(&recorded.trace, &["--serial"]),
+                        &recorded,
+                        "crew, serial",
+                    );
+                    assert_verified(
+                        &replay(&recorded.trace, &[]),
+                        &recorded,
+                        "crew, second parallel",
+                    );
+                }
+                outputs.insert(recorded.output);
+            }
+            if name == "racy_counter" && harts == 4 {
+                assert!(
+                    outputs.len() > 1,
+                    "racy_counter under crew printed one outcome in {CREW_RECORDINGS} recordings: {outputs:?}"
+                );
+            }
+        }
+    }
+    // Ownership transfers are logged: the log holds ordering edges.
+    let trace = dir.join("racy_counter-4-0.trace");
+    let json = samsara([OsString::from("inspect"), trace.into(), "--json".into()]);
+    let value: serde_json::Value =
+        serde_json::from_slice(&json.stdout).expect("inspect --json prints JSON");
+    assert!(
+        value["events"]["ordering-edge"].as_u64().unwrap_or(0) > 0,
+        "{value}"
+    );
+}
+
+#[test]
+fn the_crew_strategy_refuses_a_disk_clearly() {
+    let _guard = serial();
+    let dir = scratch_dir("rr-crew-disk");
+    let disk = dir.join("disk.img");
+    std::fs::write(&disk, vec![0u8; DISK_BYTES as usize]).expect("creating a disk image");
+    let run = samsara([
+        OsString::from("record"),
+        guest("dma_mix").into(),
+        "--harts".into(),
+        "2".into(),
+        "--strategy".into(),
+        "crew".into(),
+        "--disk".into(),
+        disk.into(),
+        "-o".into(),
+        dir.join("x.trace").into(),
+    ]);
+    run.assert_no_panic().assert_code(2);
+    assert!(
+        run.stderr.contains("crew strategy does not record DMA"),
+        "{}",
+        run.stderr
+    );
 }

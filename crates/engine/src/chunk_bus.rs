@@ -44,6 +44,11 @@ pub(crate) struct ChunkBus<'a> {
     pub quiet_accesses: Vec<usize>,
     /// Replay: the first input the hart asked for that the trace did not have.
     pub divergence: Option<String>,
+    /// CREW recording: the page ownership every RAM access is checked against.
+    pub crew: Option<&'a crate::crew::Ownership>,
+    /// CREW recording: the RAM page (index) and access (write?) the last
+    /// `ram_page` call refused; the instruction was deferred.
+    pub crew_pending: Option<(usize, bool)>,
 }
 
 impl<'a> ChunkBus<'a> {
@@ -64,6 +69,8 @@ impl<'a> ChunkBus<'a> {
             next_event: 0,
             quiet_accesses: Vec::new(),
             divergence: None,
+            crew: None,
+            crew_pending: None,
         }
     }
 
@@ -112,6 +119,21 @@ impl Bus for ChunkBus<'_> {
         match self.ram_index(page) {
             Some(idx) if Some(page) != self.htif_page => {
                 let shared = self.board.ram.host_page(page)?;
+                if let Some(own) = self.crew {
+                    let write = kind == AccessKind::Write;
+                    if !own.permits(idx, self.hart.index(), write) {
+                        // Not ours: refused (`ram_refused`), so the hart
+                        // defers the instruction; the recorder acquires the
+                        // page and runs it again.
+                        self.crew_pending = Some((idx, write));
+                        return None;
+                    }
+                    self.crew_pending = None;
+                    return Some(PageGrant {
+                        host: shared,
+                        remapped: false,
+                    });
+                }
                 let (host, remapped) = self.table.touch(idx, kind == AccessKind::Write, shared);
                 Some(PageGrant { host, remapped })
             }
@@ -165,6 +187,10 @@ impl Bus for ChunkBus<'_> {
 
     fn hart_id(&self) -> HartId {
         self.hart
+    }
+
+    fn ram_refused(&mut self) -> bool {
+        self.crew_pending.is_some()
     }
 }
 

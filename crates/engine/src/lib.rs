@@ -9,6 +9,7 @@
 //! The design is in `docs/record-replay.md`.
 
 mod chunk_bus;
+mod crew;
 mod digest;
 pub mod guest;
 pub mod inspect;
@@ -127,6 +128,9 @@ pub enum EngineError {
     /// Options that do not apply to this trace.
     #[error("{0}")]
     Options(String),
+    /// The guest does something the chosen strategy cannot record.
+    #[error("cannot record: {0}")]
+    Unsupported(String),
     /// A bug in samsara.
     #[error("internal error: {0}")]
     Internal(String),

@@ -64,6 +64,9 @@ pub enum Strategy {
     /// Baseline: every hart on one host thread, round-robin by instruction
     /// quantum (the chunk size), as QEMU's and rr's record modes work.
     Serial,
+    /// Baseline: concurrent-read/exclusive-write page ownership with every
+    /// transfer logged as an ordering edge (SMP-ReVirt).
+    Crew,
 }
 
 impl Strategy {
@@ -72,6 +75,7 @@ impl Strategy {
         match self {
             Strategy::Chunk => "chunk",
             Strategy::Serial => "serial",
+            Strategy::Crew => "crew",
         }
     }
 }
@@ -119,7 +123,7 @@ pub struct RecordOutcome {
     /// Wall time.
     pub wall: Duration,
     /// Chunks committed per truncation reason (indexed by `Truncation as usize`).
-    pub reasons: [u64; 7],
+    pub reasons: [u64; 8],
 }
 
 /// A committed chunk's write set, kept while some running chunk may
@@ -130,8 +134,10 @@ struct Published {
 }
 
 /// The commit lock's state (phase 1).
-struct CommitState {
-    next_seq: u64,
+pub(crate) struct CommitState {
+    pub(crate) next_seq: u64,
+    /// CREW: sequence number of the last device access (their global order).
+    pub(crate) last_device_seq: u64,
     /// When the oldest entry of `log` was appended.
     log_since: Instant,
     history: VecDeque<Published>,
@@ -139,19 +145,21 @@ struct CommitState {
     log_first_seq: u64,
     writer: Option<TraceWriter>,
     failure: Option<String>,
-    reasons: [u64; 7],
+    pub(crate) reasons: [u64; 8],
 }
 
 /// Everything the hart threads and the DMA sink share.
-struct Recorder {
-    commit: Mutex<CommitState>,
+pub(crate) struct Recorder {
+    pub(crate) commit: Mutex<CommitState>,
     wm: Watermark,
     /// Normal chunks hold it shared; an exclusive chunk holds it alone.
     gate: RwLock<()>,
     /// Per hart: start watermark of its running chunk (u64::MAX when idle),
     /// for pruning the history.
     start_wm: Vec<AtomicU64>,
-    halt: AtomicBool,
+    pub(crate) halt: AtomicBool,
+    /// CREW strategy: page ownership.
+    pub(crate) ownership: Option<crate::crew::Ownership>,
     squashes: AtomicU64,
     squashed_steps: AtomicU64,
     exclusive: AtomicU64,
@@ -182,7 +190,7 @@ impl Recorder {
     }
 
     /// Appends an entry under the commit lock and hands full blocks to the writer.
-    fn log(&self, state: &mut CommitState, entry: Entry) {
+    pub(crate) fn log(&self, state: &mut CommitState, entry: Entry) {
         if state.log.is_empty() {
             state.log_since = Instant::now();
         }
@@ -222,17 +230,17 @@ impl Recorder {
 
 /// Host-side perturbation (xorshift64*): delays and chunk-size jitter, so
 /// that tests see many different interleavings.
-struct Perturb(u64);
+pub(crate) struct Perturb(pub(crate) u64);
 
 impl Perturb {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    fn maybe_delay(&mut self) {
+    pub(crate) fn maybe_delay(&mut self) {
         let r = self.next();
         match r % 8 {
             0 => std::thread::sleep(Duration::from_micros(r % 300)),
@@ -242,9 +250,30 @@ impl Perturb {
     }
 }
 
+/// Hart `hart`'s perturbation seed, if perturbing.
+fn perturb_seed(config: &RecordConfig, hart: HartId) -> Option<u64> {
+    config
+        .perturb
+        .map(|s| (s ^ (u64::from(hart.0) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1)
+}
+
 /// Records `config.image` into `config.trace`. `stop` (Ctrl-C) ends the
 /// recording cleanly: the trace gets its footer.
 pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome, EngineError> {
+    if config.strategy == Strategy::Crew {
+        if config.disk.is_some() {
+            return Err(EngineError::Unsupported(
+                "the crew strategy does not record DMA: record disk guests with --strategy chunk or serial".into(),
+            ));
+        }
+        if config.harts > crate::crew::MAX_CREW_HARTS {
+            return Err(EngineError::Unsupported(format!(
+                "the crew strategy records at most {} harts",
+                crate::crew::MAX_CREW_HARTS
+            )));
+        }
+    }
+    let crew_failure: Mutex<Option<String>> = Mutex::new(None);
     let mut header = TraceHeader {
         writer: format!("samsara {}", env!("CARGO_PKG_VERSION")),
         strategy: config.strategy.name().into(),
@@ -277,13 +306,14 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
     let recorder = Arc::new(Recorder {
         commit: Mutex::new(CommitState {
             next_seq: 1,
+            last_device_seq: 0,
             history: VecDeque::new(),
             log: Vec::new(),
             log_first_seq: 1,
             log_since: Instant::now(),
             writer: None,
             failure: None,
-            reasons: [0; 7],
+            reasons: [0; 8],
         }),
         wm: Watermark::new(),
         gate: RwLock::new(()),
@@ -291,6 +321,8 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
             .map(|_| AtomicU64::new(u64::MAX))
             .collect(),
         halt: AtomicBool::new(false),
+        ownership: (config.strategy == Strategy::Crew)
+            .then(|| crate::crew::Ownership::new((config.ram_size >> 12) as usize, config.harts)),
         squashes: AtomicU64::new(0),
         squashed_steps: AtomicU64::new(0),
         exclusive: AtomicU64::new(0),
@@ -363,6 +395,32 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
                 })
                 .expect("spawning the recording thread");
             vec![serial]
+        } else if config.strategy == Strategy::Crew {
+            machine
+                .harts
+                .iter_mut()
+                .map(|hart| {
+                    let recorder = &*recorder;
+                    let limit_hit = &limit_hit;
+                    let crew_failure = &crew_failure;
+                    let seed = perturb_seed(config, hart.hart_id());
+                    std::thread::Builder::new()
+                        .name(format!("crew-hart{}", hart.hart_id().0))
+                        .spawn_scoped(scope, move || {
+                            let Some(own) = recorder.ownership.as_ref() else {
+                                return;
+                            };
+                            let mut worker = crate::crew::CrewHart::new(
+                                hart, board, recorder, own, config, seed,
+                            );
+                            if let Err(e) = worker.run(limit_hit) {
+                                crew_failure.lock().get_or_insert(e);
+                                recorder.halt.store(true, Ordering::SeqCst);
+                            }
+                        })
+                        .expect("spawning a hart thread")
+                })
+                .collect()
         } else {
             machine
                 .harts
@@ -370,10 +428,7 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
                 .map(|hart| {
                     let recorder = &*recorder;
                     let limit_hit = &limit_hit;
-                    let seed = config.perturb.map(|s| {
-                        (s ^ (u64::from(hart.hart_id().0) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15))
-                            | 1
-                    });
+                    let seed = perturb_seed(config, hart.hart_id());
                     std::thread::Builder::new()
                         .name(format!("rec-hart{}", hart.hart_id().0))
                         .spawn_scoped(scope, move || {
@@ -461,6 +516,10 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
         },
     };
     let writer = writer.ok_or_else(|| EngineError::Internal("trace writer missing".into()))?;
+    if let Some(reason) = crew_failure.into_inner() {
+        let _ = writer.finish(None);
+        return Err(EngineError::Unsupported(reason));
+    }
     if let Some(failure) = failure {
         // Whatever reached the file is a valid partial trace.
         let _ = writer.finish(None);

@@ -11,11 +11,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use samsara_cpu::{Hart, StopReason};
 use samsara_machine::board::{Board, BoardConfig};
 use samsara_machine::clock::ManualClock;
@@ -94,12 +94,82 @@ struct Shared<'a> {
     board: &'a Board,
     /// Recorded with the serial strategy.
     serial: bool,
+    /// Recorded with the CREW strategy: harts run freely on shared memory,
+    /// each entry waiting for its ordering edges.
+    crew: bool,
+    /// CREW: per hart, the sequence number of its last finished entry and
+    /// its instruction count then.
+    done: Vec<(AtomicU64, AtomicU64)>,
+    /// CREW: sequence number of the last device access performed.
+    device_done: AtomicU64,
+    progress_lock: Mutex<()>,
+    progress_cv: Condvar,
     wm: Watermark,
     error: Mutex<Option<EngineError>>,
     path: String,
 }
 
 impl Shared<'_> {
+    /// CREW: waits until the entry's ordering edges (and, for a device
+    /// access, every earlier device access) are satisfied. `Err` describes
+    /// an edge the trace cannot have meant; `Ok(false)`: replay aborted.
+    fn wait_edges(&self, seq: u64, record: &ChunkRecord) -> Result<bool, String> {
+        for e in &record.events {
+            if let Event::After { hart, back, .. } = *e
+                && (usize::from(hart) >= self.done.len() || back == 0 || back >= seq)
+            {
+                return Err(format!(
+                    "ordering edge to hart {hart}, {back} entries back, is impossible here"
+                ));
+            }
+        }
+        let ready = |s: &Self| {
+            let edges = record.events.iter().all(|e| match *e {
+                Event::After { hart, back, .. } => {
+                    s.done[usize::from(hart)].0.load(Ordering::Acquire) >= seq - back
+                }
+                _ => true,
+            });
+            edges
+                && (record.reason != Truncation::DeviceOp
+                    || s.device_done.load(Ordering::Acquire) == seq - record.back)
+        };
+        if !ready(self) {
+            let mut guard = self.progress_lock.lock();
+            while !ready(self) {
+                if self.wm.is_aborted() {
+                    return Ok(false);
+                }
+                self.progress_cv
+                    .wait_for(&mut guard, Duration::from_millis(20));
+            }
+        }
+        // The hart waited for has executed at least the instructions the
+        // recording says it had when it gave the page up.
+        for e in &record.events {
+            if let Event::After { hart, steps, .. } = *e {
+                let reached = self.done[usize::from(hart)].1.load(Ordering::Acquire);
+                if reached < steps {
+                    return Err(format!(
+                        "ordering edge: hart {hart} should have executed {steps} instructions, it has {reached}"
+                    ));
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// CREW: hart `hart` has finished entry `seq` at instruction count `steps`.
+    fn publish(&self, hart: usize, steps: u64, seq: u64, device: bool) {
+        self.done[hart].1.store(steps, Ordering::Release);
+        self.done[hart].0.store(seq, Ordering::Release);
+        if device {
+            self.device_done.store(seq, Ordering::Release);
+        }
+        let _guard = self.progress_lock.lock();
+        self.progress_cv.notify_all();
+    }
+
     fn fail(&self, e: EngineError) {
         let mut slot = self.error.lock();
         if slot.is_none() {
@@ -145,6 +215,13 @@ pub fn replay(config: &ReplayConfig, stop: &AtomicBool) -> Result<ReplayOutcome,
     let shared = Shared {
         board: &machine.board,
         serial: header.strategy == "serial",
+        crew: header.strategy == "crew",
+        done: (0..header.harts)
+            .map(|_| (AtomicU64::new(0), AtomicU64::new(0)))
+            .collect(),
+        device_done: AtomicU64::new(0),
+        progress_lock: Mutex::new(()),
+        progress_cv: Condvar::new(),
         wm: Watermark::new(),
         error: Mutex::new(None),
         path: config.trace.display().to_string(),
@@ -395,6 +472,7 @@ impl<'a> HartReplayer<'a> {
             bus: {
                 let mut bus = ChunkBus::new(shared.board, id, Mode::Replay);
                 bus.relatch_after_mmio = shared.serial;
+                bus.table.direct = shared.crew;
                 bus
             },
             serial: shared.serial,
@@ -418,11 +496,21 @@ impl<'a> HartReplayer<'a> {
 
     fn replay_chunk(&mut self, seq: u64, record: &ChunkRecord) {
         let shared = self.shared;
-        if !shared.wm.wait_for(seq - record.back) {
+        if shared.crew {
+            match shared.wait_edges(seq, record) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(what) => return self.diverged(seq, record, self.hart.steps().0, what),
+            }
+        } else if !shared.wm.wait_for(seq - record.back) {
             return;
         }
         self.hart.flush_tlb();
-        self.hart.clear_reservation();
+        if !shared.crew {
+            // Recording drops reservations at chunk boundaries; CREW
+            // segment cuts are not boundaries the guest could notice.
+            self.hart.clear_reservation();
+        }
         self.bus.events.clear();
         self.bus.events.extend_from_slice(&record.events);
         self.bus.next_event = 0;
@@ -431,15 +519,25 @@ impl<'a> HartReplayer<'a> {
             self.lines = *l;
             self.bus.next_event = 1;
         }
+        // Ordering edges (CREW) were waited for above.
+        while let Some(Event::After { .. }) = self.bus.events.get(self.bus.next_event) {
+            self.bus.next_event += 1;
+        }
         self.bus.lines = self.lines;
         self.bus.mmio_allowed = record.reason == Truncation::DeviceOp || self.serial;
         let start_steps = self.hart.steps().0;
+        // `Hart::run` calls start where the recording's did.
+        let batch = if shared.crew {
+            crate::crew::CREW_BATCH
+        } else {
+            BATCH
+        };
         loop {
             let done = self.hart.steps().0 - start_steps;
             if done >= record.steps {
                 break;
             }
-            let stop = self.hart.run(&mut self.bus, BATCH.min(record.steps - done));
+            let stop = self.hart.run(&mut self.bus, batch.min(record.steps - done));
             let done = self.hart.steps().0 - start_steps;
             if stop != StopReason::StepLimit && done < record.steps {
                 return self.diverged(
@@ -457,6 +555,11 @@ impl<'a> HartReplayer<'a> {
                     "the device access did not execute".into(),
                 );
             }
+        }
+        if shared.crew && record.reason == Truncation::Ownership {
+            // Recording stopped at an attempt refused for want of a page:
+            // repeat what it did, the interrupt check on `run` entry.
+            self.hart.run(&mut self.bus, 0);
         }
         if record.reason == Truncation::DeviceAccess {
             // Recording stopped at a device access: redo the attempt (its
@@ -487,6 +590,22 @@ impl<'a> HartReplayer<'a> {
                     self.bus.events.len()
                 ),
             );
+        }
+        if shared.crew {
+            if let Some(check) = &record.check
+                && let Some(what) = self.compare_check(check)
+            {
+                return self.diverged(seq, record, start_steps, what);
+            }
+            // Memory was written directly; tell waiting harts how far we are.
+            shared.publish(
+                usize::from(record.hart),
+                self.hart.steps().0,
+                seq,
+                record.reason == Truncation::DeviceOp,
+            );
+            shared.wm.retire(seq);
+            return;
         }
         self.bus.table.walk(&mut self.sets);
         if let Some(check) = &record.check
@@ -526,17 +645,28 @@ impl<'a> HartReplayer<'a> {
                 diffs.push(format!("x{r} {a:#x} recorded, {b:#x} replayed"));
             }
         }
-        let replayed: Vec<(u64, u64)> = self
-            .sets
-            .dirty
-            .iter()
-            .filter_map(|&p| {
-                self.bus
-                    .table
-                    .private(p as usize)
-                    .map(|buf| (self.bus.guest_page(p), page_hash(buf.words())))
-            })
-            .collect();
+        let replayed: Vec<(u64, u64)> = if self.shared.crew {
+            // CREW: the pages the hart owned, as they are in RAM now.
+            check
+                .pages
+                .iter()
+                .filter_map(|&(page, _)| {
+                    let host = self.shared.board.ram.host_page(page)?;
+                    Some((page, page_hash(crate::table::shared_words(host))))
+                })
+                .collect()
+        } else {
+            self.sets
+                .dirty
+                .iter()
+                .filter_map(|&p| {
+                    self.bus
+                        .table
+                        .private(p as usize)
+                        .map(|buf| (self.bus.guest_page(p), page_hash(buf.words())))
+                })
+                .collect()
+        };
         if replayed != check.pages {
             let rec: std::collections::BTreeMap<u64, u64> = check.pages.iter().copied().collect();
             let rep: std::collections::BTreeMap<u64, u64> = replayed.iter().copied().collect();
