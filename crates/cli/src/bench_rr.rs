@@ -1012,6 +1012,85 @@ fn write_results(dir: &Path, report: &Report) -> Result<()> {
 
 // ------------------------------------------------------------------ suite: record
 
+/// Issue 5's targets between strategies: the chunk log at least this many
+/// times smaller than CREW's ...
+const TARGET_CREW_OVER_CHUNK_BYTES: f64 = 10.0;
+/// ... at most this many times the serial log ...
+const TARGET_CHUNK_OVER_SERIAL_BYTES: f64 = 2.0;
+/// ... and chunk recording at 4 harts clearly faster than serial (this
+/// ratio of recording times at least).
+const TARGET_SERIAL_OVER_CHUNK_WALL_4: f64 = 1.2;
+
+/// Issue 5's comparisons of the chunk strategy with the baselines (geomeans
+/// over the workloads of per-workload ratios), for the strategies measured.
+fn strategy_targets(rows: &[Row], harts: &[u32], name: &dyn Fn(&Row) -> String) -> Vec<Target> {
+    let mut targets = Vec::new();
+    let ratio = |of_h: &[&Row], f: &dyn Fn(&Row) -> f64| -> Option<(f64, f64, String)> {
+        let values: Vec<(f64, String)> = of_h
+            .iter()
+            .map(|r| (f(r), name(r)))
+            .filter(|(v, _)| v.is_finite() && *v > 0.0)
+            .collect();
+        let worst = values.iter().min_by(|a, b| a.0.total_cmp(&b.0))?;
+        Some((
+            geomean(values.iter().map(|v| v.0)),
+            worst.0,
+            worst.1.clone(),
+        ))
+    };
+    let bytes = |r: &Row, s: Strategy| r.rec(s).map_or(f64::NAN, |f| f.file_bytes);
+    let wall = |r: &Row, s: Strategy| r.rec(s).map_or(f64::NAN, |f| f.wall);
+    for &h in harts.iter().filter(|&&h| h >= 2) {
+        let of_h: Vec<&Row> = rows.iter().filter(|r| r.harts == h).collect();
+        if let Some((g, worst, at)) = ratio(&of_h, &|r| {
+            bytes(r, Strategy::Crew) / bytes(r, Strategy::Chunk)
+        }) {
+            targets.push(Target {
+                what: format!("chunk log vs crew log, {h} harts (crew bytes / chunk bytes)"),
+                goal: format!("≥ {TARGET_CREW_OVER_CHUNK_BYTES:.0}x"),
+                measured: format!("{g:.2}x geomean (lowest {at} {worst:.2}x)"),
+                met: g >= TARGET_CREW_OVER_CHUNK_BYTES,
+            });
+        }
+        if let Some((g, _, _)) = ratio(&of_h, &|r| {
+            bytes(r, Strategy::Chunk) / bytes(r, Strategy::Serial)
+        }) {
+            let worst = of_h
+                .iter()
+                .map(|r| {
+                    (
+                        bytes(r, Strategy::Chunk) / bytes(r, Strategy::Serial),
+                        name(r),
+                    )
+                })
+                .filter(|(v, _)| v.is_finite())
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            targets.push(Target {
+                what: format!("chunk log vs serial log, {h} harts (chunk bytes / serial bytes)"),
+                goal: format!("≤ {TARGET_CHUNK_OVER_SERIAL_BYTES:.0}x"),
+                measured: format!(
+                    "{g:.2}x geomean (highest {})",
+                    worst.map_or("—".into(), |(v, n)| format!("{n} {v:.2}x"))
+                ),
+                met: g <= TARGET_CHUNK_OVER_SERIAL_BYTES,
+            });
+        }
+        if h == 4
+            && let Some((g, worst, at)) = ratio(&of_h, &|r| {
+                wall(r, Strategy::Serial) / wall(r, Strategy::Chunk)
+            })
+        {
+            targets.push(Target {
+                what: "chunk record vs serial record, 4 harts (serial time / chunk time)".into(),
+                goal: format!("≥ {TARGET_SERIAL_OVER_CHUNK_WALL_4:.1}x"),
+                measured: format!("{g:.2}x geomean (lowest {at} {worst:.2}x)"),
+                met: g >= TARGET_SERIAL_OVER_CHUNK_WALL_4,
+            });
+        }
+    }
+    targets
+}
+
 const TARGET_RECORD_2_HARTS: f64 = 2.0;
 const TARGET_RECORD_4_HARTS: f64 = 3.0;
 const TARGET_BYTES_PER_MINSTR: f64 = 30.0;
@@ -1913,6 +1992,7 @@ pub(super) fn parsec_suite(bench: &Bench, options: &Options) -> Result<Report> {
             met: g <= goal,
         });
     }
+    targets.extend(strategy_targets(&rows, &options.harts, &name));
     for &h in &options.harts {
         let of_h: Vec<&Row> = rows.iter().filter(|r| r.harts == h).collect();
         let g = geomean(of_h.iter().map(|r| r.replay_parallel / r.chunk_wall()));
@@ -2186,6 +2266,38 @@ mod tests {
         assert!((geomean([2.0, f64::NAN]) - 2.0).abs() < 1e-12);
         assert!(geomean([]).is_nan());
         assert_eq!(mean([1.0, 2.0, f64::NAN]), 1.5);
+    }
+
+    #[test]
+    fn strategy_targets_compare_logs_and_times() {
+        let recorded = |bytes: u64, wall: f64| Recorded {
+            stats: TraceStats::parse(&serde_json::json!({
+                "instructions_per_hart": [100],
+                "chunks_per_hart": [1],
+                "squashes": 0,
+                "file_bytes": bytes,
+                "streams": {"commit": {"raw": 1, "stored": 1}},
+                "record_wall_seconds": wall,
+                "truncation_reasons": {}
+            }))
+            .unwrap(),
+        };
+        let mut s = Samples::default();
+        s.records.insert(Strategy::Chunk, vec![recorded(1000, 1.0)]);
+        s.records.insert(Strategy::Serial, vec![recorded(800, 3.0)]);
+        s.records.insert(Strategy::Crew, vec![recorded(5000, 2.0)]);
+        let rows = vec![Row::of(0, 4, &s)];
+        let targets = strategy_targets(&rows, &[1, 4], &|_| "w".into());
+        let got: Vec<(&str, bool)> = targets
+            .iter()
+            .map(|t| (t.measured.split(' ').next().unwrap_or(""), t.met))
+            .collect();
+        // crew/chunk 5x (< 10x: missed), chunk/serial 1.25x (met),
+        // serial/chunk time 3x (met); nothing at 1 hart.
+        assert_eq!(
+            got,
+            vec![("5.00x", false), ("1.25x", true), ("3.00x", true)]
+        );
     }
 
     #[test]
