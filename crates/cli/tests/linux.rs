@@ -1,7 +1,7 @@
 //! End-to-end: an unmodified SMP Linux (Debian stable's riscv64 kernel on
 //! OpenSBI fw_dynamic, busybox initramfs) boots on `samsara run --linux`,
-//! brings every hart online, runs /init's workload (at 4 harts a
-//! PARSEC-like program on 4 threads) and powers off cleanly; `samsara
+//! brings every hart online, runs /init's workload (at 2 and 4 harts a
+//! PARSEC-like program on as many threads) and powers off cleanly; `samsara
 //! record` of such a boot with disk I/O and typed input replays verified,
 //! and a recording that ends in a panic, at the timeout or at the
 //! instruction limit leaves a trace that replays verified.
@@ -199,6 +199,11 @@ fn assert_boots(harts: u32, program: Option<&str>) {
 #[test]
 fn linux_boots_on_one_hart_and_powers_off() {
     assert_boots(1, None);
+}
+
+#[test]
+fn linux_boots_on_two_harts_and_runs_a_parsec_program_on_two_threads() {
+    assert_boots(2, Some("freqmine"));
 }
 
 #[test]
