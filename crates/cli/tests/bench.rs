@@ -295,12 +295,14 @@ fn dry_run_prints_the_plan_and_its_estimate() {
         plan[0].join(","),
         "step,repeat,workload,harts,run,estimated_s"
     );
-    // One repeat at bench size; per workload 5 runs at 1 hart and 6 at 2
-    // and 4 harts, plus 3 with QEMU (TCG at each hart count, rr at 1).
+    // One repeat at bench size; per workload 3 runs at 1 hart (native,
+    // chunk record, replay: serial and crew have nothing to order there) and
+    // 6 at 2 and 4 harts (native, three strategies, two replays), plus 4
+    // with QEMU (TCG at each hart count, rr at 1).
     let per_workload = if common::qemu_binary().is_some() {
-        17
+        19
     } else {
-        14
+        15
     };
     assert_eq!(plan.len() - 1, 6 * per_workload, "{plan:?}");
     assert!(plan[1..].iter().all(|r| r[1] == "1"), "{plan:?}");
