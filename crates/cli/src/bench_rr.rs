@@ -1098,32 +1098,46 @@ const TARGET_RECORD_2_HARTS: f64 = 2.0;
 const TARGET_RECORD_4_HARTS: f64 = 3.0;
 const TARGET_BYTES_PER_MINSTR: f64 = 30.0;
 
-/// `samsara bench --suite record`.
-pub(super) fn record_suite(bench: &Bench, options: &Options) -> Result<Report> {
-    let started = Instant::now();
-    let workloads = workloads(bench, options, false)?;
-    let cores = bench.host.cpus;
+/// A suite's plan: for every repeat, workload and hart count, the runs
+/// `kinds(harts)` names, each with its estimate.
+fn plan(
+    bench: &Bench,
+    options: &Options,
+    workloads: &[Workload],
+    kinds: impl Fn(u32) -> Vec<Kind>,
+) -> Vec<Step> {
     let mut steps = Vec::new();
     for rep in 1..=bench.repeats {
         for (wi, w) in workloads.iter().enumerate() {
             for &h in &options.harts {
-                for kind in [
-                    Kind::Native,
-                    Kind::Record(Strategy::Chunk),
-                    Kind::Replay { serial: false },
-                    Kind::Replay { serial: true },
-                ] {
+                for kind in kinds(h) {
                     steps.push(Step {
                         rep,
                         workload: wi,
                         harts: h,
                         kind,
-                        estimate: estimate(w, options.size, h, kind, cores),
+                        estimate: estimate(w, options.size, h, kind, bench.host.cpus),
                     });
                 }
             }
         }
     }
+    steps
+}
+
+/// `samsara bench --suite record`.
+pub(super) fn record_suite(bench: &Bench, options: &Options) -> Result<Report> {
+    let started = Instant::now();
+    let workloads = workloads(bench, options, false)?;
+    let cores = bench.host.cpus;
+    let steps = plan(bench, options, &workloads, |_| {
+        vec![
+            Kind::Native,
+            Kind::Record(Strategy::Chunk),
+            Kind::Replay { serial: false },
+            Kind::Replay { serial: true },
+        ]
+    });
     let estimate_total: f64 = steps.iter().map(|s| s.estimate).sum();
     eprintln!(
         "bench: record suite: {} workloads x {} hart counts x {} repeat(s) = {} runs, \
@@ -1544,38 +1558,25 @@ pub(super) fn parsec_suite(bench: &Bench, options: &Options) -> Result<Report> {
     // nothing to interleave or order, so they would repeat the chunk
     // recording and the (then sequential) parallel replay, and the full
     // bench size must fit in 30 minutes on a 2-core host.
-    let mut steps = Vec::new();
-    for rep in 1..=bench.repeats {
-        for (wi, w) in workloads.iter().enumerate() {
-            for &h in &options.harts {
-                let mut kinds = vec![Kind::Native];
-                if qemu {
-                    kinds.push(Kind::Qemu);
-                }
-                for &s in &implemented {
-                    if h > 1 || s == Strategy::Chunk {
-                        kinds.push(Kind::Record(s));
-                    }
-                }
-                kinds.push(Kind::Replay { serial: false });
-                if h > 1 {
-                    kinds.push(Kind::Replay { serial: true });
-                }
-                if qemu && h == 1 {
-                    kinds.push(Kind::QemuRecord);
-                }
-                for kind in kinds {
-                    steps.push(Step {
-                        rep,
-                        workload: wi,
-                        harts: h,
-                        kind,
-                        estimate: estimate(w, options.size, h, kind, cores),
-                    });
-                }
+    let steps = plan(bench, options, &workloads, |h| {
+        let mut kinds = vec![Kind::Native];
+        if qemu {
+            kinds.push(Kind::Qemu);
+        }
+        for &s in &implemented {
+            if h > 1 || s == Strategy::Chunk {
+                kinds.push(Kind::Record(s));
             }
         }
-    }
+        kinds.push(Kind::Replay { serial: false });
+        if h > 1 {
+            kinds.push(Kind::Replay { serial: true });
+        }
+        if qemu && h == 1 {
+            kinds.push(Kind::QemuRecord);
+        }
+        kinds
+    });
     let estimate_total: f64 = steps.iter().map(|s| s.estimate).sum();
     eprintln!(
         "bench: parsec suite ({} size): {} workloads x {} hart counts x {} repeat(s) = {} runs, \
