@@ -95,4 +95,9 @@ pub trait Bus {
     fn ram_refused(&mut self) -> bool {
         false
     }
+
+    /// The hart executed a `pause` hint (it is spinning) and runs on. A bus
+    /// may give its host thread's CPU away here; it must not change what
+    /// the hart does. The default: nothing.
+    fn pause_hint(&mut self) {}
 }

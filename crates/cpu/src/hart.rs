@@ -166,6 +166,7 @@ impl Hart {
                 if self.stop_on_pause {
                     return Some(StopReason::Pause);
                 }
+                bus.pause_hint();
             }
             // The trap has been taken: pc and steps are up to date.
             Flow::Trapped => {}

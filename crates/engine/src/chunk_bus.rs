@@ -49,6 +49,8 @@ pub(crate) struct ChunkBus<'a> {
     /// CREW recording: the RAM page (index) and access (write?) the last
     /// `ram_page` call refused; the instruction was deferred.
     pub crew_pending: Option<(usize, bool)>,
+    /// Give the host CPU away at every `pause` (CREW record and replay).
+    pub yield_on_pause: bool,
 }
 
 impl<'a> ChunkBus<'a> {
@@ -71,6 +73,7 @@ impl<'a> ChunkBus<'a> {
             divergence: None,
             crew: None,
             crew_pending: None,
+            yield_on_pause: false,
         }
     }
 
@@ -191,6 +194,15 @@ impl Bus for ChunkBus<'_> {
 
     fn ram_refused(&mut self) -> bool {
         self.crew_pending.is_some()
+    }
+
+    /// CREW harts run freely and spin on real shared memory: a spinner
+    /// gives its host CPU to the hart it waits for (there may be more harts
+    /// than host CPUs). Invisible to the guest, so replay may do it too.
+    fn pause_hint(&mut self) {
+        if self.yield_on_pause {
+            std::thread::yield_now();
+        }
     }
 }
 

@@ -25,6 +25,7 @@ use samsara_types::HartId;
 
 use crate::chunk_bus::{ChunkBus, Mode};
 use crate::record::{CommitState, Perturb, Recorder};
+use crate::sequencer::spin_briefly;
 use crate::table::{page_hash, shared_words};
 
 /// Most harts the ownership word can name (readers are a bit mask).
@@ -154,6 +155,7 @@ impl<'a> CrewHart<'a> {
         hart.set_stop_on_pause(false);
         let mut bus = ChunkBus::new(board, id, Mode::Record);
         bus.table.direct = true;
+        bus.yield_on_pause = true;
         bus.crew = Some(own);
         let seg_start = hart.steps().0;
         Self {
@@ -347,6 +349,13 @@ impl<'a> CrewHart<'a> {
         c.requests += 1;
         let want = c.requests;
         self.own.asked[t].store(true, Ordering::Release);
+        // `t` usually acks within one batch: poll briefly before sleeping.
+        drop(c);
+        spin_briefly(|| {
+            let c = ctl.lock();
+            c.acked >= want || c.parked
+        });
+        let mut c = ctl.lock();
         loop {
             if c.acked >= want {
                 return c.ack_at;

@@ -676,11 +676,16 @@ impl<'a> HartRecorder<'a> {
 
         let start_steps = self.hart.steps().0;
         let mut reason = Truncation::SizeLimit;
+        // The architectural state at this chunk's last `pause`: a hart that
+        // comes back to it unchanged is spinning on stale memory, while one
+        // that changed (a counted delay loop) is making progress.
+        let mut last_pause: Option<(u64, [u64; 32])> = None;
         loop {
             let done = self.hart.steps().0 - start_steps;
             if done >= budget {
                 break;
             }
+            let mut batch_ended = true;
             match self.hart.run(&mut self.bus, BATCH.min(budget - done)) {
                 StopReason::Wfi => {
                     reason = Truncation::Wfi;
@@ -691,8 +696,14 @@ impl<'a> HartRecorder<'a> {
                     break;
                 }
                 StopReason::Pause => {
-                    reason = Truncation::Spin;
-                    break;
+                    let state = self.hart.state();
+                    let here = (state.pc, state.x);
+                    if last_pause == Some(here) {
+                        reason = Truncation::Spin;
+                        break;
+                    }
+                    last_pause = Some(here);
+                    batch_ended = false;
                 }
                 StopReason::StepLimit => {}
             }
@@ -707,7 +718,9 @@ impl<'a> HartRecorder<'a> {
                 reason = Truncation::Interrupt;
                 break;
             }
-            if let Some(p) = &mut self.perturb {
+            // Delays go between batches, not after every `pause` of a
+            // delay loop (thousands per chunk).
+            if let Some(p) = self.perturb.as_mut().filter(|_| batch_ended) {
                 p.maybe_delay();
             }
         }

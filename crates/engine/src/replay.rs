@@ -30,7 +30,7 @@ use samsara_types::GuestPhysAddr;
 use crate::chunk_bus::{ChunkBus, Mode};
 use crate::digest::{Console, OutputLog, blake3_hex, machine_digests};
 use crate::guest::{FileOverrides, LoadedGuest};
-use crate::sequencer::Watermark;
+use crate::sequencer::{Watermark, spin_briefly};
 use crate::table::{ChunkSets, page_hash, write_back};
 use crate::{BATCH, EngineError};
 
@@ -134,7 +134,7 @@ impl Shared<'_> {
                 && (record.reason != Truncation::DeviceOp
                     || s.device_done.load(Ordering::Acquire) == seq - record.back)
         };
-        if !ready(self) {
+        if !spin_briefly(|| ready(self)) {
             let mut guard = self.progress_lock.lock();
             while !ready(self) {
                 if self.wm.is_aborted() {
@@ -473,6 +473,7 @@ impl<'a> HartReplayer<'a> {
                 let mut bus = ChunkBus::new(shared.board, id, Mode::Replay);
                 bus.relatch_after_mmio = shared.serial;
                 bus.table.direct = shared.crew;
+                bus.yield_on_pause = shared.crew;
                 bus
             },
             serial: shared.serial,

@@ -6,9 +6,34 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
+
+/// How long a waiter polls before it blocks. Replay hands the turn from
+/// hart to hart up to a million times a second on sharing-heavy traces; a
+/// blocked thread takes tens of microseconds to wake, while the hart it
+/// waits for, running on another core, usually gets there within a few.
+const SPIN: Duration = Duration::from_micros(20);
+
+/// Polls `ready` for up to [`SPIN`], yielding the CPU between looks (the
+/// awaited hart may share it); true once it holds.
+pub(crate) fn spin_briefly(mut ready: impl FnMut() -> bool) -> bool {
+    if ready() {
+        return true;
+    }
+    let start = Instant::now();
+    while start.elapsed() < SPIN {
+        for _ in 0..32 {
+            std::hint::spin_loop();
+        }
+        if ready() {
+            return true;
+        }
+        std::thread::yield_now();
+    }
+    false
+}
 
 pub(crate) struct Watermark {
     wm: AtomicU64,
@@ -50,7 +75,7 @@ impl Watermark {
 
     /// Waits until the watermark reaches `seq`. False if aborted.
     pub(crate) fn wait_for(&self, seq: u64) -> bool {
-        if self.get() >= seq {
+        if spin_briefly(|| self.get() >= seq) {
             return true;
         }
         let mut retired = self.retired.lock();
