@@ -21,6 +21,7 @@
  *
  * Phase 1, token ring: IPI_LAPS laps of a token hart 0 -> 1 -> ... -> N-1
  *   -> 0, each holder incrementing `token` before passing it on.
+ * A barrier between the phases: `received` counts messages from anyone.
  * Phase 2, race: every hart sends IPI_RACE messages to every other hart
  *   (to itself with one hart), round robin with random small delays, while
  *   receiving everyone else's.
@@ -135,6 +136,12 @@ int guest_main(unsigned hart, unsigned nharts)
         if (hart == 0)
             rt_wait_until_ge(&mbox[hart].received, lap + 1);
     }
+
+    /* Everyone leaves the ring before anyone races: a phase-2 message
+     * counts in `received` like a ring message, so one that overtook the
+     * last token would let its receiver take the token early and race its
+     * holder on `token` (a lost increment, seen about once in 60 runs). */
+    barrier_wait_spin(&bar);
 
     /* ---- phase 2: everybody sends to everybody */
     uint64_t seed = 0x1b1b0000u + hart;

@@ -406,12 +406,7 @@ fn the_crew_strategy_records_racy_guests_and_replays_them_exactly() {
         "hammer",
         "lockfree_queue",
         "rw_race",
-        // Not ipi_pingpong: about one crew recording in 20 at 4 harts ends
-        // with the guest's own check failing (message counts right, the
-        // global reception log wrong), and the replay reproduces it
-        // exactly — a recording-time bug of crew with IPIs, not found yet
-        // (docs/crew-baseline.md, "Known bug"). Chunk and serial record it
-        // correctly (ipis_between_harts_replay_exactly_and_race).
+        "ipi_pingpong",
         "timer_race",
     ] {
         for harts in [2u32, 4] {
