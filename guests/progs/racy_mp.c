@@ -23,10 +23,10 @@
 #include "runtime.h"
 
 #ifndef MP_ROUNDS
-#define MP_ROUNDS 2000u
+#define MP_ROUNDS 1000u
 #endif
 #ifndef RACE_ROUNDS
-#define RACE_ROUNDS 2000u
+#define RACE_ROUNDS 1000u
 #endif
 
 static volatile uint64_t data[4] CACHE_ALIGNED;

@@ -16,7 +16,7 @@
 #include "runtime.h"
 
 #ifndef CONTEND_ROUNDS
-#define CONTEND_ROUNDS 20000u
+#define CONTEND_ROUNDS 5000u
 #endif
 #ifndef SEQ_WRITES
 #define SEQ_WRITES 5000u
