@@ -375,6 +375,7 @@ fn dispatch(
 ) {
     let harts = shared.board.harts() as usize;
     let mut last_seq = 0;
+    let mut crew_order = CrewOrder::new(harts);
     loop {
         if stop.load(Ordering::Relaxed) {
             *partial = Some(format!("interrupted after entry {last_seq}"));
@@ -416,6 +417,16 @@ fn dispatch(
                                 shared.fail(EngineError::BadEntry { path: shared.path.clone(), seq, what: format!("chunk of hart {} reaching back {} is impossible in a {harts}-hart trace", record.hart, record.back) });
                                 return;
                             }
+                            if shared.crew
+                                && let Err(what) = crew_order.admit(seq, &record)
+                            {
+                                shared.fail(EngineError::BadEntry {
+                                    path: shared.path.clone(),
+                                    seq,
+                                    what,
+                                });
+                                return;
+                            }
                             run_chunk(seq, record);
                         }
                         Entry::Dma(dma) => {
@@ -442,6 +453,54 @@ fn dispatch(
     }
     // Wait for the hart threads to finish what was handed out.
     shared.wm.wait_for(last_seq);
+}
+
+/// CREW traces: what the dispatcher has handed out so far, to refuse an
+/// entry whose waits could never end. Each hart runs its entries in
+/// sequence order, so if every wait of an entry is on something handed out
+/// before it, the lowest unfinished entry can always run and replay cannot
+/// deadlock (a malformed trace would otherwise wait forever).
+struct CrewOrder {
+    /// Per hart: the sequence number of its last entry handed out.
+    last: Vec<u64>,
+    /// The last device-access entry handed out (0: none yet).
+    last_device: u64,
+}
+
+impl CrewOrder {
+    fn new(harts: usize) -> Self {
+        Self {
+            last: vec![0; harts],
+            last_device: 0,
+        }
+    }
+
+    /// Checks entry `seq`'s waits and records it as handed out.
+    fn admit(&mut self, seq: u64, record: &ChunkRecord) -> Result<(), String> {
+        for e in &record.events {
+            if let Event::After { hart, back, .. } = *e {
+                let target = seq.saturating_sub(back);
+                let last = self.last.get(usize::from(hart)).copied().unwrap_or(0);
+                if back == 0 || back >= seq || last < target {
+                    return Err(format!(
+                        "ordering edge to hart {hart}'s entry {target}: that hart has no entry from {target} on before this one"
+                    ));
+                }
+            }
+        }
+        if record.reason == Truncation::DeviceOp {
+            if seq - record.back != self.last_device {
+                return Err(format!(
+                    "device access ordered after entry {}, but the device access before it is entry {}",
+                    seq - record.back,
+                    self.last_device
+                ));
+            }
+            self.last_device = seq;
+        }
+        self.last[usize::from(record.hart)] = seq;
+        Ok(())
+    }
 }
 
 fn apply_dma(board: &Board, dma: &DmaRecord) -> Result<(), String> {
