@@ -262,4 +262,10 @@ impl Op {
     pub const fn is_fp(self) -> bool {
         (self as u8) >= (Op::Flw as u8)
     }
+
+    /// True for the 32-bit forms of the A extension (`lr.w`, `sc.w`,
+    /// `amo*.w`), which the enum lists together before the 64-bit ones.
+    pub const fn is_word_atomic(self) -> bool {
+        (self as u8) >= (Op::LrW as u8) && (self as u8) <= (Op::AmomaxuW as u8)
+    }
 }

@@ -210,6 +210,15 @@ fn mnemonics_are_unique() {
     assert_eq!(n, names.len());
 }
 
+#[test]
+fn word_atomics_are_the_a_extension_ops_ending_in_w() {
+    for op in Op::ALL {
+        let m = op.mnemonic();
+        let atomic = m.starts_with("lr.") || m.starts_with("sc.") || m.starts_with("amo");
+        assert_eq!(op.is_word_atomic(), atomic && m.ends_with(".w"), "{m}");
+    }
+}
+
 proptest! {
     #[test]
     fn decoding_never_panics(w in any::<u32>()) {

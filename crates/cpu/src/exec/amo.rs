@@ -102,18 +102,7 @@ impl Hart {
 
     /// amo*.w / amo*.d: returns the old memory value (sign-extended for .w).
     pub(crate) fn exec_amo<B: Bus>(&mut self, bus: &mut B, i: Inst) -> Result<u64, ExecError> {
-        let word = matches!(
-            i.op,
-            Op::AmoswapW
-                | Op::AmoaddW
-                | Op::AmoxorW
-                | Op::AmoandW
-                | Op::AmoorW
-                | Op::AmominW
-                | Op::AmomaxW
-                | Op::AmominuW
-                | Op::AmomaxuW
-        );
+        let word = i.op.is_word_atomic();
         let size: u8 = if word { 4 } else { 8 };
         let vaddr = self.state.x[usize::from(i.rs1 & 31)];
         let src = self.state.x[usize::from(i.rs2 & 31)];
