@@ -55,6 +55,10 @@ const BLOCK_ENTRIES: usize = 8192;
 /// A block is also cut when its oldest entry is this old, so a recording
 /// killed at any moment loses at most this much of its tail.
 const BLOCK_MAX_AGE: Duration = Duration::from_millis(250);
+/// A block is also cut once its DMA data reach this size: a disk streaming
+/// at memory speed could otherwise fill a block's io stream past the
+/// format's 256 MiB limit within `BLOCK_MAX_AGE`.
+const BLOCK_MAX_DMA_BYTES: usize = 16 << 20;
 
 /// How memory interleaving is recorded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,6 +144,8 @@ pub(crate) struct CommitState {
     pub(crate) last_device_seq: u64,
     /// When the oldest entry of `log` was appended.
     log_since: Instant,
+    /// DMA data bytes in `log`.
+    log_dma_bytes: usize,
     history: VecDeque<Published>,
     log: Vec<Entry>,
     log_first_seq: u64,
@@ -171,6 +177,37 @@ pub(crate) struct Recorder {
 }
 
 impl Recorder {
+    /// A recorder for `harts` harts and `ram_size` bytes of RAM, with no
+    /// trace writer yet.
+    fn new(harts: u32, ram_size: u64, strategy: Strategy) -> Self {
+        Self {
+            commit: Mutex::new(CommitState {
+                next_seq: 1,
+                last_device_seq: 0,
+                history: VecDeque::new(),
+                log: Vec::new(),
+                log_first_seq: 1,
+                log_since: Instant::now(),
+                log_dma_bytes: 0,
+                writer: None,
+                failure: None,
+                reasons: [0; 8],
+            }),
+            wm: Watermark::new(),
+            gate: RwLock::new(()),
+            start_wm: (0..harts).map(|_| AtomicU64::new(u64::MAX)).collect(),
+            halt: AtomicBool::new(false),
+            ownership: (strategy == Strategy::Crew)
+                .then(|| crate::crew::Ownership::new((ram_size >> 12) as usize, harts)),
+            squashes: AtomicU64::new(0),
+            squashed_steps: AtomicU64::new(0),
+            exclusive: AtomicU64::new(0),
+            dma: AtomicU64::new(0),
+            writes: Mutex::new(0),
+            writes_cv: Condvar::new(),
+        }
+    }
+
     /// An entry that wrote memory has written back: wake spinning harts.
     fn published_writes(&self) {
         *self.writes.lock() += 1;
@@ -194,13 +231,20 @@ impl Recorder {
         if state.log.is_empty() {
             state.log_since = Instant::now();
         }
+        if let Entry::Dma(dma) = &entry {
+            state.log_dma_bytes += dma.writes.iter().map(|(_, data)| data.len()).sum::<usize>();
+        }
         state.log.push(entry);
-        if state.log.len() >= BLOCK_ENTRIES || state.log_since.elapsed() >= BLOCK_MAX_AGE {
+        if state.log.len() >= BLOCK_ENTRIES
+            || state.log_dma_bytes >= BLOCK_MAX_DMA_BYTES
+            || state.log_since.elapsed() >= BLOCK_MAX_AGE
+        {
             self.flush_log(state);
         }
     }
 
     fn flush_log(&self, state: &mut CommitState) {
+        state.log_dma_bytes = 0;
         let entries = std::mem::take(&mut state.log);
         let first = state.log_first_seq;
         state.log_first_seq += entries.len() as u64;
@@ -303,33 +347,11 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
         disk: scratch.as_ref().map(|s| s.path.clone()),
         disk_readonly: config.disk_readonly,
     };
-    let recorder = Arc::new(Recorder {
-        commit: Mutex::new(CommitState {
-            next_seq: 1,
-            last_device_seq: 0,
-            history: VecDeque::new(),
-            log: Vec::new(),
-            log_first_seq: 1,
-            log_since: Instant::now(),
-            writer: None,
-            failure: None,
-            reasons: [0; 8],
-        }),
-        wm: Watermark::new(),
-        gate: RwLock::new(()),
-        start_wm: (0..config.harts)
-            .map(|_| AtomicU64::new(u64::MAX))
-            .collect(),
-        halt: AtomicBool::new(false),
-        ownership: (config.strategy == Strategy::Crew)
-            .then(|| crate::crew::Ownership::new((config.ram_size >> 12) as usize, config.harts)),
-        squashes: AtomicU64::new(0),
-        squashed_steps: AtomicU64::new(0),
-        exclusive: AtomicU64::new(0),
-        dma: AtomicU64::new(0),
-        writes: Mutex::new(0),
-        writes_cv: Condvar::new(),
-    });
+    let recorder = Arc::new(Recorder::new(
+        config.harts,
+        config.ram_size,
+        config.strategy,
+    ));
     let sink = Arc::new(DmaSequencer {
         recorder: recorder.clone(),
         target: OnceLock::new(),
@@ -1052,5 +1074,39 @@ impl ScratchDisk {
 impl Drop for ScratchDisk {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dma(bytes: usize) -> Entry {
+        Entry::Dma(DmaRecord {
+            writes: vec![(0x8000_0000, vec![0xa5; bytes])],
+        })
+    }
+
+    /// DMA data cut blocks by size: a fast disk cannot overfill one block's
+    /// io stream before the block is old enough to be cut.
+    #[test]
+    fn dma_data_cut_blocks_by_size() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("t.trace");
+        let rec = Recorder::new(1, 1 << 30, Strategy::Chunk);
+        let mut state = rec.commit.lock();
+        state.writer =
+            Some(TraceWriter::create(&path, &TraceHeader::default()).expect("creating a trace"));
+        rec.log(&mut state, dma(BLOCK_MAX_DMA_BYTES / 2));
+        assert_eq!(state.log.len(), 1, "half a block's worth stays pending");
+        rec.log(&mut state, dma(BLOCK_MAX_DMA_BYTES / 2));
+        assert!(state.log.is_empty(), "a full block's worth is handed over");
+        assert_eq!(state.log_first_seq, 3);
+        rec.log(&mut state, dma(1));
+        assert_eq!(state.log.len(), 1, "the byte count starts again");
+        rec.flush_log(&mut state);
+        let writer = state.writer.take().expect("the writer");
+        writer.finish(None).expect("finishing the trace");
+        assert!(state.failure.is_none());
     }
 }
