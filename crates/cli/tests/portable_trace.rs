@@ -7,8 +7,7 @@ mod common;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use common::{samsara, scratch_dir, serial};
-use samsara_trace::{Block, Entry, TraceReader, TraceWriter};
+use common::{rewrite_trace, samsara, scratch_dir, serial};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -39,39 +38,21 @@ fn a_trace_recorded_elsewhere_replays_here_verified() {
 fn a_divergence_is_reported_at_the_first_chunk_that_differs() {
     let _guard = serial();
     let dir = scratch_dir("diverge");
-    let mut reader =
-        TraceReader::open(&fixture("racy_counter-4harts.trace")).expect("fixture trace");
-    let header = reader.header().clone();
     let out = dir.join("tampered.trace");
-    let writer = TraceWriter::create(&out, &header).expect("creating a trace");
     let mut tampered_seq = None;
-    while let Some(block) = reader.next_block().expect("reading the fixture") {
-        match block {
-            Block::Entries {
-                first_seq,
-                mut entries,
-                ..
-            } => {
-                for (i, entry) in entries.iter_mut().enumerate() {
-                    let seq = first_seq + i as u64;
-                    if let Entry::Chunk(c) = entry
-                        && tampered_seq.is_none()
-                        && seq > 200
-                        && c.check.is_some()
-                        && c.steps > 10
-                    {
-                        c.steps -= 1;
-                        tampered_seq = Some((seq, c.hart));
-                    }
-                }
-                writer.send(first_seq, entries).expect("writing");
+    rewrite_trace(
+        &fixture("racy_counter-4harts.trace"),
+        &out,
+        |_| {},
+        |seq, c, _| {
+            if seq > 200 && c.check.is_some() && c.steps > 10 {
+                c.steps -= 1;
+                tampered_seq = Some((seq, c.hart));
+                return true;
             }
-            Block::Footer(f) => {
-                writer.finish(Some(*f)).expect("finishing");
-                break;
-            }
-        }
-    }
+            false
+        },
+    );
     let (seq, hart) = tampered_seq.expect("the fixture has checked chunks");
     let run = samsara([
         OsString::from("replay"),
@@ -97,27 +78,19 @@ fn a_divergence_is_reported_at_the_first_chunk_that_differs() {
 fn a_machine_that_starts_elsewhere_is_refused() {
     let _guard = serial();
     let dir = scratch_dir("initial-state");
-    let mut reader =
-        TraceReader::open(&fixture("racy_counter-4harts.trace")).expect("fixture trace");
-    let mut header = reader.header().clone();
-    assert!(
-        !header.initial_ram_blake3.is_empty(),
-        "the fixture records its initial state"
-    );
-    header.initial_ram_blake3 = "00".repeat(32);
     let out = dir.join("other-machine.trace");
-    let writer = TraceWriter::create(&out, &header).expect("creating a trace");
-    while let Some(block) = reader.next_block().expect("reading the fixture") {
-        match block {
-            Block::Entries {
-                first_seq, entries, ..
-            } => writer.send(first_seq, entries).expect("writing"),
-            Block::Footer(f) => {
-                writer.finish(Some(*f)).expect("finishing");
-                break;
-            }
-        }
-    }
+    rewrite_trace(
+        &fixture("racy_counter-4harts.trace"),
+        &out,
+        |header| {
+            assert!(
+                !header.initial_ram_blake3.is_empty(),
+                "the fixture records its initial state"
+            );
+            header.initial_ram_blake3 = "00".repeat(32);
+        },
+        |_, _, _| false,
+    );
     let run = samsara([
         OsString::from("replay"),
         out.into(),

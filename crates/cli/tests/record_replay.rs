@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::Path;
 
-use common::{Run, guest, samsara, scratch_dir, serial};
+use common::{Run, guest, rewrite_trace, samsara, scratch_dir, serial};
 
 /// Recordings per guest and hart count.
 const RECORDINGS: u64 = 4;
@@ -495,46 +495,6 @@ fn the_crew_strategy_refuses_a_disk_clearly() {
     );
 }
 
-/// Rewrites `trace` into `out`, letting `tamper` change one entry (it gets
-/// the sequence number and the per-hart sequence number of each hart's last
-/// entry so far, and returns true once it has changed something).
-fn rewrite_trace(
-    trace: &Path,
-    out: &Path,
-    mut tamper: impl FnMut(u64, &mut samsara_trace::ChunkRecord, &[u64]) -> bool,
-) -> bool {
-    use samsara_trace::{Block, Entry, TraceReader, TraceWriter};
-    let mut reader = TraceReader::open(trace).expect("reading the recorded trace");
-    let writer = TraceWriter::create(out, reader.header()).expect("creating a trace");
-    let mut last = vec![0u64; 64];
-    let mut done = false;
-    while let Some(block) = reader.next_block().expect("reading the recorded trace") {
-        match block {
-            Block::Entries {
-                first_seq,
-                mut entries,
-                ..
-            } => {
-                for (i, entry) in entries.iter_mut().enumerate() {
-                    let seq = first_seq + i as u64;
-                    if let Entry::Chunk(c) = entry {
-                        if !done {
-                            done = tamper(seq, c, &last);
-                        }
-                        last[usize::from(c.hart)] = seq;
-                    }
-                }
-                writer.send(first_seq, entries).expect("writing");
-            }
-            Block::Footer(f) => {
-                writer.finish(Some(*f)).expect("finishing");
-                break;
-            }
-        }
-    }
-    done
-}
-
 /// A crew trace whose waits could never be satisfied — a device access
 /// ordered after an entry that is no device access, an ordering edge to a
 /// hart with no entry there — is refused when replay reaches it, with the
@@ -560,14 +520,19 @@ fn a_crew_trace_with_impossible_waits_is_refused_not_waited_on() {
     // A device access that names the entry before it (not a device access).
     let device = dir.join("device.trace");
     let mut device_seq = 0;
-    assert!(rewrite_trace(&trace, &device, |seq, c, _| {
-        if c.reason == Truncation::DeviceOp && c.back > 1 && seq > 100 {
-            c.back = 1;
-            device_seq = seq;
-            return true;
+    assert!(rewrite_trace(
+        &trace,
+        &device,
+        |_| {},
+        |seq, c, _| {
+            if c.reason == Truncation::DeviceOp && c.back > 1 && seq > 100 {
+                c.back = 1;
+                device_seq = seq;
+                return true;
+            }
+            false
         }
-        false
-    }));
+    ));
     let run = samsara([OsString::from("replay"), device.into()]);
     run.assert_no_panic().assert_code(2);
     assert!(
@@ -580,19 +545,24 @@ fn a_crew_trace_with_impossible_waits_is_refused_not_waited_on() {
     // An edge to a hart at an entry that hart does not reach before this one.
     let edge = dir.join("edge.trace");
     let mut edge_seq = 0;
-    assert!(rewrite_trace(&trace, &edge, |seq, c, last| {
-        for e in &mut c.events {
-            if let Event::After { hart, back, .. } = e
-                && seq > 100
-                && last[usize::from(*hart)] + 1 < seq
-            {
-                *back = seq - (last[usize::from(*hart)] + 1);
-                edge_seq = seq;
-                return true;
+    assert!(rewrite_trace(
+        &trace,
+        &edge,
+        |_| {},
+        |seq, c, last| {
+            for e in &mut c.events {
+                if let Event::After { hart, back, .. } = e
+                    && seq > 100
+                    && last[usize::from(*hart)] + 1 < seq
+                {
+                    *back = seq - (last[usize::from(*hart)] + 1);
+                    edge_seq = seq;
+                    return true;
+                }
             }
+            false
         }
-        false
-    }));
+    ));
     let run = samsara([OsString::from("replay"), edge.into()]);
     run.assert_no_panic().assert_code(2);
     assert!(

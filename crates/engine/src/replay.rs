@@ -111,18 +111,10 @@ struct Shared<'a> {
 
 impl Shared<'_> {
     /// CREW: waits until the entry's ordering edges (and, for a device
-    /// access, every earlier device access) are satisfied. `Err` describes
-    /// an edge the trace cannot have meant; `Ok(false)`: replay aborted.
+    /// access, every earlier device access) are satisfied; the dispatcher
+    /// has checked they can be ([`CrewOrder::admit`]). `Err` describes an
+    /// edge the trace cannot have meant; `Ok(false)`: replay aborted.
     fn wait_edges(&self, seq: u64, record: &ChunkRecord) -> Result<bool, String> {
-        for e in &record.events {
-            if let Event::After { hart, back, .. } = *e
-                && (usize::from(hart) >= self.done.len() || back == 0 || back >= seq)
-            {
-                return Err(format!(
-                    "ordering edge to hart {hart}, {back} entries back, is impossible here"
-                ));
-            }
-        }
         let ready = |s: &Self| {
             let edges = record.events.iter().all(|e| match *e {
                 Event::After { hart, back, .. } => {

@@ -370,3 +370,47 @@ pub fn note(msg: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr().lock(), "{msg}");
 }
+
+/// Copies the trace at `trace` to `out`, block by block, after `header`
+/// has edited its header; `tamper` sees each chunk entry (its sequence
+/// number, and per hart the sequence number of its last entry so far) until
+/// it returns true, i.e. has changed one. Returns whether it did.
+pub fn rewrite_trace(
+    trace: &Path,
+    out: &Path,
+    header: impl FnOnce(&mut samsara_trace::TraceHeader),
+    mut tamper: impl FnMut(u64, &mut samsara_trace::ChunkRecord, &[u64]) -> bool,
+) -> bool {
+    use samsara_trace::{Block, Entry, TraceReader, TraceWriter};
+    let mut reader = TraceReader::open(trace).expect("reading the trace to rewrite");
+    let mut edited = reader.header().clone();
+    header(&mut edited);
+    let writer = TraceWriter::create(out, &edited).expect("creating a trace");
+    let mut last = vec![0u64; 256];
+    let mut done = false;
+    while let Some(block) = reader.next_block().expect("reading the trace to rewrite") {
+        match block {
+            Block::Entries {
+                first_seq,
+                mut entries,
+                ..
+            } => {
+                for (i, entry) in entries.iter_mut().enumerate() {
+                    let seq = first_seq + i as u64;
+                    if let Entry::Chunk(c) = entry {
+                        if !done {
+                            done = tamper(seq, c, &last);
+                        }
+                        last[usize::from(c.hart)] = seq;
+                    }
+                }
+                writer.send(first_seq, entries).expect("writing");
+            }
+            Block::Footer(f) => {
+                writer.finish(Some(*f)).expect("finishing");
+                break;
+            }
+        }
+    }
+    done
+}
