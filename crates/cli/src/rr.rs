@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Args;
 use samsara_engine::guest::FileOverrides;
 use samsara_engine::inspect::{TraceSummary, inspect};
-use samsara_engine::record::{DEFAULT_CHUNK_SIZE, RecordConfig, RecordOutcome, Strategy, record};
+use samsara_engine::record::{RecordConfig, RecordOutcome, Strategy, record};
 use samsara_engine::replay::{ReplayConfig, ReplayOutcome, replay};
 use samsara_trace::{RecordedExit, STREAM_COMMIT, STREAM_NAMES, STREAMS};
 
@@ -20,9 +20,11 @@ pub(crate) struct RecordArgs {
     /// Trace file to write.
     #[arg(short, long, default_value = "samsara.trace")]
     pub output: PathBuf,
-    /// Chunk size limit in instructions.
-    #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE, value_parser = clap::value_parser!(u64).range(1..))]
-    pub chunk_size: u64,
+    /// Chunk size limit in instructions (chunks start at 100000 and grow
+    /// to it while they do not conflict); with `--strategy serial`, the
+    /// round-robin quantum [default: 1000000; serial: 100000].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub chunk_size: Option<u64>,
     /// Store verification digests for every Nth chunk of each hart, so that
     /// replay reports a divergence at the first chunk that differs (0: never).
     #[arg(long, default_value_t = 0)]
@@ -113,19 +115,20 @@ pub(crate) fn record_command(args: &RecordArgs) -> Result<ExitCode> {
     let stop = install_ctrl_c()?;
     let m = &args.machine;
     let guest = m.guest()?;
+    let strategy = match args.strategy.as_str() {
+        "serial" => Strategy::Serial,
+        "crew" => Strategy::Crew,
+        _ => Strategy::Chunk,
+    };
     let config = RecordConfig {
-        strategy: match args.strategy.as_str() {
-            "serial" => Strategy::Serial,
-            "crew" => Strategy::Crew,
-            _ => Strategy::Chunk,
-        },
+        strategy,
         ram_size: m.ram_size(&guest),
         guest,
         trace: args.output.clone(),
         harts: m.harts,
         disk: m.disk.clone(),
         disk_readonly: m.disk_readonly,
-        chunk_size: args.chunk_size,
+        chunk_size: args.chunk_size.unwrap_or(strategy.default_chunk_size()),
         max_instructions: m.max_instructions,
         timeout: m.timeout()?,
         check_every: args.check_every,

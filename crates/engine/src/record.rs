@@ -38,9 +38,15 @@ use crate::sequencer::Watermark;
 use crate::table::{ChunkSets, page_hash, shared_words, write_back};
 use crate::{BATCH, EngineError};
 
-/// Default chunk size limit, in instructions (see BENCHMARKS.md for the
-/// measurement behind it).
-pub const DEFAULT_CHUNK_SIZE: u64 = 100_000;
+/// Default chunk size limit, in instructions: chunks reach it only where
+/// harts do not conflict (see `RESTART_CHUNK_SIZE`; BENCHMARKS.md has the
+/// measurements behind both).
+pub const DEFAULT_CHUNK_SIZE: u64 = 1_000_000;
+/// Default quantum of the serial strategy, in instructions.
+pub const DEFAULT_SERIAL_QUANTUM: u64 = 100_000;
+/// A hart's chunks start at this size (or the limit, if smaller) and come
+/// back to it after a squash; clean chunks double it up to the limit.
+const RESTART_CHUNK_SIZE: u64 = 100_000;
 /// Below this size a repeatedly squashed chunk runs exclusively.
 const MIN_CHUNK_SIZE: u64 = 2_000;
 /// Squashes in a row after which a chunk runs exclusively.
@@ -74,6 +80,15 @@ pub enum Strategy {
 }
 
 impl Strategy {
+    /// The default `chunk_size`: the chunk size limit, or the serial
+    /// strategy's quantum.
+    pub fn default_chunk_size(self) -> u64 {
+        match self {
+            Strategy::Serial => DEFAULT_SERIAL_QUANTUM,
+            Strategy::Chunk | Strategy::Crew => DEFAULT_CHUNK_SIZE,
+        }
+    }
+
     /// The name written in the trace header.
     pub fn name(self) -> &'static str {
         match self {
@@ -101,7 +116,7 @@ pub struct RecordConfig {
     pub disk: Option<PathBuf>,
     /// Attach the disk read-only (guest writes fail with an I/O error).
     pub disk_readonly: bool,
-    /// Chunk size limit in instructions.
+    /// Chunk size limit in instructions (serial strategy: the quantum).
     pub chunk_size: u64,
     /// Stop each hart after this many instructions.
     pub max_instructions: Option<u64>,
@@ -170,6 +185,9 @@ pub(crate) struct Recorder {
     squashed_steps: AtomicU64,
     exclusive: AtomicU64,
     dma: AtomicU64,
+    /// Sequence number of the newest write set in the history: a running
+    /// chunk checks for conflicts early only when it moved.
+    newest_published: AtomicU64,
     /// Count of committed entries that wrote memory, bumped after their
     /// write-back: what a spinning hart waits for.
     writes: Mutex<u64>,
@@ -203,9 +221,20 @@ impl Recorder {
             squashed_steps: AtomicU64::new(0),
             exclusive: AtomicU64::new(0),
             dma: AtomicU64::new(0),
+            newest_published: AtomicU64::new(0),
             writes: Mutex::new(0),
             writes_cv: Condvar::new(),
         }
+    }
+
+    /// Publishes entry `seq`'s write set (under the commit lock), for the
+    /// conflict checks of chunks that started before it wrote back.
+    fn publish(&self, state: &mut CommitState, seq: u64, pages: Vec<u32>) {
+        if pages.is_empty() {
+            return;
+        }
+        state.history.push_back(Published { seq, pages });
+        self.newest_published.store(seq, Ordering::Release);
     }
 
     /// An entry that wrote memory has written back: wake spinning harts.
@@ -615,14 +644,15 @@ impl<'a> HartRecorder<'a> {
     }
 
     fn run(&mut self, limit_hit: &AtomicBool) {
-        let mut size = self.chunk_size;
+        let mut size = self.chunk_size.min(RESTART_CHUNK_SIZE);
         let mut squashes_in_row = 0u32;
         while !self.halted() {
             if self.hart.steps().0 >= self.limit {
                 limit_hit.store(true, Ordering::SeqCst);
                 break;
             }
-            let exclusive = squashes_in_row >= EXCLUSIVE_AFTER_SQUASHES || size < MIN_CHUNK_SIZE;
+            let exclusive = squashes_in_row >= EXCLUSIVE_AFTER_SQUASHES
+                || (squashes_in_row > 0 && size < MIN_CHUNK_SIZE);
             let mut budget = size.min(self.limit - self.hart.steps().0);
             if let Some(p) = &mut self.perturb {
                 p.maybe_delay();
@@ -636,9 +666,19 @@ impl<'a> HartRecorder<'a> {
                     size = (size / 2).max(1);
                     continue;
                 }
+                // The size adapts to how often this hart's chunks conflict:
+                // a chunk that ran its full size without a squash doubles it
+                // (up to the limit), so where harts share little chunks are
+                // long and the log short; a retry is half as long as the
+                // squashed attempt, and once it commits the next chunk
+                // starts again at the restart size.
                 Attempt::Committed => {
+                    if squashes_in_row > 0 {
+                        size = self.chunk_size.min(RESTART_CHUNK_SIZE);
+                    } else if reason == Truncation::SizeLimit {
+                        size = size.saturating_mul(2).min(self.chunk_size);
+                    }
                     squashes_in_row = 0;
-                    size = self.chunk_size;
                 }
             }
             match reason {
@@ -702,6 +742,12 @@ impl<'a> HartRecorder<'a> {
         // comes back to it unchanged is spinning on stale memory, while one
         // that changed (a counted delay loop) is making progress.
         let mut last_pause: Option<(u64, [u64; 32])> = None;
+        // Entries up to this one were written back before a check found no
+        // conflict with them: pages touched before did not see their writes,
+        // pages touched later did, so the chunk is as if it had started after
+        // them (its `back` says so) and the final check can skip them.
+        let mut checked = start_wm;
+        let mut doomed = false;
         loop {
             let done = self.hart.steps().0 - start_steps;
             if done >= budget {
@@ -740,6 +786,17 @@ impl<'a> HartRecorder<'a> {
                 reason = Truncation::Interrupt;
                 break;
             }
+            // A chunk that already touched a page someone committed since it
+            // started will be squashed: stop now rather than run it out.
+            if !exclusive && rec.newest_published.load(Ordering::Acquire) > checked {
+                let state = rec.commit.lock();
+                let written_back = rec.wm.get();
+                doomed = self.conflicts(&state, checked);
+                checked = checked.max(written_back.min(state.next_seq - 1));
+                if doomed {
+                    break;
+                }
+            }
             // Delays go between batches, not after every `pause` of a
             // delay loop (thousands per chunk).
             if let Some(p) = self.perturb.as_mut().filter(|_| batch_ended) {
@@ -755,12 +812,7 @@ impl<'a> HartRecorder<'a> {
 
         // Phase 1: conflict check, sequence number, publication.
         let mut state = rec.commit.lock();
-        let conflict = state.history.iter().filter(|p| p.seq > start_wm).any(|p| {
-            p.pages
-                .iter()
-                .any(|&pg| self.bus.table.touched(pg as usize))
-        });
-        if conflict {
+        if doomed || self.conflicts(&state, checked) {
             drop(state);
             self.bus.table.reset(&self.sets);
             self.hart.restore(&snapshot);
@@ -770,12 +822,7 @@ impl<'a> HartRecorder<'a> {
         }
         let seq = state.next_seq;
         state.next_seq += 1;
-        if !self.sets.dirty.is_empty() {
-            state.history.push_back(Published {
-                seq,
-                pages: self.sets.dirty.clone(),
-            });
-        }
+        rec.publish(&mut state, seq, self.sets.dirty.clone());
         state.reasons[reason as usize] += 1;
         if exclusive && !self.serial {
             rec.exclusive.fetch_add(1, Ordering::Relaxed);
@@ -784,7 +831,9 @@ impl<'a> HartRecorder<'a> {
         let entry = ChunkRecord {
             hart: self.id as u8,
             steps,
-            back: seq - start_wm,
+            // It saw the writes of every entry up to `checked`, and none of
+            // a later one: replay starts it once those have written back.
+            back: seq - checked,
             reason,
             exclusive,
             events: std::mem::take(&mut self.bus.events),
@@ -799,6 +848,16 @@ impl<'a> HartRecorder<'a> {
         // Phase 3: retire.
         self.write_back_and_retire(seq);
         (Attempt::Committed, reason)
+    }
+
+    /// Whether a write set published after entry `after` touches a page
+    /// this chunk has touched (the commit lock held).
+    fn conflicts(&self, state: &CommitState, after: u64) -> bool {
+        state.history.iter().filter(|p| p.seq > after).any(|p| {
+            p.pages
+                .iter()
+                .any(|&pg| self.bus.table.touched(pg as usize))
+        })
     }
 
     /// Commit phases 2 and 3 of entry `seq`: private pages to shared RAM,
@@ -885,12 +944,7 @@ impl<'a> HartRecorder<'a> {
         let steps = self.hart.steps().0 - start_steps;
         self.bus.table.walk(&mut self.sets);
         let check = self.make_check();
-        if !self.sets.dirty.is_empty() {
-            state.history.push_back(Published {
-                seq,
-                pages: self.sets.dirty.clone(),
-            });
-        }
+        rec.publish(&mut state, seq, self.sets.dirty.clone());
         state.reasons[Truncation::DeviceOp as usize] += 1;
         self.logged_lines = self.bus.lines;
         let entry = ChunkRecord {
@@ -993,9 +1047,7 @@ impl CompletionSink for DmaSequencer {
         }
         pages.sort_unstable();
         pages.dedup();
-        if !pages.is_empty() {
-            state.history.push_back(Published { seq, pages });
-        }
+        rec.publish(&mut state, seq, pages);
         rec.dma.fetch_add(1, Ordering::Relaxed);
         rec.log(&mut state, Entry::Dma(DmaRecord { writes }));
         rec.wm.retire(seq);
