@@ -1,7 +1,8 @@
 //! `samsara bench --suite linux` (issue 7): the Linux that
 //! scripts/setup-linux.sh prepared, booted to power-off at each hart count
 //! with each workload, three ways in one invocation: `samsara run`,
-//! `samsara record` (then `samsara inspect --json` of its trace), and
+//! `samsara record` (then `samsara inspect --json` of its trace and a
+//! `samsara replay` of it, which must verify), and
 //! `qemu-system-riscv64 -M virt` on the very same firmware, kernel, initrd
 //! and command line (MTTCG). Workloads: `boot` (/init's default: one
 //! process per CPU hashing 1 MiB) or a PARSEC-like program's name, which
@@ -15,7 +16,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use super::rr::Options;
+use super::rr::{Options, parse_replay_wall};
 use super::{
     Bench, Cell, ProcessRun, Report, Size, Summary, Table, Target, busy_note, median, run_process,
 };
@@ -89,6 +90,8 @@ struct TraceFigures {
     device_reads: u64,
     dma_bytes: u64,
     spin_ended: u64,
+    /// Wall time of the verified parallel replay of the trace.
+    replay_wall: f64,
 }
 
 impl TraceFigures {
@@ -113,6 +116,7 @@ impl TraceFigures {
             device_reads: num(&json["events"]["device-read"]),
             dma_bytes: num(&json["dma"]["bytes"]),
             spin_ended: num(&json["truncation_reasons"]["spin"]),
+            replay_wall: f64::NAN,
         })
     }
 }
@@ -212,8 +216,24 @@ impl Suite<'_> {
         let inspected = run_process(cmd, self.bench.timeout)?;
         let json: serde_json::Value = serde_json::from_slice(&inspected.stdout)
             .with_context(|| format!("{}: output is not JSON", inspected.what))?;
+        let mut figures = TraceFigures::parse(&json)?;
+        // Replay reloads the firmware, kernel and initrd from the paths in
+        // the trace, and needs no disk: its bytes are in the log.
+        let mut cmd = Command::new(&self.bench.samsara);
+        cmd.arg("replay").arg(&trace);
+        let replayed = run_process(cmd, self.bench.timeout)?;
         let _ = std::fs::remove_file(&trace);
-        TraceFigures::parse(&json)
+        if !replayed.status.success() || !replayed.stderr.contains("VERIFIED") {
+            bail!(
+                "{} did not print VERIFIED ({}): {}",
+                replayed.what,
+                replayed.status,
+                last_lines(&replayed.stderr, 6)
+            );
+        }
+        figures.replay_wall = parse_replay_wall(&replayed.stderr)
+            .with_context(|| format!("{}: no replay summary line", replayed.what))?;
+        Ok(figures)
     }
 
     fn qemu(
@@ -298,8 +318,8 @@ pub(super) fn linux_suite(bench: &Bench, options: &Options) -> Result<Report> {
                 Ok(t) => {
                     let _ = write!(
                         line,
-                        ", record {:.1} s, {} trace bytes",
-                        t.wall, t.file_bytes
+                        ", record {:.1} s, {} trace bytes, replay {:.1} s VERIFIED",
+                        t.wall, t.file_bytes, t.replay_wall
                     );
                     row.records.push(t);
                 }
@@ -320,7 +340,7 @@ pub(super) fn linux_suite(bench: &Bench, options: &Options) -> Result<Report> {
     let _ = std::fs::remove_dir_all(&suite.scratch);
 
     let mut times = Table::new(
-        "Linux boot to power-off: run, record, QEMU (medians)",
+        "Linux boot to power-off: run, record, replay, QEMU (medians)",
         &[
             ("workload", "workload"),
             ("harts", "harts"),
@@ -329,6 +349,8 @@ pub(super) fn linux_suite(bench: &Bench, options: &Options) -> Result<Report> {
             ("run_s", "run s"),
             ("record_s", "record s"),
             ("record_over_run", "record/run"),
+            ("replay_s", "replay s"),
+            ("replay_over_record", "replay/record"),
             ("run_process_s", "run process s"),
             ("qemu_process_s", "QEMU process s"),
             ("run_over_qemu", "run process/QEMU"),
@@ -362,6 +384,7 @@ pub(super) fn linux_suite(bench: &Bench, options: &Options) -> Result<Report> {
         let run_proc = med(row.runs.iter().map(|(_, r)| r.wall.as_secs_f64()).collect());
         let instructions = med(row.runs.iter().map(|(s, _)| s.total as f64).collect());
         let rec_s = med(row.records.iter().map(|t| t.wall).collect());
+        let replay_s = med(row.records.iter().map(|t| t.replay_wall).collect());
         let rec_instructions = med(row.records.iter().map(|t| t.instructions as f64).collect());
         let qemu_s = med(row.qemu.iter().map(|q| q.wall.as_secs_f64()).collect());
         let bytes = med(row.records.iter().map(|t| t.file_bytes as f64).collect());
@@ -391,6 +414,8 @@ pub(super) fn linux_suite(bench: &Bench, options: &Options) -> Result<Report> {
             num(run_s, 2),
             num(rec_s, 2),
             num(ratio, 2),
+            num(replay_s, 2),
+            num(replay_s.zip(rec_s).map(|(p, r)| p / r), 2),
             num(run_proc, 2),
             num(qemu_s, 2),
             num(run_proc.zip(qemu_s).map(|(a, b)| a / b), 2),
@@ -478,7 +503,7 @@ pub(super) fn linux_suite(bench: &Bench, options: &Options) -> Result<Report> {
         setup,
         tables: vec![times, log],
         notes: vec![
-            "run s and record s: samsara's own wall time from the first instruction to power-off (its summary line; for record, the trace footer). The guest's clock is the host's and Linux waits by it (timer sleeps, udelay loops that read time), so how many instructions a boot takes depends on the machine's speed: compare the two instruction columns. Process columns: spawn to exit, as QEMU has no inner timer (it includes loading the 31 MB kernel and, for samsara, the device tree and file digests). log bytes: the whole trace file (header, blocks, footer).".into(),
+            "run s and record s: samsara's own wall time from the first instruction to power-off (its summary line; for record, the trace footer). The guest's clock is the host's and Linux waits by it (timer sleeps, udelay loops that read time), so how many instructions a boot takes depends on the machine's speed: compare the two instruction columns. Process columns: spawn to exit, as QEMU has no inner timer (it includes loading the 31 MB kernel and, for samsara, the device tree and file digests). log bytes: the whole trace file (header, blocks, footer). replay s: the parallel replay of that recording (its summary line), which must print VERIFIED or the run counts as failed; a replay does not wait on the guest's clock (time reads come from the log), so it can beat the recording.".into(),
             "The log table comes from `samsara inspect --json` of each recording: stored (compressed) bytes per stream, event counts, and the share of entries that ended at a `pause` spin hint.".into(),
         ],
         targets,

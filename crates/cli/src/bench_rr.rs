@@ -778,7 +778,7 @@ impl<'a> Runner<'a> {
 }
 
 /// `samsara: replayed N entries in parallel: I instructions in S s (M MIPS)`.
-fn parse_replay_wall(stderr: &str) -> Option<f64> {
+pub(super) fn parse_replay_wall(stderr: &str) -> Option<f64> {
     stderr.lines().find_map(|l| {
         let rest = l.strip_prefix("samsara: replayed ")?;
         let (_, rest) = rest.split_once(" instructions in ")?;

@@ -742,11 +742,10 @@ impl<'a> HartRecorder<'a> {
         // comes back to it unchanged is spinning on stale memory, while one
         // that changed (a counted delay loop) is making progress.
         let mut last_pause: Option<(u64, [u64; 32])> = None;
-        // Entries up to this one were written back before a check found no
-        // conflict with them: pages touched before did not see their writes,
-        // pages touched later did, so the chunk is as if it had started after
-        // them (its `back` says so) and the final check can skip them.
-        let mut checked = start_wm;
+        // Early checks look only at write sets published since the last one
+        // (the final check looks at all since `start_wm`: pages touched
+        // after an early check may meet an entry it passed).
+        let mut scanned = start_wm;
         let mut doomed = false;
         loop {
             let done = self.hart.steps().0 - start_steps;
@@ -788,11 +787,10 @@ impl<'a> HartRecorder<'a> {
             }
             // A chunk that already touched a page someone committed since it
             // started will be squashed: stop now rather than run it out.
-            if !exclusive && rec.newest_published.load(Ordering::Acquire) > checked {
+            if !exclusive && rec.newest_published.load(Ordering::Acquire) > scanned {
                 let state = rec.commit.lock();
-                let written_back = rec.wm.get();
-                doomed = self.conflicts(&state, checked);
-                checked = checked.max(written_back.min(state.next_seq - 1));
+                doomed = self.conflicts(&state, scanned);
+                scanned = state.next_seq - 1;
                 if doomed {
                     break;
                 }
@@ -812,7 +810,7 @@ impl<'a> HartRecorder<'a> {
 
         // Phase 1: conflict check, sequence number, publication.
         let mut state = rec.commit.lock();
-        if doomed || self.conflicts(&state, checked) {
+        if doomed || self.conflicts(&state, start_wm) {
             drop(state);
             self.bus.table.reset(&self.sets);
             self.hart.restore(&snapshot);
@@ -831,9 +829,7 @@ impl<'a> HartRecorder<'a> {
         let entry = ChunkRecord {
             hart: self.id as u8,
             steps,
-            // It saw the writes of every entry up to `checked`, and none of
-            // a later one: replay starts it once those have written back.
-            back: seq - checked,
+            back: seq - start_wm,
             reason,
             exclusive,
             events: std::mem::take(&mut self.bus.events),
