@@ -90,6 +90,8 @@ struct TraceFigures {
     device_reads: u64,
     dma_bytes: u64,
     spin_ended: u64,
+    /// CREW: ordering edges (page transfers that made a hart wait).
+    edges: u64,
     /// Wall time of the verified parallel replay of the trace.
     replay_wall: f64,
 }
@@ -116,6 +118,7 @@ impl TraceFigures {
             device_reads: num(&json["events"]["device-read"]),
             dma_bytes: num(&json["dma"]["bytes"]),
             spin_ended: num(&json["truncation_reasons"]["spin"]),
+            edges: num(&json["events"]["ordering-edge"]),
             replay_wall: f64::NAN,
         })
     }
@@ -126,6 +129,8 @@ impl TraceFigures {
 struct Row {
     runs: Vec<(Summary, ProcessRun)>,
     records: Vec<TraceFigures>,
+    /// Recordings with `--strategy crew` (workloads without a disk).
+    crew: Vec<TraceFigures>,
     qemu: Vec<ProcessRun>,
 }
 
@@ -205,10 +210,11 @@ impl Suite<'_> {
         harts: u32,
         cmdline: &str,
         disk: bool,
+        strategy: &str,
     ) -> Result<TraceFigures> {
         let trace = self.scratch.join("linux.trace");
         let mut cmd = self.samsara("record", harts, cmdline, disk)?;
-        cmd.arg("-o").arg(&trace);
+        cmd.arg("--strategy").arg(strategy).arg("-o").arg(&trace);
         let run = run_process(cmd, self.bench.timeout)?;
         Self::check(&run, workload)?;
         let mut cmd = Command::new(&self.bench.samsara);
@@ -314,7 +320,7 @@ pub(super) fn linux_suite(bench: &Bench, options: &Options) -> Result<Report> {
                 }
                 Err(e) => failures.push(format!("{e:#}")),
             }
-            match suite.record(workload, *harts, &cmdline, disk) {
+            match suite.record(workload, *harts, &cmdline, disk, "chunk") {
                 Ok(t) => {
                     let _ = write!(
                         line,
@@ -324,6 +330,21 @@ pub(super) fn linux_suite(bench: &Bench, options: &Options) -> Result<Report> {
                     row.records.push(t);
                 }
                 Err(e) => failures.push(format!("{e:#}")),
+            }
+            // The CREW baseline (SMP-ReVirt's scheme) on the same boot; it
+            // does not record DMA, so not with a disk.
+            if !disk && *harts > 1 {
+                match suite.record(workload, *harts, &cmdline, disk, "crew") {
+                    Ok(t) => {
+                        let _ = write!(
+                            line,
+                            ", crew record {:.1} s, {} trace bytes, replay VERIFIED",
+                            t.wall, t.file_bytes
+                        );
+                        row.crew.push(t);
+                    }
+                    Err(e) => failures.push(format!("{e:#}")),
+                }
             }
             if let Some(qemu) = &bench.qemu {
                 match suite.qemu(qemu, workload, *harts, &cmdline, disk) {
@@ -376,6 +397,22 @@ pub(super) fn linux_suite(bench: &Bench, options: &Options) -> Result<Report> {
             ("dma_bytes", "DMA bytes"),
         ],
     );
+    let mut crew = Table::new(
+        "Linux under the CREW baseline beside the chunk recording (medians)",
+        &[
+            ("workload", "workload"),
+            ("harts", "harts"),
+            ("crew_record_s", "crew record s"),
+            ("crew_over_run", "crew record/run"),
+            ("crew_replay_s", "crew replay s"),
+            ("crew_edges", "ordering edges"),
+            ("crew_trace_bytes", "crew trace bytes"),
+            ("crew_log_bytes_per_s", "crew log bytes/s"),
+            ("crew_log_bytes_per_minstr", "crew log bytes/M instr"),
+            ("chunk_log_bytes_per_s", "chunk log bytes/s"),
+            ("crew_over_chunk_rate", "crew/chunk log rate"),
+        ],
+    );
     let mut targets = Vec::new();
     let med = |v: Vec<f64>| (!v.is_empty()).then(|| median(&v));
     let num = |v: Option<f64>, d: usize| v.map_or(Cell::Missing, |x| Cell::num(x, d));
@@ -424,6 +461,27 @@ pub(super) fn linux_suite(bench: &Bench, options: &Options) -> Result<Report> {
             num(per_m, 1),
             num(busy.map(|b| b * 100.0), 0),
         ]);
+        if !row.crew.is_empty() {
+            let c = |f: &dyn Fn(&TraceFigures) -> f64| med(row.crew.iter().map(f).collect());
+            let crew_s = c(&|t| t.wall);
+            let crew_rate = c(&|t| t.file_bytes as f64 / t.wall.max(1e-9));
+            crew.push(vec![
+                Cell::Text(workload.clone()),
+                Cell::Int(u64::from(*harts)),
+                num(crew_s, 2),
+                num(crew_s.zip(run_s).map(|(c, r)| c / r), 2),
+                num(c(&|t| t.replay_wall), 2),
+                num(c(&|t| t.edges as f64), 0),
+                num(c(&|t| t.file_bytes as f64), 0),
+                num(crew_rate, 0),
+                num(
+                    c(&|t| t.file_bytes as f64 * 1e6 / t.instructions.max(1) as f64),
+                    1,
+                ),
+                num(rate, 0),
+                num(crew_rate.zip(rate).map(|(c, r)| c / r), 2),
+            ]);
+        }
         let m = |f: &dyn Fn(&TraceFigures) -> f64| med(row.records.iter().map(f).collect());
         let share = |i: usize| {
             m(&|t: &TraceFigures| {
@@ -501,10 +559,15 @@ pub(super) fn linux_suite(bench: &Bench, options: &Options) -> Result<Report> {
         suite: "linux",
         repeats: bench.repeats,
         setup,
-        tables: vec![times, log],
+        tables: if crew.rows.is_empty() {
+            vec![times, log]
+        } else {
+            vec![times, log, crew]
+        },
         notes: vec![
             "run s and record s: samsara's own wall time from the first instruction to power-off (its summary line; for record, the trace footer). The guest's clock is the host's and Linux waits by it (timer sleeps, udelay loops that read time), so how many instructions a boot takes depends on the machine's speed: compare the two instruction columns. Process columns: spawn to exit, as QEMU has no inner timer (it includes loading the 31 MB kernel and, for samsara, the device tree and file digests). log bytes: the whole trace file (header, blocks, footer). replay s: the parallel replay of that recording (its summary line), which must print VERIFIED or the run counts as failed; a replay does not wait on the guest's clock (time reads come from the log), so it can beat the recording.".into(),
             "The log table comes from `samsara inspect --json` of each recording: stored (compressed) bytes per stream, event counts, and the share of entries that ended at a `pause` spin hint.".into(),
+            "CREW table: `samsara record --strategy crew` of the same boot at 2 harts and more (SMP-ReVirt's page ownership, issue 5's baseline; not with a disk, whose DMA it does not record), each recording replayed and verified. ordering edges: page transfers that made a hart wait (`inspect`). crew/chunk log rate: its log bytes per second over the chunk recording's.".into(),
         ],
         targets,
         failures,

@@ -454,3 +454,53 @@ fn a_linux_recording_ending_in_a_panic_timeout_or_instruction_limit_replays() {
     }
     let _ = std::fs::remove_dir_all(&work);
 }
+
+/// The CREW baseline records a paging guest: Linux at 2 harts, perturbed,
+/// with page-table walks that need page rights and refused attempts that
+/// set A/D bits first. Replay repeats each refused attempt and verifies.
+#[test]
+fn linux_records_under_the_crew_baseline_and_replays() {
+    let work = scratch_dir("linux-crew");
+    let trace = work.join("crew.trace");
+    let rec = samsara_linux(
+        &[
+            "record".as_ref(),
+            "--linux".as_ref(),
+            "--harts".as_ref(),
+            "2".as_ref(),
+            "--strategy".as_ref(),
+            "crew".as_ref(),
+            "--perturb".as_ref(),
+            "7".as_ref(),
+            "--check-every".as_ref(),
+            "500".as_ref(),
+            "--timeout".as_ref(),
+            SAMSARA_TIMEOUT_SECS.as_ref(),
+            "-o".as_ref(),
+            trace.as_os_str(),
+        ],
+        None,
+    );
+    assert_eq!(rec.code(), Some(0), "{}", rec.stderr);
+    rec.assert_no_panic();
+    assert!(
+        rec.stderr.contains("recorded 2 harts: guest powered off"),
+        "{}",
+        rec.stderr
+    );
+    assert!(
+        rec.stdout_str().contains("samsara-init: workload done"),
+        "{}",
+        rec.stdout_str()
+    );
+    // Refused attempts were logged with their page (the kernel shares its
+    // data between the harts, so pages change hands all the time).
+    let inspect = samsara_linux(&["inspect".as_ref(), trace.as_os_str()], None);
+    assert!(
+        inspect.stdout_str().contains("refused-page"),
+        "{}",
+        inspect.stdout_str()
+    );
+    assert_replays(&trace, &rec);
+    let _ = std::fs::remove_dir_all(&work);
+}

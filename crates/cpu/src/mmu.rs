@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering};
 
 use samsara_types::GuestPhysAddr;
 
-use crate::bus::{AccessKind, Bus, MmioError};
+use crate::bus::{AccessKind, Bus, MmioError, PageGrant};
 use crate::csr::{mstatus, satp};
 use crate::hart::{ExecError, Hart};
 use crate::pmp::{self, PmpAccess};
@@ -221,7 +221,7 @@ impl Hart {
         vaddr: u64,
         access: Access,
         privilege: Privilege,
-    ) -> Result<u64, Exception> {
+    ) -> Result<u64, ExecError> {
         let satp_value = self.state.csr.satp;
         let levels = match satp_value >> 60 {
             satp::SV39 => 3,
@@ -235,7 +235,7 @@ impl Hart {
         let va_bits = 12 + 9 * levels;
         let shift = 64 - va_bits;
         if (((vaddr << shift) as i64) >> shift) as u64 != vaddr {
-            return Err(access.page_fault(vaddr));
+            return Err(access.page_fault(vaddr).into());
         }
         let mstatus_value = self.state.csr.mstatus;
         'walk: loop {
@@ -244,19 +244,17 @@ impl Hart {
             loop {
                 let index = (vaddr >> (12 + 9 * level)) & 0x1ff;
                 let pte_addr = table.wrapping_add(index * 8);
-                let pte = self
-                    .read_pte(bus, pte_addr)
-                    .ok_or(access.access_fault(vaddr))?;
+                let pte = self.read_pte(bus, pte_addr, access, vaddr)?;
                 if pte & PTE_V == 0
                     || (pte & PTE_R == 0 && pte & PTE_W != 0)
                     || pte & PTE_RESERVED != 0
                 {
-                    return Err(access.page_fault(vaddr));
+                    return Err(access.page_fault(vaddr).into());
                 }
                 if pte & (PTE_R | PTE_X) == 0 {
                     // Pointer to the next level; A/D/U are reserved here.
                     if level == 0 || pte & (PTE_A | PTE_D | PTE_U) != 0 {
-                        return Err(access.page_fault(vaddr));
+                        return Err(access.page_fault(vaddr).into());
                     }
                     table = ((pte >> 10) & PTE_PPN_MASK) << 12;
                     level -= 1;
@@ -279,20 +277,18 @@ impl Hart {
                     Access::Store => pte & PTE_W != 0,
                 };
                 if !privilege_ok || !permission_ok {
-                    return Err(access.page_fault(vaddr));
+                    return Err(access.page_fault(vaddr).into());
                 }
                 let ppn = (pte >> 10) & PTE_PPN_MASK;
                 if level > 0 && ppn & ((1 << (9 * level)) - 1) != 0 {
                     // Misaligned superpage.
-                    return Err(access.page_fault(vaddr));
+                    return Err(access.page_fault(vaddr).into());
                 }
                 let needed = PTE_A | if access == Access::Store { PTE_D } else { 0 };
-                if pte & needed != needed {
-                    match self.update_pte(bus, pte_addr, pte, pte | needed) {
-                        None => return Err(access.access_fault(vaddr)),
-                        Some(false) => continue 'walk,
-                        Some(true) => {}
-                    }
+                if pte & needed != needed
+                    && !self.update_pte(bus, pte_addr, (pte, pte | needed), access, vaddr)?
+                {
+                    continue 'walk;
                 }
                 let offset_mask = (1u64 << (12 + 9 * level)) - 1;
                 return Ok(((ppn << 12) & !offset_mask) | (vaddr & offset_mask));
@@ -300,8 +296,16 @@ impl Hart {
         }
     }
 
-    /// Reads a PTE (an implicit S-mode access for PMP), `None` on access fault.
-    fn read_pte<B: Bus>(&mut self, bus: &mut B, pte_addr: u64) -> Option<u64> {
+    /// Reads a PTE (an implicit S-mode access for PMP) for `access` to
+    /// `vaddr`: an access fault if PMP or the bus refuse it, `Deferred` if
+    /// the bus refuses the page for now (CREW recording).
+    fn read_pte<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        pte_addr: u64,
+        access: Access,
+        vaddr: u64,
+    ) -> Result<u64, ExecError> {
         if !pmp::check(
             &self.state.csr,
             pte_addr,
@@ -309,27 +313,46 @@ impl Hart {
             PmpAccess::Read,
             Privilege::Supervisor,
         ) {
-            return None;
+            return Err(access.access_fault(vaddr).into());
         }
-        let grant = bus.ram_page(pte_addr >> 12, AccessKind::Read)?;
+        let grant = Self::pte_page(bus, pte_addr, AccessKind::Read, access, vaddr)?;
         if grant.remapped {
             self.tlb.flush();
         }
         let host = grant.host.as_ptr().expose_provenance() + (pte_addr & 0xfff) as usize;
         // SAFETY: freshly granted RAM page; pte_addr is 8-aligned (table base
         // is page-aligned, index * 8).
-        Some(unsafe { host_read(host, 8) })
+        Ok(unsafe { host_read(host, 8) })
     }
 
-    /// Sets A/D in a PTE with a compare-exchange on the PTE word. `None` on
-    /// access fault, `Some(false)` if the PTE changed under us (re-walk).
+    /// The page holding a PTE, from the bus: a page it refuses for now
+    /// defers the instruction (no effect yet), any other refusal is an
+    /// access fault.
+    fn pte_page<B: Bus>(
+        bus: &mut B,
+        pte_addr: u64,
+        kind: AccessKind,
+        access: Access,
+        vaddr: u64,
+    ) -> Result<PageGrant, ExecError> {
+        match bus.ram_page(pte_addr >> 12, kind) {
+            Some(grant) => Ok(grant),
+            None if bus.ram_refused() => Err(ExecError::Deferred),
+            None => Err(access.access_fault(vaddr).into()),
+        }
+    }
+
+    /// Sets A/D in a PTE with a compare-exchange on the PTE word, for
+    /// `access` to `vaddr` (errors as [`Hart::read_pte`]); `false` if the
+    /// PTE changed under us (re-walk).
     fn update_pte<B: Bus>(
         &mut self,
         bus: &mut B,
         pte_addr: u64,
-        old: u64,
-        new: u64,
-    ) -> Option<bool> {
+        (old, new): (u64, u64),
+        access: Access,
+        vaddr: u64,
+    ) -> Result<bool, ExecError> {
         if !pmp::check(
             &self.state.csr,
             pte_addr,
@@ -337,9 +360,9 @@ impl Hart {
             PmpAccess::Write,
             Privilege::Supervisor,
         ) {
-            return None;
+            return Err(access.access_fault(vaddr).into());
         }
-        let grant = bus.ram_page(pte_addr >> 12, AccessKind::Write)?;
+        let grant = Self::pte_page(bus, pte_addr, AccessKind::Write, access, vaddr)?;
         if grant.remapped {
             self.tlb.flush();
         }
@@ -348,10 +371,9 @@ impl Hart {
         // SAFETY: freshly granted (for Write) RAM page, 8-aligned address;
         // concurrent accesses to guest RAM are all atomic.
         let word = unsafe { AtomicU64::from_ptr(p) };
-        Some(
-            word.compare_exchange(old, new, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok(),
-        )
+        Ok(word
+            .compare_exchange(old, new, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok())
     }
 
     /// Fetches the 16-bit parcel at `vaddr`; the flag says whether it came

@@ -8,7 +8,7 @@ use common::asm::*;
 use common::prog::{End, Prog, records};
 use common::pte::*;
 use common::{PageTable, RAM_BASE, TestBus, Vm};
-use samsara_cpu::{HartState, Privilege};
+use samsara_cpu::{HartState, Privilege, StopReason};
 
 /// Page tables are allocated from here.
 const PT_AREA: u64 = RAM_BASE + 0x10_0000;
@@ -155,6 +155,45 @@ fn hardware_sets_accessed_and_dirty() {
     assert_eq!(vm2.bus.read_u64(ptes[4]) & 0xff, V | R | W | A | D);
     // The PPN is left alone.
     assert_eq!(vm2.bus.read_u64(ptes[4]) >> 10, (PA_DATA + 0x4000) >> 12);
+}
+
+/// A bus may refuse a page-table page for now (CREW recording): the walk
+/// then defers the instruction — no step, no fault, no A/D bits — and runs
+/// it in full once the page is granted.
+#[test]
+fn a_page_table_page_refused_for_now_defers_the_instruction() {
+    let prog = Prog::new(|a| {
+        a.li(S0, VA).w(sd(ZERO, S0, 0));
+        a.label("back");
+    });
+    let mut leaf = 0;
+    let mut vm = paged_vm(
+        &prog,
+        Privilege::Supervisor,
+        3,
+        |bus, pt| leaf = pt.map(bus, VA, PA_DATA, 0, V | R | W),
+        |_| {},
+    );
+    let store = prog.addr("back") - 4;
+    vm.run_to(store, 100);
+    let steps = vm.hart.steps().0;
+    // The leaf's page may be read but not written: setting A/D is refused.
+    vm.bus.refuse = vec![(leaf >> 12, true)];
+    assert_eq!(vm.hart.run(&mut vm.bus, 1), StopReason::DeviceAccess);
+    assert_eq!((vm.hart.pc(), vm.hart.steps().0), (store, steps));
+    assert_eq!(
+        vm.bus.read_u64(leaf) & (A | D),
+        0,
+        "no A/D behind a refusal"
+    );
+    // The root table page refused for any access: deferred as well.
+    let root = vm.hart.state().csr.satp << 12;
+    vm.bus.refuse = vec![(root >> 12, false)];
+    assert_eq!(vm.hart.run(&mut vm.bus, 1), StopReason::DeviceAccess);
+    assert_eq!((vm.hart.pc(), vm.hart.steps().0), (store, steps));
+    vm.bus.refuse.clear();
+    vm.run_to(prog.addr("back"), 10);
+    assert_eq!(vm.bus.read_u64(leaf) & (A | D), A | D);
 }
 
 #[test]

@@ -49,6 +49,10 @@ pub(crate) struct ChunkBus<'a> {
     /// CREW recording: the RAM page (index) and access (write?) the last
     /// `ram_page` call refused; the instruction was deferred.
     pub crew_pending: Option<(usize, bool)>,
+    /// CREW replay: the page (index) to refuse, for writes only (`true`) or
+    /// for any access, while the hart repeats an attempt the recording
+    /// refused (see `Event::Refused`).
+    pub refuse: Option<(usize, bool)>,
     /// Give the host CPU away at every `pause` (CREW record and replay).
     pub yield_on_pause: bool,
 }
@@ -73,6 +77,7 @@ impl<'a> ChunkBus<'a> {
             divergence: None,
             crew: None,
             crew_pending: None,
+            refuse: None,
             yield_on_pause: false,
         }
     }
@@ -122,6 +127,13 @@ impl Bus for ChunkBus<'_> {
         match self.ram_index(page) {
             Some(idx) if Some(page) != self.htif_page => {
                 let shared = self.board.ram.host_page(page)?;
+                if let Some((refused, writes_only)) = self.refuse
+                    && refused == idx
+                    && (!writes_only || kind == AccessKind::Write)
+                {
+                    self.crew_pending = Some((idx, kind == AccessKind::Write));
+                    return None;
+                }
                 if let Some(own) = self.crew {
                     let write = kind == AccessKind::Write;
                     if !own.permits(idx, self.hart.index(), write) {

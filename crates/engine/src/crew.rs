@@ -247,6 +247,10 @@ impl<'a> CrewHart<'a> {
         };
         self.rec.log(state, Entry::Chunk(entry));
         self.last_seq = seq;
+        // Every entry starts with an empty TLB, in replay too: which
+        // translations are cached decides whether a walk sets A/D bits
+        // again (guests may clear them without a fence).
+        self.hart.flush_tlb();
     }
 
     /// Verification record for every `check_every`th segment: registers and
@@ -375,6 +379,16 @@ impl<'a> CrewHart<'a> {
     /// instruction runs again: every conflicting holder gives its right up,
     /// and each of those points becomes an edge of the segment starting here.
     fn acquire(&mut self, idx: usize, write: bool) {
+        // With paging on, the refused attempt may have set A/D bits in its
+        // page-table walks: replay repeats it with this page refused.
+        // Without, all it can have done is take an interrupt on `run`
+        // entry, which replay repeats without being told (see `cut`).
+        if self.hart.state().csr.satp >> 60 != 0 {
+            self.bus.events.push(Event::Refused {
+                page: self.bus.guest_page(idx as u32),
+                write,
+            });
+        }
         self.cut(Truncation::Ownership);
         let mut last_release = loop {
             if let Some(g) = self.own.lock.try_lock() {
@@ -485,11 +499,6 @@ impl<'a> CrewHart<'a> {
             if self.board.irq.lines(HartId(self.id as u32)) != self.bus.lines {
                 self.cut(Truncation::Interrupt);
                 self.latch();
-            }
-            if self.hart.state().csr.satp >> 60 != 0 {
-                // A page-table walk's A/D updates may happen in an attempt
-                // that is then refused: an effect replay would not repeat.
-                break Err("the crew strategy does not record guests that turn on paging (satp): record them with --strategy chunk or serial".into());
             }
             let done = self.steps();
             if done >= self.limit {

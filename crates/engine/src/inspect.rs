@@ -110,6 +110,7 @@ pub fn inspect(path: &Path) -> Result<TraceSummary, TraceError> {
                                     Event::MmioRead(_) => "device-read",
                                     Event::MmioFault => "device-fault",
                                     Event::After { .. } => "ordering-edge",
+                                    Event::Refused { .. } => "refused-page",
                                 };
                                 *s.events.entry(k).or_default() += 1;
                             }

@@ -610,8 +610,36 @@ impl<'a> HartReplayer<'a> {
         }
         if shared.crew && record.reason == Truncation::Ownership {
             // Recording stopped at an attempt refused for want of a page:
-            // repeat what it did, the interrupt check on `run` entry.
-            self.hart.run(&mut self.bus, 0);
+            // repeat it with that page refused — its interrupt check on
+            // `run` entry, the A/D bits its page-table walks set.
+            if let Some(&Event::Refused { page, write }) = self.bus.events.get(self.bus.next_event)
+            {
+                self.bus.next_event += 1;
+                let Some(idx) = self.bus.ram_index(page) else {
+                    return self.diverged(
+                        seq,
+                        record,
+                        start_steps,
+                        format!("the recording refused page {page:#x}, which is not RAM"),
+                    );
+                };
+                self.bus.refuse = Some((idx, write));
+                let before = self.hart.steps().0;
+                let stop = self.hart.run(&mut self.bus, 1);
+                self.bus.refuse = None;
+                let refused = self.bus.crew_pending.take().is_some();
+                if stop != StopReason::DeviceAccess || !refused || self.hart.steps().0 != before {
+                    return self.diverged(
+                        seq,
+                        record,
+                        start_steps,
+                        format!("the attempt that was refused page {page:#x} went on ({stop:?})"),
+                    );
+                }
+            } else {
+                // Traces written before `Refused` existed (no guest paging).
+                self.hart.run(&mut self.bus, 0);
+            }
         }
         if record.reason == Truncation::DeviceAccess {
             // Recording stopped at a device access: redo the attempt (its

@@ -21,6 +21,7 @@ const EV_MMIO_READ: u8 = 2;
 const EV_MMIO_FAULT: u8 = 3;
 const EV_LINES_UPDATE: u8 = 4;
 const EV_AFTER: u8 = 5;
+const EV_REFUSED: u8 = 6;
 
 /// Appends `v` as an unsigned LEB128 varint.
 pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -108,6 +109,10 @@ impl Encoder {
                         ev.push(hart);
                         put_varint(ev, steps);
                         put_varint(ev, back);
+                    }
+                    Event::Refused { page, write } => {
+                        ev.push(EV_REFUSED);
+                        put_varint(ev, (page << 1) | u64::from(write));
                     }
                 }
             }
@@ -276,6 +281,13 @@ pub(crate) fn decode(streams: &[Vec<u8>; STREAMS], count: u32) -> Result<Vec<Ent
                                 steps: events.varint()?,
                                 back: events.varint()?,
                             },
+                            EV_REFUSED => {
+                                let v = events.varint()?;
+                                Event::Refused {
+                                    page: v >> 1,
+                                    write: v & 1 != 0,
+                                }
+                            }
                             _ => return Err(events.err("unknown event kind")),
                         };
                         evs.push(e);
@@ -375,6 +387,10 @@ mod tests {
                         hart: 3,
                         steps: 200_000,
                         back: 3,
+                    },
+                    Event::Refused {
+                        page: 0x80_123,
+                        write: true,
                     },
                 ],
                 check: None,

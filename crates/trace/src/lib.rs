@@ -209,6 +209,16 @@ pub enum Event {
         /// Distance back, in sequence numbers, to its entry that ended there.
         back: u64,
     },
+    /// CREW: the entry ends at an attempt that was refused this page
+    /// (guest page number), for writing or (`write` false) for any access.
+    /// Replay repeats the attempt with that page refused, so that its side
+    /// effects (interrupt entry, page-table A/D updates) happen again.
+    Refused {
+        /// Guest page number.
+        page: u64,
+        /// Only writes were refused (the hart could read the page).
+        write: bool,
+    },
 }
 
 /// Per-chunk verification record (`--check-every`).

@@ -35,6 +35,10 @@ pub struct TestBus {
     pub defer: bool,
     /// Every `ram_page` call: (page, kind).
     pub grants: Vec<(u64, AccessKind)>,
+    /// RAM pages refused for now (as CREW recording does), with whether
+    /// only writes are refused; `refused` says the last `ram_page` was.
+    pub refuse: Vec<(u64, bool)>,
+    pub refused: bool,
     /// Guest-physical pages treated as MMIO even though they are in RAM
     /// (used for `tohost`): accesses reach `mmio_read`/`mmio_write`, which
     /// read and write the RAM behind them.
@@ -69,6 +73,8 @@ impl TestBus {
             mmio_reads: Vec::new(),
             defer: false,
             grants: Vec::new(),
+            refuse: Vec::new(),
+            refused: false,
             mmio_pages: Vec::new(),
             htif: None,
             exit_code: None,
@@ -173,6 +179,13 @@ impl TestBus {
 impl Bus for TestBus {
     fn ram_page(&mut self, page: u64, kind: AccessKind) -> Option<PageGrant> {
         self.grants.push((page, kind));
+        self.refused = self
+            .refuse
+            .iter()
+            .any(|&(p, writes_only)| p == page && (!writes_only || kind == AccessKind::Write));
+        if self.refused {
+            return None;
+        }
         let addr = page << 12;
         if addr < RAM_BASE || addr >= RAM_BASE + self.size || self.mmio_pages.contains(&page) {
             return None;
@@ -221,6 +234,10 @@ impl Bus for TestBus {
 
     fn read_time(&mut self) -> u64 {
         self.time
+    }
+
+    fn ram_refused(&mut self) -> bool {
+        self.refused
     }
 
     fn interrupt_lines(&mut self) -> u64 {
