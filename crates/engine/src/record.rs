@@ -586,6 +586,50 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
     })
 }
 
+/// A hart's chunk size, adapted to how often its chunks conflict. Chunks
+/// start at `RESTART_CHUNK_SIZE` (or the limit, if smaller); one that runs
+/// its full size without a squash doubles it up to the limit, so where
+/// harts share little chunks are long and the log short. A squash halves
+/// it for the retry; once a retry commits, the next chunk starts again at
+/// the restart size. Repeated squashes make the retry exclusive.
+#[derive(Debug)]
+struct ChunkSizer {
+    limit: u64,
+    size: u64,
+    squashes_in_row: u32,
+}
+
+impl ChunkSizer {
+    fn new(limit: u64) -> Self {
+        let limit = limit.max(1);
+        Self {
+            limit,
+            size: limit.min(RESTART_CHUNK_SIZE),
+            squashes_in_row: 0,
+        }
+    }
+
+    /// Whether the next attempt must run alone (it cannot conflict then).
+    fn exclusive(&self) -> bool {
+        self.squashes_in_row >= EXCLUSIVE_AFTER_SQUASHES
+            || (self.squashes_in_row > 0 && self.size < MIN_CHUNK_SIZE)
+    }
+
+    fn squashed(&mut self) {
+        self.squashes_in_row += 1;
+        self.size = (self.size / 2).max(1);
+    }
+
+    fn committed(&mut self, reason: Truncation) {
+        if self.squashes_in_row > 0 {
+            self.size = self.limit.min(RESTART_CHUNK_SIZE);
+        } else if reason == Truncation::SizeLimit {
+            self.size = self.size.saturating_mul(2).min(self.limit);
+        }
+        self.squashes_in_row = 0;
+    }
+}
+
 /// One hart's recording loop and its per-chunk state.
 struct HartRecorder<'a> {
     hart: &'a mut Hart,
@@ -644,16 +688,14 @@ impl<'a> HartRecorder<'a> {
     }
 
     fn run(&mut self, limit_hit: &AtomicBool) {
-        let mut size = self.chunk_size.min(RESTART_CHUNK_SIZE);
-        let mut squashes_in_row = 0u32;
+        let mut sizer = ChunkSizer::new(self.chunk_size);
         while !self.halted() {
             if self.hart.steps().0 >= self.limit {
                 limit_hit.store(true, Ordering::SeqCst);
                 break;
             }
-            let exclusive = squashes_in_row >= EXCLUSIVE_AFTER_SQUASHES
-                || (squashes_in_row > 0 && size < MIN_CHUNK_SIZE);
-            let mut budget = size.min(self.limit - self.hart.steps().0);
+            let exclusive = sizer.exclusive();
+            let mut budget = sizer.size.min(self.limit - self.hart.steps().0);
             if let Some(p) = &mut self.perturb {
                 p.maybe_delay();
                 budget = (budget / 2 + p.next() % (budget / 2 + 1)).max(1);
@@ -662,24 +704,10 @@ impl<'a> HartRecorder<'a> {
             let (attempt, reason) = self.chunk(budget, exclusive);
             match attempt {
                 Attempt::Squashed => {
-                    squashes_in_row += 1;
-                    size = (size / 2).max(1);
+                    sizer.squashed();
                     continue;
                 }
-                // The size adapts to how often this hart's chunks conflict:
-                // a chunk that ran its full size without a squash doubles it
-                // (up to the limit), so where harts share little chunks are
-                // long and the log short; a retry is half as long as the
-                // squashed attempt, and once it commits the next chunk
-                // starts again at the restart size.
-                Attempt::Committed => {
-                    if squashes_in_row > 0 {
-                        size = self.chunk_size.min(RESTART_CHUNK_SIZE);
-                    } else if reason == Truncation::SizeLimit {
-                        size = size.saturating_mul(2).min(self.chunk_size);
-                    }
-                    squashes_in_row = 0;
-                }
+                Attempt::Committed => sizer.committed(reason),
             }
             match reason {
                 Truncation::DeviceAccess => self.device_op(),
@@ -1133,6 +1161,37 @@ mod tests {
         Entry::Dma(DmaRecord {
             writes: vec![(0x8000_0000, vec![0xa5; bytes])],
         })
+    }
+
+    #[test]
+    fn chunk_sizes_grow_while_clean_and_restart_after_a_squash() {
+        let mut s = ChunkSizer::new(1_000_000);
+        assert_eq!(s.size, RESTART_CHUNK_SIZE);
+        // Full-size clean chunks double the size, up to the limit.
+        for want in [200_000, 400_000, 800_000, 1_000_000, 1_000_000] {
+            s.committed(Truncation::SizeLimit);
+            assert_eq!(s.size, want);
+        }
+        // A chunk cut short (a device access) leaves it alone.
+        s.committed(Truncation::DeviceAccess);
+        assert_eq!(s.size, 1_000_000);
+        // Squashes halve it for the retries; the last ones run alone.
+        for k in 1..=EXCLUSIVE_AFTER_SQUASHES {
+            assert!(!s.exclusive());
+            s.squashed();
+            assert_eq!(s.size, 1_000_000 >> k);
+        }
+        assert!(s.exclusive());
+        // Once a retry commits, the next chunk starts over.
+        s.committed(Truncation::SizeLimit);
+        assert_eq!((s.size, s.exclusive()), (RESTART_CHUNK_SIZE, false));
+        // A retry below the minimum size runs alone; a small limit is kept.
+        let mut small = ChunkSizer::new(3_000);
+        assert_eq!(small.size, 3_000);
+        small.squashed();
+        assert!(small.exclusive(), "a 1 500-instruction retry runs alone");
+        small.committed(Truncation::SizeLimit);
+        assert_eq!((small.size, small.exclusive()), (3_000, false));
     }
 
     /// DMA data cut blocks by size: a fast disk cannot overfill one block's
