@@ -457,7 +457,8 @@ fn a_linux_recording_ending_in_a_panic_timeout_or_instruction_limit_replays() {
 
 /// The CREW baseline records a paging guest: Linux at 2 harts, perturbed,
 /// with page-table walks that need page rights and refused attempts that
-/// set A/D bits first. Replay repeats each refused attempt and verifies.
+/// set A/D bits first. Replay repeats each refused attempt and verifies,
+/// with registers and written pages checked after every entry.
 #[test]
 fn linux_records_under_the_crew_baseline_and_replays() {
     let work = scratch_dir("linux-crew");
@@ -473,7 +474,7 @@ fn linux_records_under_the_crew_baseline_and_replays() {
             "--perturb".as_ref(),
             "7".as_ref(),
             "--check-every".as_ref(),
-            "500".as_ref(),
+            "1".as_ref(),
             "--timeout".as_ref(),
             SAMSARA_TIMEOUT_SECS.as_ref(),
             "-o".as_ref(),

@@ -53,6 +53,9 @@ pub(crate) struct ChunkBus<'a> {
     /// for any access, while the hart repeats an attempt the recording
     /// refused (see `Event::Refused`).
     pub refuse: Option<(usize, bool)>,
+    /// CREW recording with `--check-every`: RAM pages (indices) granted for
+    /// writing since the last check (with repeats; `None`: not tracked).
+    pub crew_written: Option<Vec<u32>>,
     /// Give the host CPU away at every `pause` (CREW record and replay).
     pub yield_on_pause: bool,
 }
@@ -78,6 +81,7 @@ impl<'a> ChunkBus<'a> {
             crew: None,
             crew_pending: None,
             refuse: None,
+            crew_written: None,
             yield_on_pause: false,
         }
     }
@@ -144,6 +148,9 @@ impl Bus for ChunkBus<'_> {
                         return None;
                     }
                     self.crew_pending = None;
+                    if write && let Some(written) = &mut self.crew_written {
+                        written.push(idx as u32);
+                    }
                     return Some(PageGrant {
                         host: shared,
                         remapped: false,
