@@ -16,7 +16,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use super::rr::{Options, parse_replay_wall};
+use super::rr::{Options, last_lines, verified_replay};
 use super::{
     Bench, Cell, ProcessRun, Report, Size, Summary, Table, Target, busy_note, median, run_process,
 };
@@ -55,12 +55,6 @@ impl LinuxFiles {
             disk: file("disk.img")?,
         })
     }
-}
-
-/// The last `n` non-empty lines of `text`, joined, for error messages.
-fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(n)..].join(" / ")
 }
 
 /// One workload's kernel command line and whether it needs the disk.
@@ -225,20 +219,9 @@ impl Suite<'_> {
         let mut figures = TraceFigures::parse(&json)?;
         // Replay reloads the firmware, kernel and initrd from the paths in
         // the trace, and needs no disk: its bytes are in the log.
-        let mut cmd = Command::new(&self.bench.samsara);
-        cmd.arg("replay").arg(&trace);
-        let replayed = run_process(cmd, self.bench.timeout)?;
+        let replayed = verified_replay(self.bench, &trace, false);
         let _ = std::fs::remove_file(&trace);
-        if !replayed.status.success() || !replayed.stderr.contains("VERIFIED") {
-            bail!(
-                "{} did not print VERIFIED ({}): {}",
-                replayed.what,
-                replayed.status,
-                last_lines(&replayed.stderr, 6)
-            );
-        }
-        figures.replay_wall = parse_replay_wall(&replayed.stderr)
-            .with_context(|| format!("{}: no replay summary line", replayed.what))?;
+        figures.replay_wall = replayed?.0;
         Ok(figures)
     }
 

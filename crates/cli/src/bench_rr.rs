@@ -596,25 +596,8 @@ impl<'a> Runner<'a> {
         Ok((Recorded { stats }, run))
     }
 
-    /// A replay, which must print VERIFIED: its own wall time.
     fn replay(&self, trace: &Path, serial: bool) -> Result<(f64, ProcessRun)> {
-        let mut cmd = self.samsara();
-        cmd.arg("replay").arg(trace);
-        if serial {
-            cmd.arg("--serial");
-        }
-        let run = run_process(cmd, self.bench.timeout)?;
-        if !run.status.success() || !run.stderr.contains("VERIFIED") {
-            bail!(
-                "{} did not print VERIFIED ({}): {}",
-                run.what,
-                run.status,
-                last_lines(&run.stderr, 8)
-            );
-        }
-        let wall = parse_replay_wall(&run.stderr)
-            .with_context(|| format!("{}: no replay summary in {:?}", run.what, run.stderr))?;
-        Ok((wall, run))
+        verified_replay(self.bench, trace, serial)
     }
 
     fn qemu_command(&self, qemu: &Path, image: &Path, harts: u32) -> Command {
@@ -777,8 +760,34 @@ impl<'a> Runner<'a> {
     }
 }
 
+/// `samsara replay TRACE` (`--serial`), which must print VERIFIED: its own
+/// wall time (the summary line) and the process.
+pub(super) fn verified_replay(
+    bench: &Bench,
+    trace: &Path,
+    serial: bool,
+) -> Result<(f64, ProcessRun)> {
+    let mut cmd = Command::new(&bench.samsara);
+    cmd.arg("replay").arg(trace);
+    if serial {
+        cmd.arg("--serial");
+    }
+    let run = run_process(cmd, bench.timeout)?;
+    if !run.status.success() || !run.stderr.contains("VERIFIED") {
+        bail!(
+            "{} did not print VERIFIED ({}): {}",
+            run.what,
+            run.status,
+            last_lines(&run.stderr, 8)
+        );
+    }
+    let wall = parse_replay_wall(&run.stderr)
+        .with_context(|| format!("{}: no replay summary in {:?}", run.what, run.stderr))?;
+    Ok((wall, run))
+}
+
 /// `samsara: replayed N entries in parallel: I instructions in S s (M MIPS)`.
-pub(super) fn parse_replay_wall(stderr: &str) -> Option<f64> {
+fn parse_replay_wall(stderr: &str) -> Option<f64> {
     stderr.lines().find_map(|l| {
         let rest = l.strip_prefix("samsara: replayed ")?;
         let (_, rest) = rest.split_once(" instructions in ")?;
@@ -786,7 +795,8 @@ pub(super) fn parse_replay_wall(stderr: &str) -> Option<f64> {
     })
 }
 
-fn last_lines(text: &str, n: usize) -> String {
+/// The last `n` non-empty lines of `text`, joined, for error messages.
+pub(super) fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(n)..].join(" / ")
 }
