@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Args;
 use samsara_engine::guest::FileOverrides;
 use samsara_engine::inspect::{TraceSummary, inspect};
-use samsara_engine::record::{RecordConfig, RecordOutcome, Strategy, record};
+use samsara_engine::record::{RecordConfig, RecordOutcome, Strategy, default_chunk_size, record};
 use samsara_engine::replay::{ReplayConfig, ReplayOutcome, replay};
 use samsara_trace::{RecordedExit, STREAM_COMMIT, STREAM_NAMES, STREAMS};
 
@@ -32,8 +32,8 @@ pub(crate) struct RecordArgs {
     /// How to record memory interleaving: `chunk` (Samsara), `serial` (all
     /// harts on one host thread, round-robin by chunk-size quanta) or `crew`
     /// (page ownership with logged transfers, SMP-ReVirt style).
-    #[arg(long, default_value = "chunk", value_parser = ["chunk", "serial", "crew"])]
-    pub strategy: String,
+    #[arg(long, value_enum, default_value_t = Strategy::Chunk)]
+    pub strategy: Strategy,
     /// Perturb the host schedule (random delays and chunk sizes) with this seed.
     #[arg(long)]
     pub perturb: Option<u64>,
@@ -115,11 +115,7 @@ pub(crate) fn record_command(args: &RecordArgs) -> Result<ExitCode> {
     let stop = install_ctrl_c()?;
     let m = &args.machine;
     let guest = m.guest()?;
-    let strategy = match args.strategy.as_str() {
-        "serial" => Strategy::Serial,
-        "crew" => Strategy::Crew,
-        _ => Strategy::Chunk,
-    };
+    let strategy = args.strategy;
     let config = RecordConfig {
         strategy,
         ram_size: m.ram_size(&guest),
@@ -128,7 +124,7 @@ pub(crate) fn record_command(args: &RecordArgs) -> Result<ExitCode> {
         harts: m.harts,
         disk: m.disk.clone(),
         disk_readonly: m.disk_readonly,
-        chunk_size: args.chunk_size.unwrap_or(strategy.default_chunk_size()),
+        chunk_size: args.chunk_size.unwrap_or(default_chunk_size(strategy)),
         max_instructions: m.max_instructions,
         timeout: m.timeout()?,
         check_every: args.check_every,

@@ -96,8 +96,18 @@ impl Hart {
     /// interrupt lines are sampled only at those points, so callers bound
     /// interrupt latency with `max_steps`.
     pub fn run<B: Bus>(&mut self, bus: &mut B, max_steps: u64) -> StopReason {
-        let end = self.state.steps.saturating_add(max_steps);
         self.check_interrupts(bus);
+        self.resume(bus, max_steps)
+    }
+
+    /// Continues a run that ended at its step limit as if it had not been
+    /// cut there: unlike [`Hart::run`], no interrupt check comes first. A
+    /// replay that stops part-way through a recorded `run` call (a
+    /// debugger's single step) goes on with it, so that interrupts are
+    /// still taken only where the recording took them.
+    #[inline]
+    pub fn resume<B: Bus>(&mut self, bus: &mut B, max_steps: u64) -> StopReason {
+        let end = self.state.steps.saturating_add(max_steps);
         // On the hot path pc and the step count live in registers (a value
         // carried from step to step through memory costs a store-to-load
         // forwarding delay on every step). Their copies in `self.state` are

@@ -7,6 +7,7 @@ use samsara_machine::board::Board;
 use samsara_trace::Event;
 use samsara_types::{GuestPhysAddr, HartId};
 
+use crate::replay::Divergence;
 use crate::table::AdTable;
 
 /// Where non-deterministic inputs come from.
@@ -20,7 +21,7 @@ pub(crate) enum Mode {
 
 /// One hart's chunk view of the machine.
 pub(crate) struct ChunkBus<'a> {
-    board: &'a Board,
+    board: Board,
     hart: HartId,
     mode: Mode,
     first_ram_page: u64,
@@ -43,9 +44,13 @@ pub(crate) struct ChunkBus<'a> {
     /// Cleared with `events` at the start of every chunk.
     pub quiet_accesses: Vec<usize>,
     /// Replay: the first input the hart asked for that the trace did not have.
-    pub divergence: Option<String>,
+    pub divergence: Option<Divergence>,
+    /// Replay with an observer of pages: note every page granted.
+    pub report_pages: bool,
+    /// The pages granted since the observer last looked (`report_pages`).
+    pub touched: Vec<(u64, AccessKind)>,
     /// CREW recording: the page ownership every RAM access is checked against.
-    pub crew: Option<&'a crate::crew::Ownership>,
+    pub crew: Option<&'a crate::record::Ownership>,
     /// CREW recording: the RAM page (index) and access (write?) the last
     /// `ram_page` call refused; the instruction was deferred.
     pub crew_pending: Option<(usize, bool)>,
@@ -61,15 +66,14 @@ pub(crate) struct ChunkBus<'a> {
 }
 
 impl<'a> ChunkBus<'a> {
-    pub(crate) fn new(board: &'a Board, hart: HartId, mode: Mode) -> Self {
-        let ram = &board.ram;
-        let pages = (ram.size() >> 12) as usize;
+    pub(crate) fn new(board: Board, hart: HartId, mode: Mode) -> Self {
+        let pages = (board.ram.size() >> 12) as usize;
         Self {
+            first_ram_page: board.ram.base().page(),
+            htif_page: board.htif_page(),
             board,
             hart,
             mode,
-            first_ram_page: ram.base().page(),
-            htif_page: board.htif_page(),
             table: AdTable::new(pages),
             lines: 0,
             mmio_allowed: false,
@@ -78,6 +82,8 @@ impl<'a> ChunkBus<'a> {
             next_event: 0,
             quiet_accesses: Vec::new(),
             divergence: None,
+            report_pages: false,
+            touched: Vec::new(),
             crew: None,
             crew_pending: None,
             refuse: None,
@@ -102,7 +108,7 @@ impl<'a> ChunkBus<'a> {
         self.first_ram_page + u64::from(idx)
     }
 
-    fn next_input(&mut self, what: &str) -> Option<Event> {
+    fn next_input(&mut self, wanted: &'static str) -> Option<Event> {
         let e = self.events.get(self.next_event).copied();
         match e {
             Some(e) => {
@@ -110,15 +116,13 @@ impl<'a> ChunkBus<'a> {
                 Some(e)
             }
             None => {
-                self.diverge(format!(
-                    "the hart asked for {what}, but the recording has no more inputs for this chunk"
-                ));
+                self.diverge(Divergence::NoMoreInputs { wanted });
                 None
             }
         }
     }
 
-    fn diverge(&mut self, what: String) {
+    fn diverge(&mut self, what: Divergence) {
         if self.divergence.is_none() {
             self.divergence = Some(what);
         }
@@ -131,6 +135,9 @@ impl Bus for ChunkBus<'_> {
         match self.ram_index(page) {
             Some(idx) if Some(page) != self.htif_page => {
                 let shared = self.board.ram.host_page(page)?;
+                if self.report_pages {
+                    self.touched.push((page, kind));
+                }
                 if let Some((refused, writes_only)) = self.refuse
                     && refused == idx
                     && (!writes_only || kind == AccessKind::Write)
@@ -191,10 +198,12 @@ impl Bus for ChunkBus<'_> {
             }
             Mode::Replay => match self.next_input("the time") {
                 Some(Event::Time(t)) => t,
-                Some(other) => {
-                    self.diverge(format!(
-                        "the hart read the time, the recording has {other:?} here"
-                    ));
+                Some(recorded) => {
+                    self.diverge(Divergence::WrongInput {
+                        wanted: "the time",
+                        addr: None,
+                        recorded,
+                    });
                     0
                 }
                 None => 0,
@@ -276,10 +285,12 @@ impl ChunkBus<'_> {
             Mode::Replay => match self.next_input("a device read") {
                 Some(Event::MmioRead(v)) => Ok(v),
                 Some(Event::MmioFault) => Err(MmioError::AccessFault),
-                Some(other) => {
-                    self.diverge(format!(
-                        "the hart read device address {addr}, the recording has {other:?} here"
-                    ));
+                Some(recorded) => {
+                    self.diverge(Divergence::WrongInput {
+                        wanted: "a device read",
+                        addr: Some(addr),
+                        recorded,
+                    });
                     Err(MmioError::AccessFault)
                 }
                 None => Err(MmioError::AccessFault),
@@ -309,9 +320,7 @@ impl ChunkBus<'_> {
                     if self.events.get(self.next_event) == Some(&Event::MmioFault) {
                         self.next_event += 1;
                     } else {
-                        self.diverge(format!(
-                            "the write to device address {addr} faulted, the recording has no fault here"
-                        ));
+                        self.diverge(Divergence::UnrecordedWriteFault { addr });
                     }
                     Err(e)
                 }

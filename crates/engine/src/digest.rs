@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use samsara_cpu::Hart;
 use samsara_machine::machine::Machine;
+use samsara_machine::ram::GuestRam;
 use samsara_trace::FOOTER_OUTPUT_BYTES;
 
 /// The console of a recorded or replayed machine: logs what the guest
@@ -22,8 +24,9 @@ pub(crate) struct Console {
 #[derive(Clone, Default)]
 pub(crate) struct OutputLog(Arc<Mutex<OutputState>>);
 
-#[derive(Default)]
-struct OutputState {
+/// What an [`OutputLog`] held at some moment, to go back to.
+#[derive(Clone, Default)]
+pub(crate) struct OutputState {
     head: Vec<u8>,
     len: u64,
     hasher: blake3::Hasher,
@@ -46,6 +49,16 @@ impl OutputLog {
         s.head.extend_from_slice(&buf[..buf.len().min(room)]);
         s.len += buf.len() as u64;
         s.hasher.update(buf);
+    }
+
+    /// Everything the log holds now.
+    pub fn save(&self) -> OutputState {
+        self.0.lock().clone()
+    }
+
+    /// Back to what [`OutputLog::save`] saw.
+    pub fn restore(&self, state: &OutputState) {
+        *self.0.lock() = state.clone();
     }
 
     /// What was printed so far.
@@ -82,13 +95,16 @@ pub fn blake3_hex(bytes: &[u8]) -> String {
 
 /// (per-hart digests, RAM BLAKE3) of a stopped machine.
 pub(crate) fn machine_digests(machine: &Machine) -> (Vec<u64>, String) {
-    let harts = machine.harts.iter().map(|h| h.digest()).collect();
-    (harts, ram_blake3(machine))
+    digests(&machine.harts, &machine.board.ram)
 }
 
-/// BLAKE3 of all of a machine's RAM, hex.
-pub(crate) fn ram_blake3(machine: &Machine) -> String {
-    let ram = &machine.board.ram;
+/// (per-hart digests, RAM BLAKE3) of stopped harts and their RAM.
+pub(crate) fn digests(harts: &[Hart], ram: &GuestRam) -> (Vec<u64>, String) {
+    (harts.iter().map(|h| h.digest()).collect(), ram_blake3(ram))
+}
+
+/// BLAKE3 of all of RAM, hex.
+pub(crate) fn ram_blake3(ram: &GuestRam) -> String {
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut addr = ram.base();

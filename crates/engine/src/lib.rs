@@ -9,7 +9,6 @@
 //! The design is in `docs/record-replay.md`.
 
 mod chunk_bus;
-mod crew;
 mod digest;
 pub mod guest;
 pub mod inspect;
@@ -24,9 +23,10 @@ use samsara_machine::machine::MachineError;
 use samsara_trace::TraceError;
 use thiserror::Error;
 
-/// Steps a hart runs between looks at the world inside a chunk. Record and
-/// replay both split every chunk at these same offsets from its start, so
-/// `Hart::run` sees identical call boundaries in both.
+/// Steps a hart runs between looks at the world inside a chunk (chunk and
+/// serial strategies). Recording splits every chunk at these offsets from
+/// its start and stores the value in the trace header, where replay takes
+/// it from, so `Hart::run` sees identical call boundaries in both.
 pub(crate) const BATCH: u64 = 16 * 1024;
 
 /// A file given to replay that is not the one recorded.
@@ -68,12 +68,15 @@ pub enum EngineError {
     )]
     ImageMismatch(Box<FileMismatch>),
     /// The disk image could not be prepared.
-    #[error("disk image {path}: {reason}")]
+    #[error("disk image {path}: {what}")]
     Disk {
         /// The disk path.
         path: String,
-        /// What went wrong.
-        reason: String,
+        /// What failed.
+        what: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
     /// The machine this samsara builds does not start where the recorded one did.
     #[error(
@@ -123,7 +126,7 @@ pub enum EngineError {
         /// pc after the chunk (as replayed).
         pc: u64,
         /// What differs.
-        what: String,
+        what: replay::Divergence,
     },
     /// Options that do not apply to this trace.
     #[error("{0}")]

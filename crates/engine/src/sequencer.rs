@@ -88,6 +88,15 @@ impl Watermark {
         true
     }
 
+    /// Sets the watermark to `seq` with nothing retired beyond it, and
+    /// lifts an abort (a replay going back to a checkpoint).
+    pub(crate) fn reset(&self, seq: u64) {
+        let mut retired = self.retired.lock();
+        retired.clear();
+        self.wm.store(seq, Ordering::Release);
+        self.aborted.store(false, Ordering::Release);
+    }
+
     /// Makes every waiter give up.
     pub(crate) fn abort(&self) {
         self.aborted.store(true, Ordering::Release);

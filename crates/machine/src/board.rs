@@ -85,13 +85,16 @@ pub struct BoardConfig {
 }
 
 /// A region of the physical address map.
+#[derive(Clone)]
 struct Region {
     base: u64,
     size: u64,
     device: Arc<dyn MmioDevice>,
 }
 
-/// The machine's devices and RAM.
+/// The machine's devices and RAM. Cloning it gives another handle to the
+/// same devices and RAM (every part is shared): each hart's bus holds one.
+#[derive(Clone)]
 pub struct Board {
     /// Guest RAM.
     pub ram: Arc<GuestRam>,

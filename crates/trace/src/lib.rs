@@ -19,7 +19,7 @@ mod reader;
 mod writer;
 
 pub use error::{TraceError, TraceErrorKind};
-pub use reader::{Block, TraceReader};
+pub use reader::{Block, BlockMark, TraceReader};
 pub use writer::{TraceWriter, WriterStats};
 
 use serde::{Deserialize, Serialize};
@@ -69,8 +69,9 @@ pub enum BlockKind {
 pub struct TraceHeader {
     /// samsara version that wrote the trace.
     pub writer: String,
-    /// Recording strategy (`chunk`).
-    pub strategy: String,
+    /// How memory interleaving was recorded: decides how replay orders
+    /// entries.
+    pub strategy: Strategy,
     /// Number of harts.
     pub harts: u32,
     /// RAM size in bytes.
@@ -101,6 +102,13 @@ pub struct TraceHeader {
     pub disk_image: Option<TraceFile>,
     /// Chunk size limit in instructions.
     pub chunk_size: u64,
+    /// Steps a hart runs per `Hart::run` call inside an entry: record and
+    /// replay split every entry at these offsets from its start, so that
+    /// the hart's interrupt checks on entry to `run` happen at the same
+    /// instructions. Absent in traces written before it was stored: then
+    /// [`Strategy::legacy_batch`]. Read it with [`TraceHeader::batch`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<u64>,
     /// Per-chunk verification digests every this many sequence numbers (0: none).
     pub check_every: u64,
     /// Unix time of the recording start, seconds.
@@ -110,6 +118,57 @@ pub struct TraceHeader {
     /// initial state differs (another samsara version's device tree, say).
     #[serde(default)]
     pub initial_ram_blake3: String,
+}
+
+impl TraceHeader {
+    /// Steps per `Hart::run` call inside an entry (see the `batch` field).
+    pub fn batch(&self) -> u64 {
+        self.batch.unwrap_or(self.strategy.legacy_batch())
+    }
+}
+
+/// How memory interleaving is recorded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// Samsara: harts in parallel, in copy-on-write chunks.
+    #[default]
+    Chunk,
+    /// Baseline: every hart on one host thread, round-robin by instruction
+    /// quantum (the chunk size), as QEMU's and rr's record modes work.
+    Serial,
+    /// Baseline: concurrent-read/exclusive-write page ownership with every
+    /// transfer logged as an ordering edge (SMP-ReVirt).
+    Crew,
+}
+
+impl Strategy {
+    /// Every strategy, in the order reports list them.
+    pub const ALL: [Strategy; 3] = [Strategy::Chunk, Strategy::Serial, Strategy::Crew];
+
+    /// The name written in trace headers and accepted by `--strategy`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Chunk => "chunk",
+            Strategy::Serial => "serial",
+            Strategy::Crew => "crew",
+        }
+    }
+
+    /// The run-call batch of traces that predate the header's `batch`.
+    pub fn legacy_batch(self) -> u64 {
+        match self {
+            Strategy::Chunk | Strategy::Serial => 16 * 1024,
+            Strategy::Crew => 256,
+        }
+    }
+}
+
+impl std::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// A file the recording loaded: where it was, and what it held, so that

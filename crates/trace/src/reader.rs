@@ -2,7 +2,7 @@
 //! it is trusted, every error located by file offset.
 
 use std::fs::File;
-use std::io::{BufReader, Cursor, Read};
+use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use crate::codec::decode;
@@ -31,9 +31,30 @@ pub enum Block {
     Footer(Box<Footer>),
 }
 
+/// What a trace is read from: a file or bytes in memory.
+trait Source: Read + Seek + Send {}
+impl<T: Read + Seek + Send> Source for T {}
+
+/// Where a block starts, to read the trace again from there
+/// ([`TraceReader::mark`], [`TraceReader::seek`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockMark {
+    offset: u64,
+    index: u64,
+    first_seq: u64,
+    entries: u64,
+}
+
+impl BlockMark {
+    /// Sequence number of the block's first entry.
+    pub fn first_seq(&self) -> u64 {
+        self.first_seq
+    }
+}
+
 /// A trace opened for reading.
 pub struct TraceReader {
-    file: Box<dyn Read + Send>,
+    file: Box<dyn Source>,
     path: String,
     offset: u64,
     file_len: u64,
@@ -68,7 +89,7 @@ impl TraceReader {
         Self::start(name.to_string(), Box::new(Cursor::new(bytes)), len)
     }
 
-    fn start(name: String, file: Box<dyn Read + Send>, file_len: u64) -> Result<Self, TraceError> {
+    fn start(name: String, file: Box<dyn Source>, file_len: u64) -> Result<Self, TraceError> {
         let mut r = Self {
             file,
             path: name,
@@ -129,6 +150,12 @@ impl TraceReader {
                 TraceErrorKind::Header(format!("{} harts (1 to 8 allowed)", r.header.harts)),
             ));
         }
+        if r.header.batch == Some(0) {
+            return Err(r.err_at(
+                28,
+                TraceErrorKind::Header("run-call batch of 0 steps".into()),
+            ));
+        }
         Ok(r)
     }
 
@@ -145,6 +172,31 @@ impl TraceReader {
     /// Byte offset of the next block.
     pub fn offset(&self) -> u64 {
         self.offset
+    }
+
+    /// Where the next block starts: [`TraceReader::seek`] to it reads the
+    /// trace again from there.
+    pub fn mark(&self) -> BlockMark {
+        BlockMark {
+            offset: self.offset,
+            index: self.next_index,
+            first_seq: self.next_seq,
+            entries: self.entries,
+        }
+    }
+
+    /// Goes back (or forward) to a block start this reader marked: the next
+    /// [`TraceReader::next_block`] reads that block, checked as before.
+    pub fn seek(&mut self, mark: BlockMark) -> Result<(), TraceError> {
+        self.file
+            .seek(SeekFrom::Start(mark.offset))
+            .map_err(|e| self.err_at(mark.offset, e.into()))?;
+        self.offset = mark.offset;
+        self.next_index = mark.index;
+        self.next_seq = mark.first_seq;
+        self.entries = mark.entries;
+        self.footer_seen = false;
+        Ok(())
     }
 
     /// Entries read so far.

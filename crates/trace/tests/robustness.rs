@@ -10,7 +10,7 @@ use samsara_trace::{
 fn header() -> TraceHeader {
     TraceHeader {
         writer: "test".into(),
-        strategy: "chunk".into(),
+        strategy: samsara_trace::Strategy::Chunk,
         harts: 4,
         ram_size: 128 << 20,
         image_path: "guest.elf".into(),
@@ -18,6 +18,7 @@ fn header() -> TraceHeader {
         image_blake3: "00".repeat(32),
         disk: None,
         chunk_size: 100_000,
+        batch: Some(16 * 1024),
         check_every: 2,
         created_unix: 0,
         initial_ram_blake3: String::new(),

@@ -69,6 +69,14 @@ impl ExitSignal {
         *self.exit.lock()
     }
 
+    /// Makes the signal hold `exit` (or nothing), whatever it held: a
+    /// replay going back to a checkpoint.
+    pub fn restore(&self, exit: Option<MachineExit>) {
+        let mut slot = self.exit.lock();
+        *slot = exit;
+        self.set.store(exit.is_some(), Ordering::Release);
+    }
+
     /// True once an exit was recorded (cheap: one atomic load).
     pub fn is_set(&self) -> bool {
         self.set.load(Ordering::Acquire)

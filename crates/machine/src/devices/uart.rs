@@ -91,7 +91,7 @@ const MSR_DCD: u8 = 0x80;
 /// Where transmitted bytes go: stdout, a file, a capture buffer...
 pub type SerialOutput = Box<dyn Write + Send>;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct UartRegs {
     ier: u8,
     iir: u8,
@@ -147,7 +147,21 @@ impl std::fmt::Debug for Uart {
     }
 }
 
+/// The UART's registers at some moment ([`Uart::snapshot`]).
+#[derive(Clone, Debug)]
+pub struct UartSnapshot(UartRegs);
+
 impl Uart {
+    /// The registers and receive FIFO now.
+    pub fn snapshot(&self) -> UartSnapshot {
+        UartSnapshot(self.state.lock().regs.clone())
+    }
+
+    /// Back to `snapshot` (the output already sent stays sent).
+    pub fn restore(&self, snapshot: &UartSnapshot) {
+        self.state.lock().regs = snapshot.0.clone();
+    }
+
     /// A UART writing transmitted bytes to `output` and raising `irq`.
     pub fn new(output: SerialOutput, irq: IrqLine) -> Self {
         Self {

@@ -23,8 +23,9 @@ use samsara_machine::board::Board;
 use samsara_trace::{Check, ChunkRecord, Entry, Event, Truncation};
 use samsara_types::HartId;
 
+use super::log::EntryLog;
+use super::{Perturb, RecordConfig};
 use crate::chunk_bus::{ChunkBus, Mode};
-use crate::record::{CommitState, Perturb, Recorder};
 use crate::sequencer::spin_briefly;
 use crate::table::{page_hash, shared_words};
 
@@ -101,11 +102,29 @@ impl Ownership {
     }
 }
 
+/// What the CREW hart threads share: the log (under the commit lock), the
+/// halt flag, page ownership.
+pub(crate) struct CrewRecorder {
+    pub(crate) commit: Mutex<EntryLog>,
+    pub(crate) halt: AtomicBool,
+    pub(crate) ownership: Ownership,
+}
+
+impl CrewRecorder {
+    pub(crate) fn new(harts: u32, ram_size: u64) -> Self {
+        Self {
+            commit: Mutex::new(EntryLog::new()),
+            halt: AtomicBool::new(false),
+            ownership: Ownership::new((ram_size >> 12) as usize, harts),
+        }
+    }
+}
+
 /// One hart's CREW recording loop.
 pub(crate) struct CrewHart<'a> {
     hart: &'a mut Hart,
     board: &'a Board,
-    rec: &'a Recorder,
+    rec: &'a CrewRecorder,
     own: &'a Ownership,
     bus: ChunkBus<'a>,
     id: usize,
@@ -135,18 +154,18 @@ impl<'a> CrewHart<'a> {
     pub(crate) fn new(
         hart: &'a mut Hart,
         board: &'a Board,
-        rec: &'a Recorder,
-        own: &'a Ownership,
-        config: &crate::record::RecordConfig,
+        rec: &'a CrewRecorder,
+        config: &RecordConfig,
         seed: Option<u64>,
     ) -> Self {
         let id = hart.hart_id();
         // Run calls start only at segment starts and every CREW_BATCH
         // steps after, exactly where replay starts them.
         hart.set_stop_on_pause(false);
-        let mut bus = ChunkBus::new(board, id, Mode::Record);
+        let mut bus = ChunkBus::new(board.clone(), id, Mode::Record);
         bus.table.direct = true;
         bus.yield_on_pause = true;
+        let own = &rec.ownership;
         bus.crew = Some(own);
         if config.check_every != 0 {
             bus.crew_written = Some(Vec::new());
@@ -209,15 +228,13 @@ impl<'a> CrewHart<'a> {
     /// among its inputs (after a leading `Lines`).
     fn log_entry(
         &mut self,
-        state: &mut CommitState,
+        state: &mut EntryLog,
         steps: u64,
         reason: Truncation,
         back: u64,
         check: Option<Box<Check>>,
     ) {
-        let seq = state.next_seq;
-        state.next_seq += 1;
-        state.reasons[reason as usize] += 1;
+        let seq = state.sequence(reason);
         let mut events = std::mem::take(&mut self.bus.events);
         let at = usize::from(matches!(events.first(), Some(Event::Lines(_))));
         events.splice(
@@ -239,7 +256,9 @@ impl<'a> CrewHart<'a> {
             events,
             check,
         };
-        self.rec.log(state, Entry::Chunk(entry));
+        if !state.append(Entry::Chunk(entry)) {
+            self.rec.halt.store(true, Ordering::SeqCst);
+        }
         self.last_seq = seq;
         // Every entry starts with an empty TLB, in replay too: which
         // translations are cached decides whether a walk sets A/D bits
@@ -475,9 +494,8 @@ impl<'a> CrewHart<'a> {
                 self.acquire(idx, write);
                 continue;
             }
-            let seq = state.next_seq;
-            let back = seq - state.last_device_seq;
-            state.last_device_seq = seq;
+            let seq = state.next_seq();
+            let back = state.device_back(seq);
             let steps = self.steps() - start;
             self.log_entry(&mut state, steps, Truncation::DeviceOp, back, None);
             drop(state);

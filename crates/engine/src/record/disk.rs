@@ -1,0 +1,146 @@
+//! The disk while recording: DMA completions sequenced into the global
+//! order (chunk and serial strategies), and the private copy of the user's
+//! image the guest writes to.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock, Weak};
+
+use parking_lot::Mutex;
+use samsara_machine::devices::virtio::block::{Completion, CompletionSink, VirtioBlk};
+use samsara_machine::devices::{DmaError, GuestMemory};
+use samsara_machine::ram::GuestRam;
+use samsara_trace::{DmaRecord, Entry, TraceFile};
+use samsara_types::{GuestPhysAddr, PAGE_SHIFT};
+
+use super::chunk::ChunkRecorder;
+use crate::EngineError;
+
+/// The recorder's virtio completion sink (Samsara's DMA recorder): each
+/// completion takes a sequence number like a chunk, is applied once every
+/// earlier entry has written back, and publishes the pages it wrote, so
+/// chunks that touched them meanwhile are squashed. Its bytes go to the log.
+pub(crate) struct DmaSequencer {
+    pub(crate) recorder: Arc<ChunkRecorder>,
+    pub(crate) target: OnceLock<(Weak<VirtioBlk>, Arc<GuestRam>)>,
+}
+
+impl DmaSequencer {
+    pub(crate) fn close(&self) {
+        self.recorder.wm.abort();
+    }
+}
+
+impl CompletionSink for DmaSequencer {
+    fn submit(&self, completion: Completion) {
+        let rec = &*self.recorder;
+        let Some((device, ram)) = self.target.get() else {
+            return;
+        };
+        let Some(device) = device.upgrade() else {
+            return;
+        };
+        if rec.halt.load(Ordering::Acquire) {
+            return;
+        }
+        let _shared = rec.gate.read();
+        let mut state = rec.commit.lock();
+        if !rec.wm.wait_for(state.log.next_seq() - 1) {
+            return;
+        }
+        let seq = state.log.sequence_dma();
+        let memory = CapturingMemory {
+            ram: ram.clone(),
+            writes: Mutex::new(Vec::new()),
+        };
+        device.apply_completion(completion, &memory);
+        let writes = memory.writes.into_inner();
+        let mut pages: Vec<u32> = Vec::new();
+        let base = ram.base().page();
+        for (addr, data) in &writes {
+            let first = (addr >> PAGE_SHIFT) - base;
+            let last = ((addr + data.len().max(1) as u64 - 1) >> PAGE_SHIFT) - base;
+            pages.extend((first..=last).map(|p| p as u32));
+        }
+        pages.sort_unstable();
+        pages.dedup();
+        rec.publish(&mut state, seq, pages);
+        rec.dma.fetch_add(1, Ordering::Relaxed);
+        rec.append(&mut state, Entry::Dma(DmaRecord { writes }));
+        rec.wm.retire(seq);
+        rec.published_writes();
+    }
+}
+
+/// Guest memory for a DMA completion: writes go to RAM and are kept for the log.
+struct CapturingMemory {
+    ram: Arc<GuestRam>,
+    writes: Mutex<Vec<(u64, Vec<u8>)>>,
+}
+
+impl GuestMemory for CapturingMemory {
+    fn read(&self, addr: GuestPhysAddr, buf: &mut [u8]) -> Result<(), DmaError> {
+        self.ram.read(addr, buf).map_err(|_| DmaError::OutOfRange {
+            addr,
+            len: buf.len() as u64,
+        })
+    }
+
+    fn write(&self, addr: GuestPhysAddr, data: &[u8]) -> Result<(), DmaError> {
+        self.ram
+            .write(addr, data)
+            .map_err(|_| DmaError::OutOfRange {
+                addr,
+                len: data.len() as u64,
+            })?;
+        self.writes.lock().push((addr.raw(), data.to_vec()));
+        Ok(())
+    }
+}
+
+/// A private copy of the user's disk image: the guest may write its disk,
+/// but recording never modifies the user's file. Removed when dropped.
+pub(crate) struct ScratchDisk {
+    pub(crate) path: PathBuf,
+}
+
+impl ScratchDisk {
+    /// Size and BLAKE3 of the copy (the disk as the recording starts),
+    /// under the user's path.
+    pub(crate) fn describe(&self, disk: &Path) -> Result<TraceFile, EngineError> {
+        let failed = |source| EngineError::Disk {
+            path: disk.display().to_string(),
+            what: format!("cannot hash the private copy at {}", self.path.display()),
+            source,
+        };
+        let mut hasher = blake3::Hasher::new();
+        let len = std::io::copy(
+            &mut std::fs::File::open(&self.path).map_err(failed)?,
+            &mut hasher,
+        )
+        .map_err(failed)?;
+        Ok(TraceFile {
+            path: disk.display().to_string(),
+            len,
+            blake3: hasher.finalize().to_hex().to_string(),
+        })
+    }
+
+    pub(crate) fn new(disk: &Path, trace: &Path) -> Result<Self, EngineError> {
+        let mut name = trace.as_os_str().to_owned();
+        name.push(".disk-scratch");
+        let path = PathBuf::from(name);
+        std::fs::copy(disk, &path).map_err(|source| EngineError::Disk {
+            path: disk.display().to_string(),
+            what: format!("cannot make a private copy at {}", path.display()),
+            source,
+        })?;
+        Ok(Self { path })
+    }
+}
+
+impl Drop for ScratchDisk {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}

@@ -1,0 +1,379 @@
+//! One hart's side of replay: an entry's start (its turn), its body (run
+//! in the recording's batches), its end (checks, write-back, retirement).
+
+use samsara_cpu::{Hart, StopReason};
+use samsara_machine::board::Board;
+use samsara_trace::{Check, ChunkRecord, Event, Truncation};
+use samsara_types::HartId;
+
+use super::observer::{Flow, Observer};
+use super::policy::Policy;
+use super::{Divergence, Position, Shared, StateDiff};
+use crate::chunk_bus::{ChunkBus, Mode};
+use crate::table::{ChunkSets, page_hash, shared_words, write_back};
+
+/// A chunk part-way through replay.
+#[derive(Clone, Debug)]
+pub(crate) struct InProgress {
+    pub seq: u64,
+    pub record: ChunkRecord,
+    /// The hart's step count when the entry started.
+    pub start_steps: u64,
+}
+
+impl InProgress {
+    /// Steps of the entry executed so far.
+    pub fn done(&self, hart: &Hart) -> u64 {
+        hart.steps().0 - self.start_steps
+    }
+}
+
+/// Why [`HartReplayer::advance`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Advance {
+    /// Reached the limit asked for.
+    Reached,
+    /// The observer said stop.
+    Observer,
+    /// The replay failed (the error is in `Shared`).
+    Failed,
+}
+
+/// One hart's replay state, kept across entries.
+pub(crate) struct HartReplayer {
+    pub bus: ChunkBus<'static>,
+    sets: ChunkSets,
+    /// Interrupt lines as of the hart's last entry.
+    pub lines: u64,
+}
+
+impl HartReplayer {
+    pub fn new(board: Board, id: HartId, policy: &Policy) -> Self {
+        let mut bus = ChunkBus::new(board, id, Mode::Replay);
+        bus.relatch_after_mmio = policy.devices_in_chunks();
+        bus.table.direct = policy.direct();
+        bus.yield_on_pause = policy.direct();
+        Self {
+            bus,
+            sets: ChunkSets::default(),
+            lines: 0,
+        }
+    }
+
+    /// Replays a whole entry (the parallel path).
+    pub fn replay_chunk(
+        &mut self,
+        hart: &mut Hart,
+        shared: &Shared,
+        seq: u64,
+        record: ChunkRecord,
+    ) {
+        let Some(cur) = self.begin(hart, shared, seq, record) else {
+            return;
+        };
+        let steps = cur.record.steps;
+        if self.advance(hart, shared, &cur, steps, &mut super::NoObserver) == Advance::Reached {
+            self.finish(hart, shared, &cur);
+        }
+    }
+
+    fn diverged(&self, hart: &Hart, shared: &Shared, cur: &InProgress, what: Divergence) {
+        shared.fail(crate::EngineError::Divergence {
+            seq: cur.seq,
+            hart: u32::from(cur.record.hart),
+            steps: cur.record.steps,
+            start_steps: cur.start_steps,
+            pc: hart.pc(),
+            what,
+        });
+    }
+
+    /// Waits for the entry's turn and sets the hart's bus up for it.
+    /// `None`: the replay was aborted or failed meanwhile.
+    pub fn begin(
+        &mut self,
+        hart: &mut Hart,
+        shared: &Shared,
+        seq: u64,
+        record: ChunkRecord,
+    ) -> Option<InProgress> {
+        let cur = InProgress {
+            seq,
+            start_steps: hart.steps().0,
+            record,
+        };
+        match shared.policy.wait_start(&shared.wm, seq, &cur.record) {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(what) => {
+                self.diverged(hart, shared, &cur, what);
+                return None;
+            }
+        }
+        hart.flush_tlb();
+        if !shared.policy.direct() {
+            // Recording drops reservations at chunk boundaries; CREW
+            // segment cuts are not boundaries the guest could notice.
+            hart.clear_reservation();
+        }
+        let bus = &mut self.bus;
+        bus.events.clear();
+        bus.events.extend_from_slice(&cur.record.events);
+        bus.next_event = 0;
+        bus.divergence = None;
+        if let Some(Event::Lines(l)) = cur.record.events.first() {
+            self.lines = *l;
+            bus.next_event = 1;
+        }
+        // Ordering edges (CREW) were waited for above.
+        while let Some(Event::After { .. }) = bus.events.get(bus.next_event) {
+            bus.next_event += 1;
+        }
+        bus.lines = self.lines;
+        bus.mmio_allowed =
+            cur.record.reason == Truncation::DeviceOp || shared.policy.devices_in_chunks();
+        Some(cur)
+    }
+
+    /// Runs the entry's body until `limit` of its steps are done (at most
+    /// its recorded length). `Hart::run` calls start where the recording's
+    /// did, every `batch` steps from the entry's start; a run cut between
+    /// them goes on with `Hart::resume`, so interrupts are taken where they
+    /// were recorded however the replay is cut.
+    pub fn advance<O: Observer>(
+        &mut self,
+        hart: &mut Hart,
+        shared: &Shared,
+        cur: &InProgress,
+        limit: u64,
+        observer: &mut O,
+    ) -> Advance {
+        let limit = limit.min(cur.record.steps);
+        let batch = shared.batch;
+        loop {
+            let done = cur.done(hart);
+            if done >= limit {
+                return Advance::Reached;
+            }
+            if O::INSTRUCTIONS {
+                let at = Position {
+                    seq: cur.seq,
+                    step: done,
+                };
+                if observer.instruction(at, hart.hart_id(), hart.pc()) == Flow::Stop {
+                    return Advance::Observer;
+                }
+            }
+            let into_batch = done % batch;
+            let mut max = (batch - into_batch).min(limit - done);
+            if O::INSTRUCTIONS {
+                max = 1;
+            }
+            let stop = if into_batch == 0 {
+                hart.run(&mut self.bus, max)
+            } else {
+                hart.resume(&mut self.bus, max)
+            };
+            let done = cur.done(hart);
+            if O::PAGES && self.report_pages(hart, cur, observer) == Flow::Stop {
+                return Advance::Observer;
+            }
+            if stop != StopReason::StepLimit && done < cur.record.steps {
+                self.diverged(hart, shared, cur, Divergence::StoppedEarly { stop, done });
+                return Advance::Failed;
+            }
+            if cur.record.reason == Truncation::DeviceOp && stop == StopReason::DeviceAccess {
+                self.diverged(hart, shared, cur, Divergence::DeviceAccessNotExecuted);
+                return Advance::Failed;
+            }
+        }
+    }
+
+    fn report_pages<O: Observer>(
+        &mut self,
+        hart: &Hart,
+        cur: &InProgress,
+        observer: &mut O,
+    ) -> Flow {
+        let at = Position {
+            seq: cur.seq,
+            step: cur.done(hart),
+        };
+        let mut flow = Flow::Continue;
+        for (page, kind) in self.bus.touched.drain(..) {
+            if observer.page(at, hart.hart_id(), page, kind) == Flow::Stop {
+                flow = Flow::Stop;
+            }
+        }
+        flow
+    }
+
+    /// After the body: the attempt the recording ended the entry at, the
+    /// checks, the write-back (in sequence order) and retirement. False if
+    /// the replay failed or was aborted.
+    pub fn finish(&mut self, hart: &mut Hart, shared: &Shared, cur: &InProgress) -> bool {
+        if let Err(what) = self.redo_final_attempt(hart, shared, cur) {
+            self.diverged(hart, shared, cur, what);
+            return false;
+        }
+        self.bus.mmio_allowed = false;
+        self.lines = self.bus.lines;
+        if let Some(what) = self.bus.divergence.take() {
+            self.diverged(hart, shared, cur, what);
+            return false;
+        }
+        if self.bus.next_event != self.bus.events.len() {
+            let what = Divergence::InputsLeft {
+                consumed: self.bus.next_event,
+                recorded: self.bus.events.len(),
+            };
+            self.diverged(hart, shared, cur, what);
+            return false;
+        }
+        let seq = cur.seq;
+        if let Policy::Crew(progress) = &shared.policy {
+            if let Some(check) = &cur.record.check
+                && let Some(diffs) = self.compare_check(hart, shared, check)
+            {
+                self.diverged(hart, shared, cur, Divergence::State(diffs));
+                return false;
+            }
+            // Memory was written directly; tell waiting harts how far we are.
+            progress.publish(
+                usize::from(cur.record.hart),
+                hart.steps().0,
+                seq,
+                cur.record.reason == Truncation::DeviceOp,
+            );
+            shared.wm.retire(seq);
+            return true;
+        }
+        self.bus.table.walk(&mut self.sets);
+        if let Some(check) = &cur.record.check
+            && let Some(diffs) = self.compare_check(hart, shared, check)
+        {
+            self.bus.table.reset(&self.sets);
+            self.diverged(hart, shared, cur, Divergence::State(diffs));
+            return false;
+        }
+        if !shared.wm.wait_for(seq - 1) {
+            self.bus.table.reset(&self.sets);
+            return false;
+        }
+        for &p in &self.sets.dirty {
+            let page = self.bus.guest_page(p);
+            if let (Some(buf), Some(host)) = (
+                self.bus.table.private(p as usize),
+                shared.board.ram.host_page(page),
+            ) {
+                write_back(buf, host);
+            }
+        }
+        self.bus.table.reset(&self.sets);
+        shared.wm.retire(seq);
+        true
+    }
+
+    /// Repeats the attempt the recording ended the entry at, with the same
+    /// side effects (A/D bits its page-table walks set, its interrupt check).
+    fn redo_final_attempt(
+        &mut self,
+        hart: &mut Hart,
+        shared: &Shared,
+        cur: &InProgress,
+    ) -> Result<(), Divergence> {
+        if shared.policy.direct() && cur.record.reason == Truncation::Ownership {
+            // CREW recording stopped at an attempt refused for want of a
+            // page: repeat it with that page refused.
+            if let Some(&Event::Refused { page, write }) = self.bus.events.get(self.bus.next_event)
+            {
+                self.bus.next_event += 1;
+                let idx = self
+                    .bus
+                    .ram_index(page)
+                    .ok_or(Divergence::RefusedPageNotRam { page })?;
+                self.bus.refuse = Some((idx, write));
+                let before = hart.steps().0;
+                let stop = hart.run(&mut self.bus, 1);
+                self.bus.refuse = None;
+                let refused = self.bus.crew_pending.take().is_some();
+                if stop != StopReason::DeviceAccess || !refused || hart.steps().0 != before {
+                    return Err(Divergence::RefusedAttemptWentOn { page, stop });
+                }
+            } else {
+                // Traces written before `Refused` existed (no guest paging).
+                hart.run(&mut self.bus, 0);
+            }
+        }
+        if cur.record.reason == Truncation::DeviceAccess {
+            // Recording stopped at a device access: redo the attempt (its
+            // translation side effects) exactly as the recording did.
+            let stop = hart.run(&mut self.bus, 1);
+            if stop != StopReason::DeviceAccess {
+                return Err(Divergence::DeviceAccessExpected { stop });
+            }
+        }
+        Ok(())
+    }
+
+    /// Compares against a recorded verification record.
+    fn compare_check(&self, hart: &Hart, shared: &Shared, check: &Check) -> Option<Vec<StateDiff>> {
+        let state = hart.state();
+        let mut diffs = Vec::new();
+        if state.pc != check.pc {
+            diffs.push(StateDiff::Pc {
+                recorded: check.pc,
+                replayed: state.pc,
+            });
+        }
+        for (r, (&recorded, &replayed)) in check.x.iter().zip(&state.x).enumerate() {
+            if recorded != replayed {
+                diffs.push(StateDiff::Register {
+                    index: r as u8,
+                    recorded,
+                    replayed,
+                });
+            }
+        }
+        let replayed: Vec<(u64, u64)> = if shared.policy.direct() {
+            // CREW: the pages the hart owned, as they are in RAM now.
+            check
+                .pages
+                .iter()
+                .filter_map(|&(page, _)| {
+                    let host = shared.board.ram.host_page(page)?;
+                    Some((page, page_hash(shared_words(host))))
+                })
+                .collect()
+        } else {
+            self.sets
+                .dirty
+                .iter()
+                .filter_map(|&p| {
+                    self.bus
+                        .table
+                        .private(p as usize)
+                        .map(|buf| (self.bus.guest_page(p), page_hash(buf.words())))
+                })
+                .collect()
+        };
+        if replayed != check.pages {
+            use std::collections::{BTreeMap, BTreeSet};
+            let rec: BTreeMap<u64, u64> = check.pages.iter().copied().collect();
+            let rep: BTreeMap<u64, u64> = replayed.iter().copied().collect();
+            let differing = rec
+                .keys()
+                .chain(rep.keys())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .filter(|p| rec.get(p) != rep.get(p))
+                .map(|p| p << 12)
+                .collect();
+            diffs.push(StateDiff::WrittenPages(differing));
+        }
+        if diffs.is_empty() && state.digest() != check.hart_digest {
+            diffs.push(StateDiff::OtherState);
+        }
+        (!diffs.is_empty()).then_some(diffs)
+    }
+}

@@ -1,0 +1,753 @@
+//! The replay session: a trace opened on a machine, run forward, stopped
+//! anywhere, checkpointed and restored, verified at the end.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+use parking_lot::Mutex;
+use samsara_cpu::{Hart, HartState};
+use samsara_machine::board::{Board, BoardConfig};
+use samsara_machine::clock::ManualClock;
+use samsara_machine::devices::test_device::MachineExit;
+use samsara_machine::devices::uart::{SerialOutput, UartSnapshot};
+use samsara_machine::machine::Machine;
+use samsara_trace::{
+    Block, BlockMark, ChunkRecord, DmaRecord, Entry, Footer, RecordedExit, TraceErrorKind,
+    TraceHeader, TraceReader,
+};
+use samsara_types::GuestPhysAddr;
+
+use super::hart::{Advance, HartReplayer, InProgress};
+use super::observer::{EntryView, Flow, NoObserver, Observer};
+use super::policy::{Admission, CrewSaved, Policy};
+use super::{Mismatch, Position, ReplayConfig, ReplayOutcome, Shared};
+use crate::EngineError;
+use crate::digest::{Console, OutputLog, OutputState, blake3_hex, digests, ram_blake3};
+use crate::guest::LoadedGuest;
+use crate::sequencer::Watermark;
+
+/// How far (in sequence numbers) the parallel dispatcher may run ahead of
+/// write-back: bounds the memory of queued entries whatever the trace's length.
+const READ_AHEAD: u64 = 1 << 16;
+
+/// Why [`ReplaySession::run`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// The position asked for.
+    Reached,
+    /// The observer said stop.
+    Observer,
+    /// The recording's end: every entry the trace holds has run.
+    End,
+    /// The stop flag was raised (Ctrl-C).
+    Interrupted,
+}
+
+/// A trace opened for replay on a freshly built machine.
+pub struct ReplaySession {
+    header: TraceHeader,
+    path: String,
+    source: EntrySource,
+    shared: Shared,
+    harts: Vec<Hart>,
+    workers: Vec<HartReplayer>,
+    output: OutputLog,
+    admission: Admission,
+    /// Sequence number of the next entry to start (none in progress).
+    next_seq: u64,
+    /// The chunk part-way through, if any.
+    current: Option<InProgress>,
+    /// A DMA entry taken from the trace whose start the observer has seen.
+    staged: Option<DmaRecord>,
+    /// The observer stopped before this step: the next run does not show
+    /// it the same step again.
+    instruction_seen: Option<Position>,
+}
+
+/// The state of a session between two entries, to come back to.
+pub struct Checkpoint {
+    next_seq: u64,
+    source: SourcePoint,
+    staged: Option<DmaRecord>,
+    harts: Vec<HartState>,
+    lines: Vec<u64>,
+    ram: Vec<u8>,
+    output: OutputState,
+    uart: UartSnapshot,
+    exit: Option<MachineExit>,
+    crew: Option<CrewSaved>,
+    admission: Admission,
+}
+
+impl Checkpoint {
+    /// Where it was taken.
+    pub fn position(&self) -> Position {
+        Position::before(self.next_seq)
+    }
+}
+
+impl std::fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("position", &self.position())
+            .field("ram_bytes", &self.ram.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReplaySession {
+    /// Opens `config.trace`, builds the recorded machine from the guest's
+    /// files (checked against the trace) and stands at the recording's start.
+    pub fn open(config: &ReplayConfig) -> Result<Self, EngineError> {
+        let reader = TraceReader::open(&config.trace)?;
+        let header = reader.header().clone();
+        let path = config.trace.display().to_string();
+        let guest = LoadedGuest::from_header(&header, &config.files)?;
+        let output = OutputLog::default();
+        let console: SerialOutput = Box::new(Console {
+            echo: config.echo,
+            capture: output.clone(),
+        });
+        // No disk: its contents reach the guest only through logged device
+        // reads and DMA entries.
+        let board_config = BoardConfig {
+            harts: header.harts,
+            ram_size: header.ram_size,
+            disk: None,
+            disk_readonly: false,
+        };
+        let machine = guest.build(&board_config, Arc::new(ManualClock::new(0)), console, None)?;
+        drop(guest);
+        let Machine { board, harts, .. } = machine;
+        if !header.initial_ram_blake3.is_empty() {
+            let initial = ram_blake3(&board.ram);
+            if initial != header.initial_ram_blake3 {
+                return Err(EngineError::InitialState {
+                    path,
+                    recorded: header.initial_ram_blake3.clone(),
+                    found: initial,
+                });
+            }
+        }
+        let policy = Policy::new(header.strategy, harts.len());
+        let workers = harts
+            .iter()
+            .map(|h| HartReplayer::new(board.clone(), h.hart_id(), &policy))
+            .collect();
+        let shared = Shared {
+            board,
+            policy,
+            wm: Watermark::new(),
+            batch: header.batch(),
+            error: Mutex::new(None),
+        };
+        Ok(Self {
+            admission: Admission::new(header.strategy, harts.len()),
+            source: EntrySource::new(reader),
+            header,
+            path,
+            shared,
+            harts,
+            workers,
+            output,
+            next_seq: 1,
+            current: None,
+            staged: None,
+            instruction_seen: None,
+        })
+    }
+
+    /// The trace's header.
+    pub fn header(&self) -> &TraceHeader {
+        &self.header
+    }
+
+    /// The harts, as they are at [`ReplaySession::position`].
+    pub fn harts(&self) -> &[Hart] {
+        &self.harts
+    }
+
+    /// The machine's RAM and devices. Between entries RAM holds the global
+    /// state at the position; part-way through a chunk of the chunk or
+    /// serial strategy, that chunk's own writes are in its hart's private
+    /// pages, not yet here.
+    pub fn board(&self) -> &Board {
+        &self.shared.board
+    }
+
+    /// Where the replay stands.
+    pub fn position(&self) -> Position {
+        match &self.current {
+            Some(cur) => Position {
+                seq: cur.seq,
+                step: cur.done(&self.harts[usize::from(cur.record.hart)]),
+            },
+            None => Position::before(self.next_seq),
+        }
+    }
+
+    /// The hart that runs the entry in progress, if one is.
+    pub fn current_hart(&self) -> Option<usize> {
+        self.current.as_ref().map(|c| usize::from(c.record.hart))
+    }
+
+    /// The trace's footer, once the replay has read it.
+    pub fn footer(&self) -> Option<&Footer> {
+        self.source.footer.as_ref()
+    }
+
+    fn take_error(&self) -> EngineError {
+        self.shared
+            .error
+            .lock()
+            .take()
+            .unwrap_or_else(|| EngineError::Internal("replay aborted without an error".into()))
+    }
+
+    fn bad_entry(&self, seq: u64, what: String) -> EngineError {
+        EngineError::BadEntry {
+            path: self.path.clone(),
+            seq,
+            what,
+        }
+    }
+
+    /// Runs on this thread, in the recording's global order, until
+    /// `until`, the recording's end, the observer's word, or `stop`.
+    /// Every hook of `observer` sees each event once, even across stops.
+    pub fn run<O: Observer>(
+        &mut self,
+        observer: &mut O,
+        until: Position,
+        stop: &AtomicBool,
+    ) -> Result<Stop, EngineError> {
+        for w in &mut self.workers {
+            w.bus.report_pages = O::PAGES;
+        }
+        loop {
+            if let Some(cur) = self.current.take() {
+                match self.advance_current(cur, observer, until)? {
+                    None => continue,
+                    Some(stopped) => return Ok(stopped),
+                }
+            }
+            if self.position() >= until {
+                return Ok(Stop::Reached);
+            }
+            if stop.load(Ordering::Relaxed) {
+                self.source.partial =
+                    Some(format!("interrupted after entry {}", self.next_seq - 1));
+                return Ok(Stop::Interrupted);
+            }
+            let seq = self.next_seq;
+            if let Some(dma) = self.staged.take() {
+                self.apply_dma(seq, &dma)?;
+                if observer.entry_end(Position::before(seq), EntryView::Dma(&dma)) == Flow::Stop {
+                    return Ok(Stop::Observer);
+                }
+                continue;
+            }
+            let Some(entry) = self.source.next()? else {
+                return Ok(Stop::End);
+            };
+            match entry {
+                Entry::Chunk(record) => {
+                    self.admission
+                        .admit(seq, &record)
+                        .map_err(|what| self.bad_entry(seq, what))?;
+                    let h = usize::from(record.hart);
+                    let Some(cur) =
+                        self.workers[h].begin(&mut self.harts[h], &self.shared, seq, record)
+                    else {
+                        return Err(self.take_error());
+                    };
+                    let flow =
+                        observer.entry_start(Position::before(seq), EntryView::Chunk(&cur.record));
+                    self.current = Some(cur);
+                    if flow == Flow::Stop {
+                        return Ok(Stop::Observer);
+                    }
+                }
+                Entry::Dma(dma) => {
+                    let flow = observer.entry_start(Position::before(seq), EntryView::Dma(&dma));
+                    self.staged = Some(dma);
+                    if flow == Flow::Stop {
+                        return Ok(Stop::Observer);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the entry in progress towards `until`; `None` once it finished.
+    fn advance_current<O: Observer>(
+        &mut self,
+        cur: InProgress,
+        observer: &mut O,
+        until: Position,
+    ) -> Result<Option<Stop>, EngineError> {
+        let h = usize::from(cur.record.hart);
+        let limit = if until.seq == cur.seq {
+            until.step
+        } else {
+            u64::MAX
+        };
+        let here = Position {
+            seq: cur.seq,
+            step: cur.done(&self.harts[h]),
+        };
+        let advanced = if O::INSTRUCTIONS
+            && self.instruction_seen == Some(here)
+            && limit > here.step
+        {
+            // The observer stopped before this step last time: run it
+            // unobserved, then go on observing.
+            self.instruction_seen = None;
+            let one = here.step + 1;
+            match self.workers[h].advance(
+                &mut self.harts[h],
+                &self.shared,
+                &cur,
+                one,
+                &mut NoObserver,
+            ) {
+                Advance::Reached => {
+                    self.workers[h].advance(&mut self.harts[h], &self.shared, &cur, limit, observer)
+                }
+                other => other,
+            }
+        } else {
+            self.workers[h].advance(&mut self.harts[h], &self.shared, &cur, limit, observer)
+        };
+        match advanced {
+            Advance::Failed => return Err(self.take_error()),
+            Advance::Observer => {
+                self.instruction_seen = Some(Position {
+                    seq: cur.seq,
+                    step: cur.done(&self.harts[h]),
+                });
+                self.current = Some(cur);
+                return Ok(Some(Stop::Observer));
+            }
+            Advance::Reached => {}
+        }
+        let done = cur.done(&self.harts[h]);
+        if until.seq == cur.seq && done >= until.step {
+            self.current = Some(cur);
+            return Ok(Some(Stop::Reached));
+        }
+        if !self.workers[h].finish(&mut self.harts[h], &self.shared, &cur) {
+            return Err(self.take_error());
+        }
+        self.next_seq = cur.seq + 1;
+        self.instruction_seen = None;
+        if observer.entry_end(Position::before(cur.seq), EntryView::Chunk(&cur.record))
+            == Flow::Stop
+        {
+            return Ok(Some(Stop::Observer));
+        }
+        Ok(None)
+    }
+
+    fn apply_dma(&mut self, seq: u64, dma: &DmaRecord) -> Result<(), EngineError> {
+        apply_dma(&self.shared.board, dma).map_err(|what| self.bad_entry(seq, what))?;
+        self.shared.wm.retire(seq);
+        self.next_seq = seq + 1;
+        Ok(())
+    }
+
+    /// Runs the rest of the recording with harts in parallel, each on its
+    /// own thread (an entry in progress is finished first, on this one).
+    pub fn run_parallel(&mut self, stop: &AtomicBool) -> Result<(), EngineError> {
+        if let Some(cur) = &self.current {
+            let next = Position::before(cur.seq + 1);
+            if self.run(&mut NoObserver, next, stop)? != Stop::Reached {
+                return Ok(());
+            }
+        }
+        for w in &mut self.workers {
+            w.bus.report_pages = false;
+        }
+        let Self {
+            source,
+            shared,
+            harts,
+            workers,
+            admission,
+            next_seq,
+            staged,
+            path,
+            ..
+        } = self;
+        let shared = &*shared;
+        std::thread::scope(|scope| {
+            let mut senders: Vec<Sender<(u64, ChunkRecord)>> = Vec::with_capacity(harts.len());
+            for (hart, worker) in harts.iter_mut().zip(workers.iter_mut()) {
+                let (tx, rx) = crossbeam_channel::unbounded::<(u64, ChunkRecord)>();
+                senders.push(tx);
+                std::thread::Builder::new()
+                    .name(format!("replay-hart{}", hart.hart_id().0))
+                    .spawn_scoped(scope, move || {
+                        for (seq, record) in rx {
+                            if shared.wm.is_aborted() {
+                                break;
+                            }
+                            worker.replay_chunk(hart, shared, seq, record);
+                        }
+                    })
+                    .expect("spawning a replay thread");
+            }
+            let bad = |seq, what| EngineError::BadEntry {
+                path: path.clone(),
+                seq,
+                what,
+            };
+            loop {
+                if stop.load(Ordering::Relaxed) {
+                    source.partial = Some(format!("interrupted after entry {}", *next_seq - 1));
+                    break;
+                }
+                let entry = match staged.take() {
+                    Some(dma) => Entry::Dma(dma),
+                    None => match source.next() {
+                        Ok(Some(entry)) => entry,
+                        Ok(None) => break,
+                        Err(e) => {
+                            shared.fail(e);
+                            break;
+                        }
+                    },
+                };
+                let seq = *next_seq;
+                *next_seq += 1;
+                if seq > READ_AHEAD && !shared.wm.wait_for(seq - READ_AHEAD) {
+                    break;
+                }
+                match entry {
+                    Entry::Chunk(record) => {
+                        if let Err(what) = admission.admit(seq, &record) {
+                            shared.fail(bad(seq, what));
+                            break;
+                        }
+                        let _ = senders[usize::from(record.hart)].send((seq, record));
+                    }
+                    Entry::Dma(dma) => {
+                        if !shared.wm.wait_for(seq - 1) {
+                            break;
+                        }
+                        if let Err(what) = apply_dma(&shared.board, &dma) {
+                            shared.fail(bad(seq, what));
+                            break;
+                        }
+                        shared.wm.retire(seq);
+                    }
+                }
+                if shared.wm.is_aborted() {
+                    break;
+                }
+            }
+            // Let the hart threads finish what was handed out.
+            drop(senders);
+        });
+        if let Some(e) = self.shared.error.lock().take() {
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// The state here, to [`ReplaySession::restore`] later. Checkpoints are
+    /// taken between entries: part-way through one, `Err` says where.
+    pub fn checkpoint(&self) -> Result<Checkpoint, EngineError> {
+        if self.current.is_some() {
+            return Err(EngineError::Options(format!(
+                "a checkpoint is taken between entries; the replay is at {}",
+                self.position()
+            )));
+        }
+        let ram = &self.shared.board.ram;
+        let mut bytes = vec![0u8; ram.size() as usize];
+        ram.read(ram.base(), &mut bytes)
+            .map_err(|e| EngineError::Internal(format!("reading RAM for a checkpoint: {e}")))?;
+        Ok(Checkpoint {
+            next_seq: self.next_seq,
+            source: self.source.point(),
+            staged: self.staged.clone(),
+            harts: self.harts.iter().map(Hart::snapshot).collect(),
+            lines: self.workers.iter().map(|w| w.lines).collect(),
+            ram: bytes,
+            output: self.output.save(),
+            uart: self.shared.board.uart.snapshot(),
+            exit: self.shared.board.exit.get(),
+            crew: match &self.shared.policy {
+                Policy::Crew(progress) => Some(progress.save()),
+                _ => None,
+            },
+            admission: self.admission.clone(),
+        })
+    }
+
+    /// Goes back (or forward) to `checkpoint`, taken from this session.
+    pub fn restore(&mut self, checkpoint: &Checkpoint) -> Result<(), EngineError> {
+        let ram = &self.shared.board.ram;
+        if checkpoint.ram.len() as u64 != ram.size() || checkpoint.harts.len() != self.harts.len() {
+            return Err(EngineError::Options(
+                "the checkpoint is of another machine".into(),
+            ));
+        }
+        self.source.seek(&checkpoint.source)?;
+        ram.write(ram.base(), &checkpoint.ram)
+            .map_err(|e| EngineError::Internal(format!("restoring RAM: {e}")))?;
+        for (hart, state) in self.harts.iter_mut().zip(&checkpoint.harts) {
+            hart.restore(state);
+        }
+        for (worker, &lines) in self.workers.iter_mut().zip(&checkpoint.lines) {
+            worker.lines = lines;
+        }
+        self.output.restore(&checkpoint.output);
+        self.shared.board.uart.restore(&checkpoint.uart);
+        self.shared.board.exit.restore(checkpoint.exit);
+        if let (Policy::Crew(progress), Some(saved)) = (&self.shared.policy, &checkpoint.crew) {
+            progress.restore(saved);
+        }
+        self.admission = checkpoint.admission.clone();
+        self.shared.wm.reset(checkpoint.next_seq - 1);
+        *self.shared.error.lock() = None;
+        self.next_seq = checkpoint.next_seq;
+        self.staged = checkpoint.staged.clone();
+        self.current = None;
+        self.instruction_seen = None;
+        Ok(())
+    }
+
+    /// The replay's result: what it regenerated, compared with the footer.
+    pub fn outcome(&self, wall: Duration) -> ReplayOutcome {
+        let board = &self.shared.board;
+        board.uart.flush_output();
+        let (hart_digests, ram_blake3) = digests(&self.harts, &board.ram);
+        let exit = board.exit.get().map(|e| match e {
+            MachineExit::Poweroff => RecordedExit::Poweroff,
+            MachineExit::Fail(c) => RecordedExit::Fail(c),
+            MachineExit::Reset => RecordedExit::Reset,
+        });
+        let printed = self.output.summary();
+        let steps_per_hart: Vec<u64> = self.harts.iter().map(|h| h.steps().0).collect();
+        let footer = self.source.footer.clone();
+        let mismatches = footer
+            .as_ref()
+            .map(|f| {
+                compare(
+                    f,
+                    &printed.head,
+                    printed.len,
+                    &printed.blake3,
+                    exit,
+                    &steps_per_hart,
+                    &hart_digests,
+                    &ram_blake3,
+                )
+            })
+            .unwrap_or_default();
+        ReplayOutcome {
+            header: self.header.clone(),
+            footer,
+            partial: self.source.partial.clone(),
+            entries: self.shared.wm.get(),
+            output: printed.head,
+            output_len: printed.len,
+            exit,
+            hart_digests,
+            ram_blake3,
+            steps_per_hart,
+            mismatches,
+            wall,
+        }
+    }
+}
+
+/// How the replayed end differs from the recorded footer.
+#[allow(clippy::too_many_arguments)]
+fn compare(
+    f: &Footer,
+    output: &[u8],
+    output_len: u64,
+    output_blake3: &str,
+    exit: Option<RecordedExit>,
+    steps_per_hart: &[u64],
+    hart_digests: &[u64],
+    ram_blake3: &str,
+) -> Vec<Mismatch> {
+    let mut mismatches = Vec::new();
+    // Old traces hold all of the output and no length or hash.
+    let recorded_len = f.output_len.unwrap_or(f.output.len() as u64);
+    let recorded_hash = f
+        .output_blake3
+        .clone()
+        .unwrap_or_else(|| blake3_hex(&f.output));
+    if output_len != recorded_len || output_blake3 != recorded_hash {
+        let at = output
+            .iter()
+            .zip(&f.output)
+            .position(|(a, b)| a != b)
+            .unwrap_or(output.len().min(f.output.len()));
+        mismatches.push(Mismatch::Output {
+            at: at as u64,
+            recorded_len,
+            replayed_len: output_len,
+        });
+    }
+    let recorded_exit = match f.exit {
+        e @ (RecordedExit::Poweroff | RecordedExit::Fail(_) | RecordedExit::Reset) => Some(e),
+        _ => None,
+    };
+    if exit != recorded_exit {
+        mismatches.push(Mismatch::Exit {
+            recorded: f.exit,
+            replayed: exit,
+        });
+    }
+    if steps_per_hart != f.steps_per_hart {
+        mismatches.push(Mismatch::InstructionCounts {
+            recorded: f.steps_per_hart.clone(),
+            replayed: steps_per_hart.to_vec(),
+        });
+    }
+    for (h, (&recorded, &replayed)) in f.hart_digests.iter().zip(hart_digests).enumerate() {
+        if recorded != replayed {
+            mismatches.push(Mismatch::HartState {
+                hart: h as u32,
+                recorded,
+                replayed,
+            });
+        }
+    }
+    if f.ram_blake3 != ram_blake3 {
+        mismatches.push(Mismatch::Ram {
+            recorded: f.ram_blake3.clone(),
+            replayed: ram_blake3.to_owned(),
+        });
+    }
+    mismatches
+}
+
+fn apply_dma(board: &Board, dma: &DmaRecord) -> Result<(), String> {
+    for (addr, data) in &dma.writes {
+        board
+            .ram
+            .write(GuestPhysAddr(*addr), data)
+            .map_err(|e| format!("DMA entry writes outside RAM: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The trace's entries, one at a time, with where they came from.
+struct EntrySource {
+    reader: TraceReader,
+    /// The rest of the block being read.
+    block: VecDeque<Entry>,
+    /// Where that block starts, and how many of its entries were taken.
+    block_mark: BlockMark,
+    taken: usize,
+    /// After a seek: entries of the next block already run.
+    skip: usize,
+    footer: Option<Footer>,
+    /// Why the trace ended early, if it did.
+    partial: Option<String>,
+    /// Nothing more to read.
+    ended: bool,
+}
+
+/// Where an [`EntrySource`] stood.
+#[derive(Clone, Debug)]
+struct SourcePoint {
+    mark: BlockMark,
+    skip: usize,
+    footer: Option<Footer>,
+    partial: Option<String>,
+    ended: bool,
+}
+
+impl EntrySource {
+    fn new(reader: TraceReader) -> Self {
+        Self {
+            block_mark: reader.mark(),
+            reader,
+            block: VecDeque::new(),
+            taken: 0,
+            skip: 0,
+            footer: None,
+            partial: None,
+            ended: false,
+        }
+    }
+
+    /// The next entry; `None` at the trace's end (or where it is damaged:
+    /// `partial` says why). A read error of the file itself is an error.
+    fn next(&mut self) -> Result<Option<Entry>, EngineError> {
+        loop {
+            if let Some(entry) = self.block.pop_front() {
+                self.taken += 1;
+                return Ok(Some(entry));
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            let mark = self.reader.mark();
+            match self.reader.next_block() {
+                Ok(Some(Block::Entries { entries, .. })) => {
+                    self.block = entries.into();
+                    self.block_mark = mark;
+                    self.taken = 0;
+                    while self.skip > 0 && self.block.pop_front().is_some() {
+                        self.skip -= 1;
+                        self.taken += 1;
+                    }
+                }
+                Ok(Some(Block::Footer(f))) => self.footer = Some(*f),
+                Ok(None) => self.ended = true,
+                Err(e) if e.is_missing_footer() => {
+                    self.partial = Some(format!("{e}; replayed up to byte offset {}", e.offset));
+                    self.ended = true;
+                }
+                Err(e) => {
+                    // Everything before the damage has run; report it.
+                    self.partial = Some(e.to_string());
+                    self.ended = true;
+                    if matches!(e.kind, TraceErrorKind::Io(_)) {
+                        return Err(EngineError::Trace(e));
+                    }
+                }
+            }
+        }
+    }
+
+    fn point(&self) -> SourcePoint {
+        let (mark, skip) = if self.block.is_empty() {
+            (self.reader.mark(), self.skip)
+        } else {
+            (self.block_mark, self.taken)
+        };
+        SourcePoint {
+            mark,
+            skip,
+            footer: self.footer.clone(),
+            partial: self.partial.clone(),
+            ended: self.ended,
+        }
+    }
+
+    fn seek(&mut self, point: &SourcePoint) -> Result<(), EngineError> {
+        self.block.clear();
+        self.taken = 0;
+        self.footer = point.footer.clone();
+        self.partial = point.partial.clone();
+        self.ended = point.ended;
+        self.skip = point.skip;
+        if !point.ended {
+            self.reader.seek(point.mark)?;
+        }
+        Ok(())
+    }
+}
