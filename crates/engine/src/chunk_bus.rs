@@ -8,7 +8,7 @@ use samsara_trace::Event;
 use samsara_types::{GuestPhysAddr, HartId};
 
 use crate::replay::Divergence;
-use crate::table::AdTable;
+use crate::table::{AdTable, ChunkSets};
 
 /// Where non-deterministic inputs come from.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -101,6 +101,20 @@ impl<'a> ChunkBus<'a> {
 
     fn table_len(&self) -> usize {
         (self.board.ram.size() >> 12) as usize
+    }
+
+    /// Commit phase 2: copies the chunk's private pages (`sets.dirty`) to
+    /// shared RAM and forgets them.
+    pub(crate) fn write_back(&mut self, sets: &ChunkSets) {
+        for &p in &sets.dirty {
+            let page = self.guest_page(p);
+            if let (Some(buf), Some(shared)) =
+                (self.table.private(p as usize), self.board.ram.host_page(page))
+            {
+                crate::table::write_back(buf, shared);
+            }
+        }
+        self.table.reset(sets);
     }
 
     /// Guest page number of RAM page index `idx`.

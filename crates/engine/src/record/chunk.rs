@@ -23,7 +23,7 @@ use super::{Perturb, RecordConfig, Strategy};
 use crate::BATCH;
 use crate::chunk_bus::{ChunkBus, Mode};
 use crate::sequencer::Watermark;
-use crate::table::{ChunkSets, page_hash, shared_words, write_back};
+use crate::table::{ChunkSets, page_hash, shared_words};
 
 /// A hart's chunks start at this size (or the limit, if smaller) and come
 /// back to it after a squash; clean chunks double it up to the limit.
@@ -478,16 +478,7 @@ impl<'a> HartRecorder<'a> {
     }
 
     fn write_back(&mut self) {
-        for &p in &self.sets.dirty {
-            let page = self.bus.guest_page(p);
-            if let (Some(buf), Some(shared)) = (
-                self.bus.table.private(p as usize),
-                self.board.ram.host_page(page),
-            ) {
-                write_back(buf, shared);
-            }
-        }
-        self.bus.table.reset(&self.sets);
+        self.bus.write_back(&self.sets);
     }
 
     /// Verification digests for every `check_every`th chunk of this hart.

@@ -10,7 +10,7 @@ use super::observer::{Flow, Observer};
 use super::policy::Policy;
 use super::{Divergence, Position, Shared, StateDiff};
 use crate::chunk_bus::{ChunkBus, Mode};
-use crate::table::{ChunkSets, page_hash, shared_words, write_back};
+use crate::table::{ChunkSets, page_hash, shared_words};
 
 /// A chunk part-way through replay.
 #[derive(Clone, Debug)]
@@ -260,16 +260,7 @@ impl HartReplayer {
             self.bus.table.reset(&self.sets);
             return false;
         }
-        for &p in &self.sets.dirty {
-            let page = self.bus.guest_page(p);
-            if let (Some(buf), Some(host)) = (
-                self.bus.table.private(p as usize),
-                shared.board.ram.host_page(page),
-            ) {
-                write_back(buf, host);
-            }
-        }
-        self.bus.table.reset(&self.sets);
+        self.bus.write_back(&self.sets);
         shared.wm.retire(seq);
         true
     }
