@@ -4,8 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
+}
+
 fn inputs(dir: &str) -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let root = fuzz_dir();
     let mut files = Vec::new();
     for sub in ["corpus", "regressions"] {
         let d = root.join(sub).join(dir);
@@ -73,22 +77,63 @@ fn framed_description_rebuilds_a_readable_trace() {
     assert_eq!(count(rebuilt), original);
 }
 
+/// Seeds of the bounded mutation runs in every `cargo test`: fixed, so
+/// that CI is deterministic (the same inputs every time, given the
+/// committed corpus). 1796585989192157216 is the seed of a random run that
+/// found the footer-hex panic (issue 13); the input it made then is in
+/// `fuzz/regressions/trace_reader/` (a seed repeats an input only against
+/// the corpus of its time).
+const SEEDS: [u64; 8] = [
+    1796585989192157216,
+    0x76e5_0b03_c566_bd54,
+    0xc6b0_c569_f30f_d2a7,
+    0x14f3_5b92_1d58_6858,
+    0xf9b1_f67d_3bef_c68e,
+    0x3d0a_daf0_a887_0d5a,
+    0xc8ee_b9ab_989f_10ed,
+    0x754d_4edf_9293_2948,
+];
+
+/// Mutated inputs per seed: a few seconds per target on the build host.
+const TRACE_READER_RUNS: u64 = 8_000;
+const CPU_RUNS: u64 = 60;
+
 /// A short, bounded fuzzing run in every `cargo test` (the CI's share of
-/// fuzzing; the hour-long coverage-guided runs are `cargo fuzz`, see
-/// `docs/robustness.md`): corpus inputs mutated at random — bit flips,
-/// byte overwrites, insertions, deletions, truncations, splices of two
-/// inputs — through the target for `SAMSARA_FUZZ_SECONDS` (default 3) of
-/// wall time. A failing input is written to the temp dir and named, with
-/// the seed (`SAMSARA_FUZZ_SEED` repeats a run's choices).
-fn mutation_run(dir: &str, target: fn(&[u8])) {
-    let corpus: Vec<Vec<u8>> = inputs(dir)
-        .iter()
-        .map(|p| std::fs::read(p).expect("readable corpus file"))
-        .collect();
+/// fuzzing; the open-ended random runs are `scripts/fuzz.sh quick`, the
+/// coverage-guided ones `scripts/fuzz.sh guided`, see
+/// `docs/robustness.md`): for each of [`SEEDS`], `runs` corpus inputs
+/// mutated at random — bit flips, byte overwrites, insertions, deletions,
+/// truncations, splices of two inputs — through the target. A failing
+/// input is written to the temp dir and named; once fixed, it belongs in
+/// `fuzz/regressions/<target>/`.
+fn fixed_mutation_runs(dir: &str, target: fn(&[u8]), runs: u64) {
+    let corpus = corpus(dir);
+    let out = std::env::temp_dir();
+    for seed in SEEDS {
+        if let Some(failed) = mutation_run(dir, &corpus, target, seed, Budget::Runs(runs), &out) {
+            panic!(
+                "{dir}: a mutated input (seed {seed}) panicked; saved as {}",
+                failed.display()
+            );
+        }
+    }
+    println!(
+        "{dir}: {} seeds x {runs} mutated inputs, none panicked",
+        SEEDS.len()
+    );
+}
+
+/// The open-ended random run, `scripts/fuzz.sh quick [SECONDS]`: a random
+/// seed (printed; `SAMSARA_FUZZ_SEED` repeats it) for
+/// `SAMSARA_FUZZ_SECONDS` (default 60) of wall time. A failing input is
+/// saved into `fuzz/regressions/<target>/`, where the corpus test replays
+/// it from then on.
+fn random_mutation_run(dir: &str, target: fn(&[u8])) {
+    let corpus = corpus(dir);
     let seconds: f64 = std::env::var("SAMSARA_FUZZ_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(3.0);
+        .unwrap_or(60.0);
     let seed: u64 = std::env::var("SAMSARA_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -97,24 +142,63 @@ fn mutation_run(dir: &str, target: fn(&[u8])) {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(1, |d| d.as_nanos() as u64)
         });
-    println!("{dir}: mutation run for {seconds} s, SAMSARA_FUZZ_SEED={seed}");
+    println!("{dir}: random mutation run for {seconds} s, SAMSARA_FUZZ_SEED={seed}");
+    let out = fuzz_dir().join("regressions").join(dir);
+    std::fs::create_dir_all(&out).expect("create the regressions directory");
+    let budget =
+        Budget::Until(std::time::Instant::now() + std::time::Duration::from_secs_f64(seconds));
+    if let Some(failed) = mutation_run(dir, &corpus, target, seed, budget, &out) {
+        panic!(
+            "{dir}: a mutated input (SAMSARA_FUZZ_SEED={seed}) panicked; saved as {}",
+            failed.display()
+        );
+    }
+}
+
+fn corpus(dir: &str) -> Vec<Vec<u8>> {
+    inputs(dir)
+        .iter()
+        .map(|p| std::fs::read(p).expect("readable corpus file"))
+        .collect()
+}
+
+enum Budget {
+    Runs(u64),
+    Until(std::time::Instant),
+}
+
+/// Mutates corpus inputs with `seed` through `target` within `budget`;
+/// the path of the first input that panicked, saved into `out`.
+fn mutation_run(
+    dir: &str,
+    corpus: &[Vec<u8>],
+    target: fn(&[u8]),
+    seed: u64,
+    budget: Budget,
+    out: &Path,
+) -> Option<PathBuf> {
     let mut rng = XorShift(seed | 1);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(seconds);
+    let started = std::time::Instant::now();
     let mut runs = 0u64;
-    while std::time::Instant::now() < deadline {
-        let input = mutate(&corpus, &mut rng);
+    while match budget {
+        Budget::Runs(n) => runs < n,
+        Budget::Until(t) => std::time::Instant::now() < t,
+    } {
+        let input = mutate(corpus, &mut rng);
         if std::panic::catch_unwind(|| target(&input)).is_err() {
-            let path = std::env::temp_dir().join(format!("samsara-fuzz-{dir}-{seed}-{runs}"));
+            let path = out.join(format!("seed-{seed}-run-{runs}"));
             std::fs::write(&path, &input).expect("save the failing input");
-            panic!(
-                "{dir}: mutated input {runs} (SAMSARA_FUZZ_SEED={seed}) panicked; saved as {}",
-                path.display()
-            );
+            return Some(path);
         }
         runs += 1;
     }
-    println!("{dir}: {runs} mutated inputs, none panicked");
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{dir}: seed {seed}: {runs} mutated inputs in {secs:.2} s ({:.0}/s), none panicked",
+        runs as f64 / secs.max(1e-9)
+    );
     assert!(runs > 0, "the mutation run executed nothing");
+    None
 }
 
 struct XorShift(u64);
@@ -170,10 +254,26 @@ fn mutate(corpus: &[Vec<u8>], rng: &mut XorShift) -> Vec<u8> {
 
 #[test]
 fn trace_reader_mutation_run() {
-    mutation_run("trace_reader", samsara_fuzzing::trace::run);
+    fixed_mutation_runs(
+        "trace_reader",
+        samsara_fuzzing::trace::run,
+        TRACE_READER_RUNS,
+    );
 }
 
 #[test]
 fn cpu_mutation_run() {
-    mutation_run("cpu", samsara_fuzzing::cpu::run);
+    fixed_mutation_runs("cpu", samsara_fuzzing::cpu::run, CPU_RUNS);
+}
+
+#[test]
+#[ignore = "open-ended: scripts/fuzz.sh quick [SECONDS]"]
+fn trace_reader_random_mutation_run() {
+    random_mutation_run("trace_reader", samsara_fuzzing::trace::run);
+}
+
+#[test]
+#[ignore = "open-ended: scripts/fuzz.sh quick [SECONDS]"]
+fn cpu_random_mutation_run() {
+    random_mutation_run("cpu", samsara_fuzzing::cpu::run);
 }

@@ -400,21 +400,95 @@ mod hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        let mut out = String::with_capacity(bytes.len() * 2);
-        for b in bytes {
-            out.push_str(&format!("{b:02x}"));
-        }
-        s.serialize_str(&out)
+        s.serialize_str(&hex::encode(bytes))
     }
 
+    /// Decodes untrusted text (a trace's footer): any character, multi-byte
+    /// UTF-8 included, that is not a hex digit is an error, never a panic.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let text = String::deserialize(d)?;
-        if text.len() % 2 != 0 {
-            return Err(serde::de::Error::custom("odd-length hex string"));
+        hex::decode(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn footer_json(output_hex: &str) -> Vec<u8> {
+        let good = Footer {
+            entries: 0,
+            exit: RecordedExit::Poweroff,
+            steps_per_hart: vec![1],
+            hart_digests: vec![2],
+            ram_blake3: "ab".repeat(32),
+            output: b"hi".to_vec(),
+            output_len: Some(2),
+            output_blake3: None,
+            stats: RecordStats::default(),
+        };
+        let json = serde_json::to_string(&good).unwrap();
+        assert!(json.contains(r#""output":"6869""#), "{json}");
+        json.replace(r#""output":"6869""#, &format!(r#""output":"{output_hex}""#))
+            .into_bytes()
+    }
+
+    #[test]
+    fn footer_output_hex_round_trips() {
+        let f: Footer = serde_json::from_slice(&footer_json("00ff7F")).unwrap();
+        assert_eq!(f.output, [0x00, 0xff, 0x7f]);
+        let again: Footer = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
+        assert_eq!(again, f);
+    }
+
+    /// A multi-byte UTF-8 character in the footer's hex (the fuzzers made
+    /// one) is an error, at any position, never a panic; so are odd lengths
+    /// and other non-hex characters.
+    #[test]
+    fn footer_output_hex_with_a_multibyte_char_is_an_error() {
+        for hex in [
+            "é", "4é4", "44é", "4é", "€", "4€", "48€6", "😀", "4😀4", "486", "4g", " 48",
+        ] {
+            let result = std::panic::catch_unwind(|| {
+                serde_json::from_slice::<Footer>(&footer_json(hex)).map(|_| ())
+            });
+            let err = result
+                .unwrap_or_else(|_| panic!("output {hex:?} panicked the decoder"))
+                .expect_err(&format!("output {hex:?} decoded"));
+            assert!(err.to_string().contains("at line"), "{hex:?}: {err}");
         }
-        (0..text.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).map_err(serde::de::Error::custom))
-            .collect()
+    }
+
+    /// The same through the reader: the error names the footer block's offset.
+    #[test]
+    fn reader_names_the_offset_of_a_footer_with_a_multibyte_char_in_its_hex() {
+        let dir = std::env::temp_dir().join(format!("samsara-trace-hex-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.trace");
+        let header = TraceHeader {
+            harts: 1,
+            ..TraceHeader::default()
+        };
+        let w = TraceWriter::create(&path, &header).unwrap();
+        w.finish(None).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let footer_at = bytes.len() as u64;
+        let streams = [footer_json("48€6"), Vec::new(), Vec::new(), Vec::new()];
+        let block = writer::encode_block(
+            BlockKind::Footer,
+            0,
+            0,
+            0,
+            &streams,
+            &mut WriterStats::default(),
+        )
+        .unwrap();
+        bytes.extend_from_slice(&block);
+        let mut r = TraceReader::from_bytes("t.trace", bytes).unwrap();
+        let err = r.next_block().expect_err("a bad footer read");
+        assert!(matches!(err.kind, TraceErrorKind::Footer(_)), "{err}");
+        assert_eq!(err.offset, footer_at, "{err}");
+        assert!(err.to_string().contains("malformed footer"), "{err}");
     }
 }

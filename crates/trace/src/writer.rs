@@ -220,7 +220,7 @@ fn write_loop(
 /// Size of a block header in bytes.
 pub(crate) const BLOCK_HEADER_BYTES: usize = 4 + 4 + 8 + 8 + 4 + 8 * STREAMS + 4;
 
-fn encode_block(
+pub(crate) fn encode_block(
     kind: BlockKind,
     index: u64,
     first_seq: u64,
