@@ -98,8 +98,8 @@ pub enum EngineError {
     Trace(#[from] TraceError),
     /// The trace writer failed while recording (the guest was stopped; what
     /// was written is a valid partial trace).
-    #[error("recording stopped: {0}")]
-    TraceWrite(String),
+    #[error("recording stopped")]
+    TraceWrite(#[source] TraceError),
     /// The trace is inconsistent with the machine it describes.
     #[error("trace {path}: entry {seq}: {what}")]
     BadEntry {

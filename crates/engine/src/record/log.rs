@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use samsara_trace::{Entry, TraceWriter, Truncation};
+use samsara_trace::{Entry, TraceError, TraceWriter, Truncation};
 
 /// Entries per trace block.
 const BLOCK_ENTRIES: usize = 8192;
@@ -30,7 +30,7 @@ pub(crate) struct EntryLog {
     /// DMA data bytes pending.
     pending_dma_bytes: usize,
     writer: Option<TraceWriter>,
-    failure: Option<String>,
+    failure: Option<TraceError>,
     /// Entries per truncation reason (indexed by `Truncation as usize`).
     reasons: [u64; 8],
 }
@@ -40,7 +40,7 @@ pub(crate) struct ClosedLog {
     /// Entries sequenced.
     pub entries: u64,
     /// Why the writer failed, if it did.
-    pub failure: Option<String>,
+    pub failure: Option<TraceError>,
     /// Entries per truncation reason.
     pub reasons: [u64; 8],
     /// The writer, with every entry handed to it.
@@ -123,7 +123,7 @@ impl EntryLog {
             && let Err(e) = writer.send(first, entries)
             && self.failure.is_none()
         {
-            self.failure = Some(e.to_string());
+            self.failure = Some(e);
         }
         self.failure.is_none()
     }
