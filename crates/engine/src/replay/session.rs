@@ -225,7 +225,10 @@ impl ReplaySession {
         stop: &AtomicBool,
     ) -> Result<Stop, EngineError> {
         for w in &mut self.workers {
-            w.bus.report_pages = O::PAGES;
+            if w.bus.report_pages != O::PAGES {
+                w.bus.report_pages = O::PAGES;
+                w.bus.touched.clear();
+            }
         }
         loop {
             if let Some(cur) = self.current.take() {
@@ -370,6 +373,7 @@ impl ReplaySession {
         }
         for w in &mut self.workers {
             w.bus.report_pages = false;
+            w.bus.touched.clear();
         }
         let Self {
             source,
