@@ -1,7 +1,6 @@
 //! `samsara`: the command-line front end. Thin by design: it parses
 //! arguments and reports; the machine and the engines live in the libraries.
 
-mod bench;
 mod rr;
 
 use std::path::PathBuf;
@@ -31,8 +30,6 @@ struct Cli {
 enum Command {
     /// Run a guest natively: one host thread per hart, no recording.
     Run(RunArgs),
-    /// Measure samsara, and QEMU beside it, on the bundled guests (medians of real runs).
-    Bench(bench::BenchArgs),
     /// Record a guest into a trace (Samsara's chunk engine).
     Record(rr::RecordArgs),
     /// Replay a trace and verify it against the recording.
@@ -265,7 +262,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Run(args) => run(args),
-        Command::Bench(args) => bench::command(args),
         Command::Record(args) => rr::record_command(args),
         Command::Replay(args) => rr::replay_command(args),
         Command::Inspect(args) => rr::inspect_command(args),
