@@ -509,7 +509,7 @@ impl Parsec<'_> {
              the rrfile. QEMU CANNOT RECORD WITH MORE THAN ONE CPU: rr needs icount, and QEMU \
              refuses record/replay with -smp > 1"
             .to_string();
-        match &qemu_refusal {
+        match qemu_refusal {
             Some(msg) => {
                 let _ = write!(
                     qemu_note,

@@ -22,7 +22,7 @@ use crate::rows::{
 use crate::runner::Runner;
 use crate::stats::{busy_note, finite, geomean, mean};
 use crate::strategy::Strategy;
-use crate::workloads::{DISK_BYTES, workloads};
+use crate::workloads::{DISK_BYTES, Workload, workloads};
 
 /// The trace-rate target for CPU-bound workloads.
 const TARGET_BYTES_PER_MINSTR: f64 = 30.0;
@@ -61,7 +61,41 @@ pub fn record_suite(bench: &Bench, options: &Options) -> Result<Report> {
         .map(|(&(w, h), s)| Row::of(w, h, s))
         .collect();
     let rows = ordered(rows, &options.harts);
+    let mut report = Report {
+        suite: "record",
+        repeats: bench.repeats,
+        setup: setup(
+            bench,
+            options,
+            &workloads,
+            estimate_total,
+            started.elapsed(),
+        ),
+        tables: vec![table(&rows, &workloads, &options.harts)],
+        notes: notes(),
+        targets: targets(&rows, &workloads, &options.harts),
+        failures: runner.failures.clone(),
+    };
+    report.setup.push((
+        "runs".to_string(),
+        format!(
+            "{} per measurement, medians reported; per workload and hart count: samsara run, \
+             samsara record (chunk) + inspect --json, replay, replay --serial",
+            bench.repeats
+        ),
+    ));
+    let chart = chart(&rows, &workloads, options);
+    finish(report_with_files(
+        &mut report,
+        options,
+        &[("record-overhead", chart)],
+    ));
+    Ok(report)
+}
 
+/// The table: record and replay beside the native run, per workload and
+/// hart count, then the geomeans per hart count.
+fn table(rows: &[Row], workloads: &[Workload], harts: &[u32]) -> Table {
     let mut table = Table::new(
         "Record and replay vs native run (chunk strategy, medians)",
         &[
@@ -87,7 +121,7 @@ pub fn record_suite(bench: &Bench, options: &Options) -> Result<Report> {
             ("others_busy_pct", "busy elsewhere %"),
         ],
     );
-    for r in &rows {
+    for r in rows {
         let rec = r.rec(Strategy::Chunk);
         let f = |g: fn(&RecordFigures) -> f64| rec.map_or(f64::NAN, g);
         let chunk = r.chunk_wall();
@@ -118,7 +152,7 @@ pub fn record_suite(bench: &Bench, options: &Options) -> Result<Report> {
             busy_cell(r.busy),
         ]);
     }
-    for &h in &options.harts {
+    for &h in harts {
         let of_h: Vec<&Row> = rows.iter().filter(|r| r.harts == h).collect();
         let recs: Vec<&RecordFigures> =
             of_h.iter().filter_map(|r| r.rec(Strategy::Chunk)).collect();
@@ -152,8 +186,11 @@ pub fn record_suite(bench: &Bench, options: &Options) -> Result<Report> {
             busy_cell(busy_of(&of_h)),
         ]);
     }
+    table
+}
 
-    let notes = vec![
+fn notes() -> Vec<String> {
+    vec![
         "Times are each process's own wall time from its summary (`samsara run`: first \
          instruction to power-off; `record`: the recorder's wall time in the trace footer; \
          `replay`: its summary line), medians over the repeats; every replay printed \
@@ -177,8 +214,10 @@ pub fn record_suite(bench: &Bench, options: &Options) -> Result<Report> {
              skews that row.",
             DISK_BYTES >> 10
         ),
-    ];
+    ]
+}
 
+fn targets(rows: &[Row], workloads: &[Workload], harts: &[u32]) -> Vec<Target> {
     let mut targets = Vec::new();
     let ratio_target = |h: u32, goal: f64, targets: &mut Vec<Target>| {
         let of_h: Vec<&Row> = rows.iter().filter(|r| r.harts == h).collect();
@@ -216,7 +255,7 @@ pub fn record_suite(bench: &Bench, options: &Options) -> Result<Report> {
     };
     ratio_target(2, TARGET_RECORD_2_HARTS, &mut targets);
     ratio_target(4, TARGET_RECORD_4_HARTS, &mut targets);
-    for &h in &options.harts {
+    for &h in harts {
         let of_h: Vec<&Row> = rows.iter().filter(|r| r.harts == h).collect();
         let g = geomean(of_h.iter().map(|r| r.replay_parallel / r.chunk_wall()));
         let slower: Vec<String> = of_h
@@ -268,32 +307,12 @@ pub fn record_suite(bench: &Bench, options: &Options) -> Result<Report> {
             met: worst <= TARGET_BYTES_PER_MINSTR,
         });
     }
+    targets
+}
 
-    let mut report = Report {
-        suite: "record",
-        repeats: bench.repeats,
-        setup: setup(
-            bench,
-            options,
-            &workloads,
-            estimate_total,
-            started.elapsed(),
-        ),
-        tables: vec![table],
-        notes,
-        targets,
-        failures: runner.failures.clone(),
-    };
-    report.setup.push((
-        "runs".to_string(),
-        format!(
-            "{} per measurement, medians reported; per workload and hart count: samsara run, \
-             samsara record (chunk) + inspect --json, replay, replay --serial",
-            bench.repeats
-        ),
-    ));
-    // A chart of the same figures: time relative to the native run.
-    let chart = Chart {
+/// A chart of the same figures: time relative to the native run.
+fn chart(rows: &[Row], workloads: &[Workload], options: &Options) -> Chart {
+    Chart {
         title: format!(
             "samsara record/replay: time relative to native run ({} size)",
             options.size.name()
@@ -329,11 +348,5 @@ pub fn record_suite(bench: &Bench, options: &Options) -> Result<Report> {
                 }
             })
             .collect(),
-    };
-    finish(report_with_files(
-        &mut report,
-        options,
-        &[("record-overhead", chart)],
-    ));
-    Ok(report)
+    }
 }
