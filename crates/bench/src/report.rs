@@ -177,7 +177,7 @@ pub struct Report {
     pub notes: Vec<String>,
     pub targets: Vec<Target>,
     /// Measurements that failed (a run that exited badly, a replay that
-    /// did not verify): the report is still printed, `bench` exits 1.
+    /// did not verify): the report is still printed, samsara-bench exits 1.
     pub failures: Vec<String>,
 }
 

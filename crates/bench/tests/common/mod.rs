@@ -42,10 +42,14 @@ pub fn samsara() -> &'static Path {
     let result = PATH.get_or_init(|| {
         let dir = Path::new(BENCH).parent().expect("the binary's directory");
         let path = dir.join(format!("samsara{}", std::env::consts::EXE_SUFFIX));
+        // Into the same target directory, whatever chose it.
+        let target = dir.parent().expect("the target directory");
         let mut cmd = Command::new(env!("CARGO"));
         cmd.arg("build")
             .arg("--manifest-path")
             .arg(workspace_root().join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(target)
             .args(["--bin", "samsara"]);
         if dir.file_name().is_some_and(|d| d == "release") {
             cmd.arg("--release");
