@@ -51,8 +51,12 @@ pub fn samsara() -> &'static Path {
             .arg("--target-dir")
             .arg(target)
             .args(["--bin", "samsara"]);
+        // The profile `cargo test` builds binaries with (also samsara's own
+        // tests' samsara, which this must not replace with another build).
         if dir.file_name().is_some_and(|d| d == "release") {
             cmd.arg("--release");
+        } else {
+            cmd.args(["--profile", "test"]);
         }
         let built = cmd.output();
         match built {
