@@ -1,7 +1,6 @@
 //! `samsara`: the command-line front end. Thin by design: it parses
 //! arguments and reports; the machine and the engines live in the libraries.
 
-mod bench;
 mod rr;
 
 use std::path::PathBuf;
@@ -13,7 +12,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use samsara_engine::guest::{Guest, LinuxFiles};
-use samsara_machine::run::{RunConfig, RunOutcome, run_image, run_linux};
+use samsara_engine::summary::{self, RunSummary};
+use samsara_machine::run::{RunConfig, run_image, run_linux};
 
 #[derive(Parser)]
 #[command(
@@ -30,8 +30,6 @@ struct Cli {
 enum Command {
     /// Run a guest natively: one host thread per hart, no recording.
     Run(RunArgs),
-    /// Measure samsara, and QEMU beside it, on the bundled guests (medians of real runs).
-    Bench(bench::BenchArgs),
     /// Record a guest into a trace (Samsara's chunk engine).
     Record(rr::RecordArgs),
     /// Replay a trace and verify it against the recording.
@@ -161,6 +159,10 @@ struct RunArgs {
     /// Do not print the summary line on stderr.
     #[arg(long, short)]
     quiet: bool,
+    /// Print the summary on stderr as one JSON object on one line instead
+    /// of the human line (stdout stays the guest's console).
+    #[arg(long, conflicts_with = "quiet")]
+    json: bool,
 }
 
 /// The kernel command line of `--linux` when linux/build has none.
@@ -239,27 +241,6 @@ pub(crate) fn install_ctrl_c() -> Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
-fn print_summary(outcome: &RunOutcome) {
-    let per_hart: Vec<String> = outcome
-        .instructions_per_hart
-        .iter()
-        .enumerate()
-        .map(|(h, n)| format!("hart{h}={n}"))
-        .collect();
-    let total: u64 = outcome.instructions_per_hart.iter().sum();
-    let secs = outcome.wall.as_secs_f64();
-    let mips = if secs > 0.0 {
-        total as f64 / secs / 1e6
-    } else {
-        0.0
-    };
-    eprintln!(
-        "samsara: {}; instructions {} (total {total}); wall {secs:.3} s; {mips:.1} MIPS",
-        outcome.exit,
-        per_hart.join(" ")
-    );
-}
-
 fn run(args: &RunArgs) -> Result<ExitCode> {
     let guest = args.machine.guest()?;
     let config = run_config(&args.machine, &guest)?;
@@ -268,17 +249,19 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         Guest::Linux(files) => run_linux(&files.load()?, &config, stop)?,
         Guest::Image(image) => run_image(image, &config, stop)?,
     };
-    if !args.quiet {
-        print_summary(&outcome);
+    let summary = RunSummary::of(&outcome);
+    if args.json {
+        eprintln!("{}", summary::to_json_line(&summary));
+    } else if !args.quiet {
+        eprintln!("{}", summary.human());
     }
-    Ok(ExitCode::from(outcome.exit.exit_code()))
+    Ok(ExitCode::from(summary.status))
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Run(args) => run(args),
-        Command::Bench(args) => bench::command(args),
         Command::Record(args) => rr::record_command(args),
         Command::Replay(args) => rr::replay_command(args),
         Command::Inspect(args) => rr::inspect_command(args),

@@ -8,8 +8,9 @@ use clap::Args;
 use samsara_engine::guest::FileOverrides;
 use samsara_engine::inspect::{TraceSummary, inspect};
 use samsara_engine::record::{RecordConfig, RecordOutcome, Strategy, default_chunk_size, record};
-use samsara_engine::replay::{ReplayConfig, ReplayOutcome, replay};
-use samsara_trace::{RecordedExit, STREAM_COMMIT, STREAM_NAMES, STREAMS};
+use samsara_engine::replay::{ReplayConfig, replay};
+use samsara_engine::summary::{self, RecordSummary, ReplaySummary};
+use samsara_trace::{RecordedExit, STREAM_NAMES, STREAMS};
 
 use crate::{MachineArgs, install_ctrl_c};
 
@@ -40,6 +41,11 @@ pub(crate) struct RecordArgs {
     /// Do not copy the guest's output to stdout, nor print the summary.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Print the summary on stderr as one JSON object on one line instead
+    /// of the human lines (also with --quiet, which then only keeps the
+    /// guest's output off stdout).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -62,6 +68,11 @@ pub(crate) struct ReplayArgs {
     /// Do not copy the regenerated output to stdout, nor print the summary.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Print the summary on stderr as one JSON object on one line instead
+    /// of the human lines (also with --quiet, which then only keeps the
+    /// regenerated output off stdout).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -133,21 +144,15 @@ pub(crate) fn record_command(args: &RecordArgs) -> Result<ExitCode> {
         stdin: true,
     };
     let outcome = record(&config, &stop)?;
-    if !args.quiet {
-        print_record_summary(&args.output, &outcome);
+    if args.json || !args.quiet {
+        print_record_summary(&args.output, &outcome, args.json);
     }
     Ok(ExitCode::from(exit_code(outcome.footer.exit)))
 }
 
-fn print_record_summary(path: &std::path::Path, o: &RecordOutcome) {
+/// The summary of a recording: human lines, or one JSON line with `--json`.
+fn print_record_summary(path: &std::path::Path, o: &RecordOutcome, json: bool) {
     let f = &o.footer;
-    let instructions: u64 = f.steps_per_hart.iter().sum();
-    let secs = o.wall.as_secs_f64().max(1e-9);
-    let chunks: u64 = o.reasons.iter().sum();
-    let bytes = o.writer.file_bytes;
-    let commit_share = 100.0 * o.writer.compressed[STREAM_COMMIT] as f64
-        / o.writer.compressed.iter().sum::<u64>().max(1) as f64;
-    let attempts = chunks + f.stats.squashes;
     let ending = match f.exit {
         RecordedExit::KernelPanic => panic_line(&f.output).map_or_else(
             || exit_text(f.exit),
@@ -155,25 +160,14 @@ fn print_record_summary(path: &std::path::Path, o: &RecordOutcome) {
         ),
         exit => exit_text(exit),
     };
-    eprintln!(
-        "samsara: recorded {} harts: {ending}; {instructions} instructions in {secs:.3} s ({:.1} MIPS)",
-        f.steps_per_hart.len(),
-        instructions as f64 / secs / 1e6
-    );
-    eprintln!(
-        "samsara: {chunks} chunks (mean {:.0} instructions), {} squashed ({:.2}% of attempts), {} exclusive, {} DMA",
-        instructions as f64 / chunks.max(1) as f64,
-        f.stats.squashes,
-        100.0 * f.stats.squashes as f64 / attempts.max(1) as f64,
-        f.stats.exclusive_chunks,
-        f.stats.dma
-    );
-    eprintln!(
-        "samsara: trace {} : {bytes} bytes, {:.0} bytes/s, {:.1} bytes per million instructions, commit log {commit_share:.1}%",
-        path.display(),
-        bytes as f64 / secs,
-        bytes as f64 * 1e6 / instructions.max(1) as f64
-    );
+    let summary = RecordSummary::of(path, o, ending, exit_code(f.exit));
+    if json {
+        eprintln!("{}", summary::to_json_line(&summary));
+    } else {
+        for line in summary.human() {
+            eprintln!("{line}");
+        }
+    }
 }
 
 pub(crate) fn replay_command(args: &ReplayArgs) -> Result<ExitCode> {
@@ -189,50 +183,15 @@ pub(crate) fn replay_command(args: &ReplayArgs) -> Result<ExitCode> {
         echo: !args.quiet,
     };
     let outcome = replay(&config, &stop)?;
-    report_replay(&outcome, args.serial, args.quiet);
-    Ok(ExitCode::from(if outcome.verified() {
-        0
-    } else if outcome.footer.is_none() {
-        3
+    let summary = ReplaySummary::of(&args.trace, &outcome, args.serial);
+    if args.json {
+        eprintln!("{}", summary::to_json_line(&summary));
     } else {
-        1
-    }))
-}
-
-fn report_replay(o: &ReplayOutcome, serial: bool, quiet: bool) {
-    let instructions: u64 = o.steps_per_hart.iter().sum();
-    let secs = o.wall.as_secs_f64().max(1e-9);
-    let mode = if serial { "serially" } else { "in parallel" };
-    if !quiet || !o.verified() {
-        eprintln!(
-            "samsara: replayed {} entries {mode}: {instructions} instructions in {secs:.3} s ({:.1} MIPS)",
-            o.entries,
-            instructions as f64 / secs / 1e6
-        );
-    }
-    if let Some(p) = &o.partial {
-        eprintln!("samsara: partial trace: {p}");
-        eprintln!(
-            "samsara: replayed and checked every complete entry; there is no final digest to verify against"
-        );
-    }
-    if o.footer.is_some() {
-        if o.mismatches.is_empty() {
-            if !quiet {
-                eprintln!(
-                    "samsara: VERIFIED: guest output identical ({} bytes), exit identical, final state digest identical (RAM {}…, {} harts)",
-                    o.output_len,
-                    &o.ram_blake3[..16],
-                    o.hart_digests.len()
-                );
-            }
-        } else {
-            eprintln!("samsara: REPLAY DIFFERS from the recording:");
-            for m in &o.mismatches {
-                eprintln!("samsara:   {m}");
-            }
+        for line in summary.human(args.quiet) {
+            eprintln!("{line}");
         }
     }
+    Ok(ExitCode::from(summary.status))
 }
 
 pub(crate) fn inspect_command(args: &InspectArgs) -> Result<ExitCode> {

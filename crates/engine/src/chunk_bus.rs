@@ -108,9 +108,10 @@ impl<'a> ChunkBus<'a> {
     pub(crate) fn write_back(&mut self, sets: &ChunkSets) {
         for &p in &sets.dirty {
             let page = self.guest_page(p);
-            if let (Some(buf), Some(shared)) =
-                (self.table.private(p as usize), self.board.ram.host_page(page))
-            {
+            if let (Some(buf), Some(shared)) = (
+                self.table.private(p as usize),
+                self.board.ram.host_page(page),
+            ) {
                 crate::table::write_back(buf, shared);
             }
         }

@@ -15,6 +15,7 @@ pub mod inspect;
 pub mod record;
 pub mod replay;
 mod sequencer;
+pub mod summary;
 mod table;
 
 pub use digest::blake3_hex;

@@ -1,25 +1,28 @@
-//! End-to-end: `samsara bench --suite machine` runs (once per workload
+//! End-to-end: `samsara-bench --suite machine` runs (once per workload
 //! here) and reports the real instruction counts of the deterministic
 //! single-hart guests; the record and parsec suites run on one small
 //! workload at 2 harts and report verified replays in the expected
-//! rows and columns.
+//! rows and columns. samsara-bench measures the `samsara` binary next to
+//! it, which [`common::samsara`] builds first.
 
 mod common;
 
 #[test]
 fn machine_suite_reports_every_workload() {
-    // The suite finds guests/build under the current directory.
+    // The suite finds guests/build under the current directory, and
+    // samsara next to itself.
     common::guest_dir();
-    let mut cmd = std::process::Command::new(common::SAMSARA);
+    common::samsara();
+    let _one_at_a_time = common::serial();
+    let mut cmd = std::process::Command::new(common::BENCH);
     cmd.current_dir(common::workspace_root()).args([
-        "bench",
         "--suite",
         "machine",
         "--repeats",
         "1",
         "--csv",
     ]);
-    let run = common::run_with_timeout(cmd, common::SAMSARA_TIMEOUT);
+    let run = common::run_with_timeout(cmd, common::BENCH_TIMEOUT);
     run.assert_code(0);
     let out = run.stdout_str();
     let lines: Vec<&str> = out.lines().collect();
@@ -67,19 +70,21 @@ fn machine_suite_reports_every_workload() {
 /// CSV tables: title and rows (the first row is the header).
 type Tables = Vec<(String, Vec<Vec<String>>)>;
 
-/// `samsara bench ARGS --csv --charts DIR` from the workspace root: its
-/// CSV (split into tables at `# title` lines) and stderr.
+/// `samsara-bench ARGS --csv --charts DIR --samsara PATH` from the
+/// workspace root: its CSV (split into tables at `# title` lines) and stderr.
 fn bench_csv(args: &[&str], charts: &std::path::Path) -> (Tables, String) {
     common::guest_dir();
+    let samsara = common::samsara();
     let _one_at_a_time = common::serial();
-    let mut cmd = std::process::Command::new(common::SAMSARA);
+    let mut cmd = std::process::Command::new(common::BENCH);
     cmd.current_dir(common::workspace_root())
-        .arg("bench")
+        .arg("--samsara")
+        .arg(samsara)
         .args(args)
         .arg("--csv")
         .arg("--charts")
         .arg(charts);
-    let run = common::run_with_timeout(cmd, common::SAMSARA_TIMEOUT);
+    let run = common::run_with_timeout(cmd, common::BENCH_TIMEOUT);
     run.assert_code(0);
     let out = run.stdout_str();
     let mut tables: Tables = Vec::new();
@@ -315,5 +320,32 @@ fn dry_run_prints_the_plan_and_its_estimate() {
     assert!(
         std::fs::read_dir(&dir).unwrap().next().is_none(),
         "a dry run wrote files"
+    );
+}
+
+#[test]
+fn a_missing_samsara_binary_is_named_with_how_to_build_it() {
+    let dir = common::scratch_dir("bench-no-samsara");
+    let missing = dir.join("samsara");
+    let mut cmd = std::process::Command::new(common::BENCH);
+    cmd.arg("--samsara").arg(&missing);
+    let run = common::run_with_timeout(cmd, common::BENCH_TIMEOUT);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains(&missing.display().to_string())
+            && run.stderr.contains("cargo build --release --bin samsara"),
+        "{}",
+        run.stderr
+    );
+    // Nor does a copy of samsara-bench without samsara beside it run.
+    let lone = dir.join("samsara-bench");
+    std::fs::copy(common::BENCH, &lone).expect("copying samsara-bench");
+    let run = common::run_with_timeout(std::process::Command::new(&lone), common::BENCH_TIMEOUT);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains(&missing.display().to_string())
+            && run.stderr.contains("--samsara PATH"),
+        "{}",
+        run.stderr
     );
 }

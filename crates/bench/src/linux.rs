@@ -1,4 +1,4 @@
-//! `samsara bench --suite linux` (issue 7): the Linux that
+//! `samsara-bench --suite linux` (issue 7): the Linux that
 //! scripts/setup-linux.sh prepared, booted to power-off at each hart count
 //! with each workload, three ways in one invocation: `samsara run`,
 //! `samsara record` (then `samsara inspect --json` of its trace and a
@@ -16,10 +16,13 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use super::rr::{Options, last_lines, verified_replay};
-use super::{
-    Bench, Cell, ProcessRun, Report, Size, Summary, Table, Target, busy_note, median, run_process,
-};
+use samsara_engine::summary::RunSummary;
+
+use crate::context::{Bench, run_summary, verified_replay};
+use crate::process::{ProcessRun, last_lines, run_process};
+use crate::report::{Cell, Report, Table, Target};
+use crate::stats::{busy_note, median};
+use crate::{Options, Size};
 
 /// The workloads when `--workloads` is not given.
 const DEFAULT_WORKLOADS: &[&str] = &["boot", "x264"];
@@ -37,7 +40,7 @@ struct LinuxFiles {
 
 impl LinuxFiles {
     fn find() -> Result<Self> {
-        let dir = crate::linux_dir();
+        let dir = linux_dir();
         let file = |name: &str| -> Result<PathBuf> {
             let path = dir.join(name);
             if !path.is_file() {
@@ -55,6 +58,22 @@ impl LinuxFiles {
             disk: file("disk.img")?,
         })
     }
+}
+
+/// Where scripts/setup-linux.sh put the Linux files: $SAMSARA_LINUX_DIR,
+/// else linux/build under the current directory, else under the source
+/// tree this program was built from (as `samsara run --linux` looks).
+fn linux_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SAMSARA_LINUX_DIR") {
+        return PathBuf::from(dir);
+    }
+    let local = PathBuf::from("linux/build");
+    let dir = if local.is_dir() {
+        local
+    } else {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../linux/build"))
+    };
+    dir.canonicalize().unwrap_or(dir)
 }
 
 /// One workload's kernel command line and whether it needs the disk.
@@ -121,7 +140,7 @@ impl TraceFigures {
 /// The measurements of one workload at one hart count.
 #[derive(Default)]
 struct Row {
-    runs: Vec<(Summary, ProcessRun)>,
+    runs: Vec<(RunSummary, ProcessRun)>,
     records: Vec<TraceFigures>,
     /// Recordings with `--strategy crew` (workloads without a disk).
     crew: Vec<TraceFigures>,
@@ -183,18 +202,12 @@ impl Suite<'_> {
         harts: u32,
         cmdline: &str,
         disk: bool,
-    ) -> Result<(Summary, ProcessRun)> {
-        let run = run_process(
-            self.samsara("run", harts, cmdline, disk)?,
-            self.bench.timeout,
-        )?;
+    ) -> Result<(RunSummary, ProcessRun)> {
+        let mut cmd = self.samsara("run", harts, cmdline, disk)?;
+        cmd.arg("--json");
+        let run = run_process(cmd, self.bench.timeout)?;
         Self::check(&run, workload)?;
-        let summary = run
-            .stderr
-            .lines()
-            .rev()
-            .find_map(Summary::parse)
-            .with_context(|| format!("{}: no summary line", run.what))?;
+        let summary = run_summary(&run)?;
         Ok((summary, run))
     }
 
@@ -259,8 +272,8 @@ impl Suite<'_> {
     }
 }
 
-/// `samsara bench --suite linux`.
-pub(super) fn linux_suite(bench: &Bench, options: &Options) -> Result<Report> {
+/// `samsara-bench --suite linux`.
+pub fn linux_suite(bench: &Bench, options: &Options) -> Result<Report> {
     if options.dry_run {
         bail!("--dry-run is not available for the linux suite");
     }
@@ -296,7 +309,7 @@ pub(super) fn linux_suite(bench: &Bench, options: &Options) -> Result<Report> {
                     let _ = write!(
                         line,
                         " run {:.1} s{}",
-                        s.wall.as_secs_f64(),
+                        s.wall_seconds,
                         busy_note(run.others_busy)
                     );
                     row.runs.push((s, run));
@@ -400,9 +413,13 @@ pub(super) fn linux_suite(bench: &Bench, options: &Options) -> Result<Report> {
     let med = |v: Vec<f64>| (!v.is_empty()).then(|| median(&v));
     let num = |v: Option<f64>, d: usize| v.map_or(Cell::Missing, |x| Cell::num(x, d));
     for ((workload, harts), row) in keys.iter().zip(&rows) {
-        let run_s = med(row.runs.iter().map(|(s, _)| s.wall.as_secs_f64()).collect());
+        let run_s = med(row.runs.iter().map(|(s, _)| s.wall_seconds).collect());
         let run_proc = med(row.runs.iter().map(|(_, r)| r.wall.as_secs_f64()).collect());
-        let instructions = med(row.runs.iter().map(|(s, _)| s.total as f64).collect());
+        let instructions = med(row
+            .runs
+            .iter()
+            .map(|(s, _)| s.instructions as f64)
+            .collect());
         let rec_s = med(row.records.iter().map(|t| t.wall).collect());
         let replay_s = med(row.records.iter().map(|t| t.replay_wall).collect());
         let rec_instructions = med(row.records.iter().map(|t| t.instructions as f64).collect());

@@ -1,4 +1,4 @@
-//! SVG charts for `samsara bench`, in the style of the Samsara paper's
+//! SVG charts for `samsara-bench`, in the style of the Samsara paper's
 //! figures: one panel per hart count, workloads along the x axis, one bar
 //! per series (recording strategy) in each group, a line at 1 where the
 //! figure is relative to a baseline.
@@ -11,7 +11,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// A figure: panels side by side sharing the y axis's scale.
-pub(super) struct Chart {
+pub struct Chart {
     pub title: String,
     pub y_label: String,
     /// A horizontal line (the baseline, e.g. 1 for "relative to native").
@@ -20,7 +20,7 @@ pub(super) struct Chart {
 }
 
 /// One panel: groups of bars.
-pub(super) struct Panel {
+pub struct Panel {
     pub title: String,
     /// Group labels along the x axis (workloads, then "geomean").
     pub groups: Vec<String>,
@@ -28,7 +28,7 @@ pub(super) struct Panel {
     pub series: Vec<Series>,
 }
 
-pub(super) struct Series {
+pub struct Series {
     pub name: String,
     pub values: Vec<Option<f64>>,
 }
