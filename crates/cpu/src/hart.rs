@@ -105,7 +105,9 @@ impl Hart {
     /// replay that stops part-way through a recorded `run` call (a
     /// debugger's single step) goes on with it, so that interrupts are
     /// still taken only where the recording took them.
-    #[inline]
+    // Always inlined: `run` must stay the one function holding the hot
+    // loop, as it was before `resume` was split out of it.
+    #[inline(always)]
     pub fn resume<B: Bus>(&mut self, bus: &mut B, max_steps: u64) -> StopReason {
         let end = self.state.steps.saturating_add(max_steps);
         // On the hot path pc and the step count live in registers (a value
