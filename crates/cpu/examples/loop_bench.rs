@@ -16,7 +16,9 @@ struct FlatBus {
     ram: Vec<u64>,
 }
 
-impl Bus for FlatBus {
+// SAFETY: grants point into `ram`, an 8-aligned `Vec<u64>` of whole pages,
+// never resized, outliving the hart; one thread.
+unsafe impl Bus for FlatBus {
     fn ram_page(&mut self, page: u64, _kind: AccessKind) -> Option<PageGrant> {
         let off = (page << 12).checked_sub(RAM_BASE)? as usize;
         if off >= RAM_SIZE {
@@ -25,10 +27,8 @@ impl Bus for FlatBus {
         let base = self.ram.as_mut_ptr().cast::<u8>();
         // SAFETY: `off` is inside the RAM allocation.
         let host = NonNull::new(unsafe { base.add(off) })?;
-        Some(PageGrant {
-            host,
-            remapped: false,
-        })
+        // SAFETY: a page-aligned offset into `ram` (see the impl).
+        Some(unsafe { PageGrant::new(host, false) })
     }
     fn mmio_read(&mut self, _: GuestPhysAddr, _: u8) -> Result<u64, MmioError> {
         Err(MmioError::AccessFault)

@@ -197,12 +197,12 @@ impl Hart {
             // A store by this hart to the reserved address ends the reservation.
             self.state.reservation = None;
         }
-        if grant.remapped {
+        if grant.remapped() {
             // The page moved (copy-on-write): nothing may keep pointing at
             // the old copy.
             self.tlb.flush();
         }
-        let host_page = grant.host.as_ptr().expose_provenance();
+        let host_page = grant.host().as_ptr().expose_provenance();
         let reserved_page = access == Access::Store
             && self
                 .state
@@ -316,10 +316,10 @@ impl Hart {
             return Err(access.access_fault(vaddr).into());
         }
         let grant = Self::pte_page(bus, pte_addr, AccessKind::Read, access, vaddr)?;
-        if grant.remapped {
+        if grant.remapped() {
             self.tlb.flush();
         }
-        let host = grant.host.as_ptr().expose_provenance() + (pte_addr & 0xfff) as usize;
+        let host = grant.host().as_ptr().expose_provenance() + (pte_addr & 0xfff) as usize;
         // SAFETY: freshly granted RAM page; pte_addr is 8-aligned (table base
         // is page-aligned, index * 8).
         Ok(unsafe { host_read(host, 8) })
@@ -363,10 +363,10 @@ impl Hart {
             return Err(access.access_fault(vaddr).into());
         }
         let grant = Self::pte_page(bus, pte_addr, AccessKind::Write, access, vaddr)?;
-        if grant.remapped {
+        if grant.remapped() {
             self.tlb.flush();
         }
-        let host = grant.host.as_ptr().expose_provenance() + (pte_addr & 0xfff) as usize;
+        let host = grant.host().as_ptr().expose_provenance() + (pte_addr & 0xfff) as usize;
         let p = std::ptr::with_exposed_provenance_mut::<u64>(host);
         // SAFETY: freshly granted (for Write) RAM page, 8-aligned address;
         // concurrent accesses to guest RAM are all atomic.

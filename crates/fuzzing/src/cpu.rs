@@ -80,7 +80,10 @@ struct FuzzBus {
     defer: bool,
 }
 
-impl Bus for FuzzBus {
+// SAFETY: grants point into `ram`, a `Vec<u64>` (8-aligned) allocated once
+// with a whole number of pages and never resized; the harts driven with a
+// `FuzzBus` are dropped (or flushed) before it; one thread.
+unsafe impl Bus for FuzzBus {
     fn ram_page(&mut self, page: u64, _kind: AccessKind) -> Option<PageGrant> {
         let addr = page.checked_mul(4096)?;
         let off = usize::try_from(addr.checked_sub(RAM_BASE)?).ok()?;
@@ -91,10 +94,8 @@ impl Bus for FuzzBus {
         // SAFETY: `off` is a page offset below RAM_SIZE, inside the
         // allocation, which lives (unmoved) as long as the bus.
         let host = unsafe { base.add(off) };
-        Some(PageGrant {
-            host: NonNull::new(host)?,
-            remapped: false,
-        })
+        // SAFETY: a page-aligned offset into `ram` (see the impl).
+        Some(unsafe { PageGrant::new(NonNull::new(host)?, false) })
     }
 
     fn mmio_read(&mut self, addr: GuestPhysAddr, _size: u8) -> Result<u64, MmioError> {

@@ -18,7 +18,10 @@ impl<'a> DirectBus<'a> {
     }
 }
 
-impl Bus for DirectBus<'_> {
+// SAFETY: every grant comes from `Board::direct_page`, whose grants meet the
+// contract (shared RAM and boot ROM, alive as long as the board, accessed
+// only atomically).
+unsafe impl Bus for DirectBus<'_> {
     #[inline]
     fn ram_page(&mut self, page: u64, kind: AccessKind) -> Option<PageGrant> {
         self.board.direct_page(page, kind)

@@ -176,7 +176,10 @@ impl TestBus {
     }
 }
 
-impl Bus for TestBus {
+// SAFETY: grants point into the bus's RAM allocation (8-aligned, whole
+// pages, never resized, freed only when the bus is dropped, after the
+// tests' harts are done with it); one thread.
+unsafe impl Bus for TestBus {
     fn ram_page(&mut self, page: u64, kind: AccessKind) -> Option<PageGrant> {
         self.grants.push((page, kind));
         self.refused = self
@@ -193,10 +196,8 @@ impl Bus for TestBus {
         let off = (addr - RAM_BASE) as usize;
         // SAFETY: in bounds of the RAM allocation.
         let host = unsafe { self.ptr.add(off) };
-        Some(PageGrant {
-            host: NonNull::new(host).unwrap(),
-            remapped: false,
-        })
+        // SAFETY: a page-aligned offset into the RAM allocation (see the impl).
+        Some(unsafe { PageGrant::new(NonNull::new(host).unwrap(), false) })
     }
 
     fn mmio_read(&mut self, addr: GuestPhysAddr, size: u8) -> Result<u64, MmioError> {
