@@ -14,7 +14,7 @@
 
 use std::ptr::NonNull;
 
-use samsara_types::{GuestPhysAddr, HartId};
+use samsara_types::{GuestPhysAddr, GuestPhysPage, HartId};
 
 /// Why the hart wants a page.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -121,14 +121,13 @@ pub enum MmioError {
 /// `mmio_*`, `read_time`, `interrupt_lines` and the hooks carry no safety
 /// obligation.
 pub unsafe trait Bus {
-    /// Host mapping for guest-physical page `page` (= paddr >> 12) for an
-    /// access of `kind`, or `None` if that page is not RAM (device or hole);
+    /// Host mapping for guest-physical page `page` for an access of `kind`, or `None` if that page is not RAM (device or hole);
     /// the hart then uses `mmio_read`/`mmio_write` for it, never a TLB entry.
     ///
     /// Called only on a TLB miss. A page granted for `Read`/`Execute` must
     /// never be written through that pointer; the hart asks again with
     /// `Write` before its first store to the page.
-    fn ram_page(&mut self, page: u64, kind: AccessKind) -> Option<PageGrant>;
+    fn ram_page(&mut self, page: GuestPhysPage, kind: AccessKind) -> Option<PageGrant>;
 
     /// Device load of `size` (1, 2, 4 or 8) bytes at naturally aligned `addr`.
     /// Bits above the low `size` bytes of the result are ignored.

@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering};
 
-use samsara_types::GuestPhysAddr;
+use samsara_types::{GuestPhysAddr, GuestPhysPage};
 
 use crate::bus::{AccessKind, Bus, MmioError, PageGrant};
 use crate::csr::{mstatus, satp};
@@ -181,7 +181,10 @@ impl Hart {
             return Err(access.access_fault(vaddr).into());
         }
         let page_uniform = pmp::check(csr, paddr & !0xfff, 4096, access.pmp(), privilege);
-        let Some(grant) = bus.ram_page(paddr >> 12, access.bus_kind()) else {
+        let Some(grant) = bus.ram_page(
+            GuestPhysPage::containing(GuestPhysAddr(paddr)),
+            access.bus_kind(),
+        ) else {
             // A RAM page refused for now (CREW recording): the instruction
             // waits, with no effect, exactly like a deferred device access.
             if bus.ram_refused() {
@@ -335,7 +338,7 @@ impl Hart {
         access: Access,
         vaddr: u64,
     ) -> Result<PageGrant, ExecError> {
-        match bus.ram_page(pte_addr >> 12, kind) {
+        match bus.ram_page(GuestPhysPage::containing(GuestPhysAddr(pte_addr)), kind) {
             Some(grant) => Ok(grant),
             None if bus.ram_refused() => Err(ExecError::Deferred),
             None => Err(access.access_fault(vaddr).into()),

@@ -5,7 +5,7 @@
 use samsara_cpu::bus::{AccessKind, Bus, MmioError, PageGrant};
 use samsara_machine::board::Board;
 use samsara_trace::Event;
-use samsara_types::{GuestPhysAddr, HartId};
+use samsara_types::{GuestPhysAddr, GuestPhysPage, HartId};
 
 use crate::table::AdTable;
 
@@ -130,7 +130,8 @@ impl<'a> ChunkBus<'a> {
 // the engine has flushed the hart's TLB at the chunk's end or squash).
 unsafe impl Bus for ChunkBus<'_> {
     #[inline]
-    fn ram_page(&mut self, page: u64, kind: AccessKind) -> Option<PageGrant> {
+    fn ram_page(&mut self, page: GuestPhysPage, kind: AccessKind) -> Option<PageGrant> {
+        let page = page.raw();
         match self.ram_index(page) {
             Some(idx) if Some(page) != self.htif_page => {
                 let shared = self.board.ram.host_page(page)?;

@@ -121,7 +121,7 @@ pub enum EngineError {
         /// The hart's instruction count when the chunk started.
         start_steps: u64,
         /// pc after the chunk (as replayed).
-        pc: u64,
+        pc: samsara_types::GuestVirtAddr,
         /// What differs.
         what: String,
     },

@@ -16,6 +16,7 @@ macro_rules! address_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        #[repr(transparent)]
         pub struct $name(pub u64);
 
         impl $name {
@@ -60,6 +61,12 @@ macro_rules! address_type {
                 write!(f, "{:#x}", self.0)
             }
         }
+
+        impl fmt::LowerHex for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::LowerHex::fmt(&self.0, f)
+            }
+        }
     };
 }
 
@@ -71,6 +78,69 @@ address_type!(
     /// A guest-virtual address (before Sv39/Sv48 translation).
     GuestVirtAddr
 );
+
+/// A guest-physical 4 KiB page frame number (`paddr >> PAGE_SHIFT`): what
+/// the hart asks its bus for on a TLB miss.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct GuestPhysPage(pub u64);
+
+impl GuestPhysPage {
+    /// The page containing `addr`.
+    #[inline]
+    pub const fn containing(addr: GuestPhysAddr) -> Self {
+        Self(addr.0 >> PAGE_SHIFT)
+    }
+    /// The raw page frame number.
+    #[inline]
+    pub const fn raw(self) -> u64 {
+        self.0
+    }
+    /// Address of the page's byte 0 (frame numbers above 2^52 wrap).
+    #[inline]
+    pub const fn base(self) -> GuestPhysAddr {
+        GuestPhysAddr(self.0 << PAGE_SHIFT)
+    }
+    /// `self - base` in pages, when `self >= base`.
+    #[inline]
+    pub const fn offset_from(self, base: Self) -> Option<u64> {
+        self.0.checked_sub(base.0)
+    }
+}
+
+impl From<GuestPhysAddr> for GuestPhysPage {
+    /// The page containing the address.
+    #[inline]
+    fn from(addr: GuestPhysAddr) -> Self {
+        Self::containing(addr)
+    }
+}
+
+impl From<GuestPhysPage> for GuestPhysAddr {
+    /// The address of the page's byte 0.
+    #[inline]
+    fn from(page: GuestPhysPage) -> Self {
+        page.base()
+    }
+}
+
+impl fmt::Debug for GuestPhysPage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GuestPhysPage({:#x})", self.0)
+    }
+}
+
+impl fmt::LowerHex for GuestPhysPage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::LowerHex::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for GuestPhysPage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "page {:#x}", self.0)
+    }
+}
 
 /// Index of a hart (hardware thread) in the machine, 0-based.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Debug)]
@@ -116,5 +186,17 @@ mod tests {
         assert_eq!(GuestPhysAddr(u64::MAX).checked_add(1), None);
         assert_eq!(a.offset_from(GuestPhysAddr(0x8000_0000)), Some(0x1234));
         assert_eq!(GuestPhysAddr(1).offset_from(GuestPhysAddr(2)), None);
+    }
+
+    #[test]
+    fn page_frames() {
+        let a = GuestPhysAddr(0x8000_1234);
+        let p = GuestPhysPage::from(a);
+        assert_eq!(p, GuestPhysPage(0x80001));
+        assert_eq!(p.raw(), a.page());
+        assert_eq!(GuestPhysAddr::from(p), GuestPhysAddr(0x8000_1000));
+        assert_eq!(p.offset_from(GuestPhysPage(0x80000)), Some(1));
+        assert_eq!(GuestPhysPage(0).offset_from(p), None);
+        assert_eq!(format!("{p:#x} {:#x}", GuestVirtAddr(0x10)), "0x80001 0x10");
     }
 }
