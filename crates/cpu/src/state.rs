@@ -225,3 +225,27 @@ impl Fnv1a {
         self.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Traces store these digests: the algorithm must never change. The
+    /// values were computed by the original implementation.
+    #[test]
+    fn digest_is_pinned() {
+        let mut s = HartState::reset(3, 0x8000_0000);
+        assert_eq!(s.digest(), 0xd485_66f5_d74b_5145);
+        for (i, x) in s.x.iter_mut().enumerate().skip(1) {
+            *x = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+        s.csr.satp = 8 << 60 | 0x8_0123;
+        s.reservation = Some(Reservation {
+            paddr: 0x8000_1000,
+            size: 8,
+            value: 42,
+        });
+        s.steps = 1_000_003;
+        assert_eq!(s.digest(), 0xc13f_647a_504f_5ab4);
+    }
+}

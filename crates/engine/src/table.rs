@@ -231,3 +231,20 @@ mod tests {
         assert_eq!(t.free.len(), 2);
     }
 }
+
+#[cfg(test)]
+mod pinned {
+    use super::*;
+
+    /// Traces store page hashes: the algorithm must never change. The
+    /// values were computed by the original implementation.
+    #[test]
+    fn page_hash_is_pinned() {
+        assert_eq!(
+            page_hash((0..PAGE_WORDS as u64).map(|_| 0)),
+            0x7da1_44b9_7d05_4b25
+        );
+        let words = (0..PAGE_WORDS as u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xff);
+        assert_eq!(page_hash(words), 0x43d7_4c3f_06f9_df25);
+    }
+}
