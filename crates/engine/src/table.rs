@@ -13,6 +13,8 @@
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use samsara_types::Fnv1a;
+
 /// Leaf bit: the page was touched in this chunk.
 const ACCESSED: u8 = 1;
 /// Leaf bit: the page was written in this chunk (it has a private copy).
@@ -191,13 +193,11 @@ pub(crate) fn shared_words(shared: NonNull<u8>) -> impl Iterator<Item = u64> {
 }
 
 /// FNV-1a of a page's contents (verification digests).
+/// One round per word ([`Fnv1a::write_word`]), not byte-wise.
 pub(crate) fn page_hash(words: impl Iterator<Item = u64>) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for w in words {
-        h ^= w;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+    let mut h = Fnv1a::new();
+    words.for_each(|w| h.write_word(w));
+    h.finish()
 }
 
 #[cfg(test)]
