@@ -48,6 +48,16 @@ pub struct FileMismatch {
     pub found_len: u64,
 }
 
+impl From<samsara_machine::guest::GuestFileError> for EngineError {
+    fn from(e: samsara_machine::guest::GuestFileError) -> Self {
+        EngineError::File {
+            what: e.what,
+            path: e.path,
+            reason: e.reason,
+        }
+    }
+}
+
 /// Why recording or replaying failed.
 #[derive(Debug, Error)]
 pub enum EngineError {

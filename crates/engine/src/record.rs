@@ -33,7 +33,7 @@ use samsara_types::{GuestPhysAddr, HartId, PAGE_SHIFT};
 
 use crate::chunk_bus::{ChunkBus, Mode};
 use crate::digest::{Console, OutputLog, machine_digests};
-use crate::guest::Guest;
+use crate::guest::{Guest, LoadedGuest};
 use crate::sequencer::Watermark;
 use crate::table::{ChunkSets, page_hash, shared_words, write_back};
 use crate::{BATCH, EngineError};
@@ -361,7 +361,7 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
             .unwrap_or(0),
         ..TraceHeader::default()
     };
-    let guest = config.guest.load(&mut header)?;
+    let guest = LoadedGuest::from_guest(&config.guest, &mut header)?;
     let scratch = match &config.disk {
         Some(disk) => {
             let scratch = ScratchDisk::new(disk, &config.trace)?;

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod console;
 pub mod devices;
 pub mod fdt;
+pub mod guest;
 pub mod irq;
 pub mod loader;
 pub mod machine;
