@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
+use samsara_engine::exit::exit_status;
 use samsara_engine::guest::FileOverrides;
 use samsara_engine::inspect::{TraceSummary, inspect};
 use samsara_engine::record::{RecordConfig, RecordOutcome, Strategy, record};
@@ -96,21 +97,6 @@ fn panic_line(output: &[u8]) -> Option<String> {
     Some(line[at..].trim_end().to_owned())
 }
 
-/// The process status that reports a recorded exit (as `samsara run` does).
-fn exit_code(exit: RecordedExit) -> u8 {
-    match exit {
-        RecordedExit::Poweroff | RecordedExit::Reset => 0,
-        RecordedExit::Fail(code) => match (code & 0xff) as u8 {
-            0 => 1,
-            c => c,
-        },
-        RecordedExit::InstructionLimit | RecordedExit::Timeout => 124,
-        RecordedExit::KernelPanic => 1,
-        RecordedExit::Interrupted => 130,
-        RecordedExit::Aborted => 2,
-    }
-}
-
 pub(crate) fn record_command(args: &RecordArgs) -> Result<ExitCode> {
     let stop = install_ctrl_c()?;
     let m = &args.machine;
@@ -140,7 +126,7 @@ pub(crate) fn record_command(args: &RecordArgs) -> Result<ExitCode> {
     if !args.quiet {
         print_record_summary(&args.output, &outcome);
     }
-    Ok(ExitCode::from(exit_code(outcome.footer.exit)))
+    Ok(ExitCode::from(exit_status(outcome.footer.exit)))
 }
 
 fn print_record_summary(path: &std::path::Path, o: &RecordOutcome) {

@@ -11,6 +11,7 @@
 mod chunk_bus;
 mod crew;
 mod digest;
+pub mod exit;
 pub mod guest;
 pub mod inspect;
 pub mod record;

@@ -21,10 +21,10 @@ use samsara_cpu::{Hart, StopReason};
 use samsara_machine::board::{Board, BoardConfig};
 use samsara_machine::clock::HostClock;
 use samsara_machine::console::{RawTerminal, WatchedOutput, spawn_interactive_feeder};
-use samsara_machine::devices::test_device::MachineExit;
 use samsara_machine::devices::virtio::block::{Completion, CompletionSink, VirtioBlk};
 use samsara_machine::devices::{DmaError, GuestMemory};
 use samsara_machine::ram::GuestRam;
+use samsara_machine::supervisor::{Signals, Supervisor};
 use samsara_trace::{
     Check, ChunkRecord, DmaRecord, Entry, Event, Footer, RecordStats, RecordedExit, TraceFile,
     TraceHeader, TraceWriter, Truncation, WriterStats,
@@ -33,6 +33,7 @@ use samsara_types::{GuestPhysAddr, HartId, PAGE_SHIFT};
 
 use crate::chunk_bus::{ChunkBus, Mode};
 use crate::digest::{Console, OutputLog, machine_digests};
+use crate::exit::recorded_exit;
 use crate::guest::{Guest, LoadedGuest};
 use crate::sequencer::Watermark;
 use crate::table::{ChunkSets, page_hash, shared_words, write_back};
@@ -53,9 +54,6 @@ const MIN_CHUNK_SIZE: u64 = 2_000;
 const EXCLUSIVE_AFTER_SQUASHES: u32 = 6;
 /// Longest a hart that ended a chunk at a `pause` waits for another commit.
 const SPIN_WAIT: Duration = Duration::from_micros(200);
-/// How long a panicking guest kernel may go on printing its report
-/// before the recording stops (as `samsara run`).
-const PANIC_GRACE: Duration = Duration::from_secs(2);
 /// Entries per trace block.
 const BLOCK_ENTRIES: usize = 8192;
 /// A block is also cut when its oldest entry is this old, so a recording
@@ -421,9 +419,14 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
     }
 
     let limit_hit = AtomicBool::new(false);
-    let (mut timed_out, mut panicked, mut panic_since) = (false, false, None);
-    let start = Instant::now();
+    let mut supervisor = Supervisor::new(config.timeout, Some(&watch));
     let board = &machine.board;
+    let signals = || Signals {
+        stop: stop.load(Ordering::Relaxed) || quit.load(Ordering::Relaxed),
+        guest_exit: board.exit.is_set(),
+        limit_hit: limit_hit.load(Ordering::Relaxed),
+        halt_requested: recorder.halt.load(Ordering::Relaxed),
+    };
     std::thread::scope(|scope| {
         let workers: Vec<_> = if config.strategy == Strategy::Serial {
             let harts = &mut machine.harts;
@@ -490,52 +493,23 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
                 })
                 .collect()
         };
-        while !workers.iter().all(|w| w.is_finished()) {
-            if let Some(timeout) = config.timeout
-                && !timed_out
-                && start.elapsed() >= timeout
-            {
-                timed_out = true;
-            }
-            if watch.seen() && !panicked {
-                let since = *panic_since.get_or_insert_with(Instant::now);
-                panicked = watch.ended() || since.elapsed() >= PANIC_GRACE;
-            }
-            if stop.load(Ordering::Relaxed)
-                || quit.load(Ordering::Relaxed)
-                || board.exit.is_set()
-                || limit_hit.load(Ordering::Relaxed)
-                || recorder.halt.load(Ordering::Relaxed)
-                || timed_out
-                || panicked
-            {
+        supervisor.watch_until(
+            || workers.iter().all(|w| w.is_finished()),
+            signals,
+            |_| {
                 recorder.halt.store(true, Ordering::SeqCst);
                 board.irq.wake_all();
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
+            },
+        );
     });
     // DMA completions still in flight are dropped: they were not part of the
     // recorded run (the guest never saw them).
-    let wall = start.elapsed();
+    let wall = supervisor.start().elapsed();
     sink.close();
     board.uart.flush_output();
 
     drop(terminal);
-    let exit = match board.exit.get() {
-        Some(MachineExit::Poweroff) => RecordedExit::Poweroff,
-        Some(MachineExit::Fail(code)) => RecordedExit::Fail(code),
-        // A kernel that panics with panic=N resets the machine: say why.
-        Some(MachineExit::Reset) if watch.seen() => RecordedExit::KernelPanic,
-        Some(MachineExit::Reset) => RecordedExit::Reset,
-        None if panicked => RecordedExit::KernelPanic,
-        None if limit_hit.load(Ordering::Relaxed) => RecordedExit::InstructionLimit,
-        None if timed_out => RecordedExit::Timeout,
-        None if stop.load(Ordering::Relaxed) || quit.load(Ordering::Relaxed) => {
-            RecordedExit::Interrupted
-        }
-        None => RecordedExit::Aborted,
-    };
+    let exit = recorded_exit(supervisor.ending(board.exit.get(), signals()));
     let (hart_digests, ram_blake3) = machine_digests(&machine);
     let mut state = recorder.commit.lock();
     recorder.flush_log(&mut state);

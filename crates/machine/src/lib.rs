@@ -12,3 +12,4 @@ pub mod loader;
 pub mod machine;
 pub mod ram;
 pub mod run;
+pub mod supervisor;
