@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
+use samsara_engine::exit::exit_status;
 use samsara_engine::guest::FileOverrides;
 use samsara_engine::inspect::{TraceSummary, inspect};
 use samsara_engine::record::{RecordConfig, RecordOutcome, Strategy, default_chunk_size, record};
@@ -107,21 +108,6 @@ fn panic_line(output: &[u8]) -> Option<String> {
     Some(line[at..].trim_end().to_owned())
 }
 
-/// The process status that reports a recorded exit (as `samsara run` does).
-fn exit_code(exit: RecordedExit) -> u8 {
-    match exit {
-        RecordedExit::Poweroff | RecordedExit::Reset => 0,
-        RecordedExit::Fail(code) => match (code & 0xff) as u8 {
-            0 => 1,
-            c => c,
-        },
-        RecordedExit::InstructionLimit | RecordedExit::Timeout => 124,
-        RecordedExit::KernelPanic => 1,
-        RecordedExit::Interrupted => 130,
-        RecordedExit::Aborted => 2,
-    }
-}
-
 pub(crate) fn record_command(args: &RecordArgs) -> Result<ExitCode> {
     let stop = install_ctrl_c()?;
     let m = &args.machine;
@@ -147,7 +133,7 @@ pub(crate) fn record_command(args: &RecordArgs) -> Result<ExitCode> {
     if args.json || !args.quiet {
         print_record_summary(&args.output, &outcome, args.json);
     }
-    Ok(ExitCode::from(exit_code(outcome.footer.exit)))
+    Ok(ExitCode::from(exit_status(outcome.footer.exit)))
 }
 
 /// The summary of a recording: human lines, or one JSON line with `--json`.
@@ -160,7 +146,7 @@ fn print_record_summary(path: &std::path::Path, o: &RecordOutcome, json: bool) {
         ),
         exit => exit_text(exit),
     };
-    let summary = RecordSummary::of(path, o, ending, exit_code(f.exit));
+    let summary = RecordSummary::of(path, o, ending, exit_status(f.exit));
     if json {
         eprintln!("{}", summary::to_json_line(&summary));
     } else {

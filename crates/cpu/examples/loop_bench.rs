@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use samsara_cpu::bus::{AccessKind, Bus, MmioError, PageGrant};
 use samsara_cpu::{Hart, StopReason};
-use samsara_types::{GuestPhysAddr, HartId};
+use samsara_types::{GuestPhysAddr, GuestPhysPage, GuestVirtAddr, HartId};
 
 const RAM_BASE: u64 = 0x8000_0000;
 const RAM_SIZE: usize = 1 << 20;
@@ -16,19 +16,19 @@ struct FlatBus {
     ram: Vec<u64>,
 }
 
-impl Bus for FlatBus {
-    fn ram_page(&mut self, page: u64, _kind: AccessKind) -> Option<PageGrant> {
-        let off = (page << 12).checked_sub(RAM_BASE)? as usize;
+// SAFETY: grants point into `ram`, an 8-aligned `Vec<u64>` of whole pages,
+// never resized, outliving the hart; one thread.
+unsafe impl Bus for FlatBus {
+    fn ram_page(&mut self, page: GuestPhysPage, _kind: AccessKind) -> Option<PageGrant> {
+        let off = page.base().raw().checked_sub(RAM_BASE)? as usize;
         if off >= RAM_SIZE {
             return None;
         }
         let base = self.ram.as_mut_ptr().cast::<u8>();
         // SAFETY: `off` is inside the RAM allocation.
         let host = NonNull::new(unsafe { base.add(off) })?;
-        Some(PageGrant {
-            host,
-            remapped: false,
-        })
+        // SAFETY: a page-aligned offset into `ram` (see the impl).
+        Some(unsafe { PageGrant::new(host, false) })
     }
     fn mmio_read(&mut self, _: GuestPhysAddr, _: u8) -> Result<u64, MmioError> {
         Err(MmioError::AccessFault)
@@ -76,7 +76,7 @@ fn main() {
         w[..chunk.len()].copy_from_slice(chunk);
         bus.ram[k] = u64::from_le_bytes(w);
     }
-    let mut hart = Hart::new(HartId(0), RAM_BASE);
+    let mut hart = Hart::new(HartId(0), GuestVirtAddr(RAM_BASE));
     let start = Instant::now();
     let stop = hart.run(&mut bus, steps);
     let elapsed = start.elapsed();

@@ -14,7 +14,7 @@
 
 use std::ptr::NonNull;
 
-use samsara_types::{GuestPhysAddr, HartId};
+use samsara_types::{GuestPhysAddr, GuestPhysPage, HartId};
 
 /// Why the hart wants a page.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -27,17 +27,45 @@ pub enum AccessKind {
     Execute,
 }
 
-/// A host mapping for one 4 KiB guest-physical page of RAM.
+/// A host mapping for one 4 KiB guest-physical page of RAM, as
+/// `Bus::ram_page` answers it.
+///
+/// Building one is `unsafe` ([`PageGrant::new`]): the hart dereferences
+/// the pointer without further checks, so whoever builds a grant vouches
+/// for it (see the contract on [`Bus`]).
 #[derive(Clone, Copy, Debug)]
 pub struct PageGrant {
-    /// Host address of byte 0 of the page. Valid for reads (and for writes
-    /// when the grant answered an `AccessKind::Write` request) until the hart's
-    /// TLB is flushed by the bus owner.
-    pub host: NonNull<u8>,
-    /// The page now lives at a different host address than earlier grants
-    /// for it (copy-on-write happened): the hart must drop every cached
-    /// translation that still points at the old copy.
-    pub remapped: bool,
+    host: NonNull<u8>,
+    remapped: bool,
+}
+
+impl PageGrant {
+    /// A grant of the host page at `host`. `remapped`: the page now lives
+    /// at a different host address than earlier grants for it (copy-on-write
+    /// happened), so the hart must drop every cached translation that may
+    /// still point at the old copy.
+    ///
+    /// # Safety
+    /// `host` must meet the grant contract stated on [`Bus`] for the
+    /// `ram_page` request this grant answers (valid, 8-byte aligned, 4 KiB,
+    /// writable if requested for `Write`, alive until the hart's TLB is
+    /// flushed, shared only through atomic accesses).
+    #[inline]
+    pub const unsafe fn new(host: NonNull<u8>, remapped: bool) -> Self {
+        Self { host, remapped }
+    }
+
+    /// Host address of byte 0 of the page.
+    #[inline]
+    pub const fn host(self) -> NonNull<u8> {
+        self.host
+    }
+
+    /// Whether the hart must drop its cached translations (see [`PageGrant::new`]).
+    #[inline]
+    pub const fn remapped(self) -> bool {
+        self.remapped
+    }
 }
 
 /// Result of a device (MMIO) access.
@@ -57,15 +85,49 @@ pub enum MmioError {
 ///
 /// Each hart thread owns its own `Bus` value (so `&mut self` is free of
 /// contention); implementations share machine state behind it.
-pub trait Bus {
-    /// Host mapping for guest-physical page `page` (= paddr >> 12) for an
-    /// access of `kind`, or `None` if that page is not RAM (device or hole);
+///
+/// # Safety
+///
+/// The hart turns the [`PageGrant`]s returned by [`Bus::ram_page`] into
+/// raw host pointers, caches them in its software TLB and dereferences them
+/// with no further check. An implementation promises, for every grant it
+/// returns for page `page` and access `kind`:
+///
+/// - **Valid and sized**: `host()` points to 4096 bytes of host memory,
+///   all inside one live allocation, whose provenance allows the accesses
+///   below (the hart goes through `expose_provenance`, so the pointer's
+///   provenance must cover the whole page).
+/// - **Aligned**: `host()` is at least 8-byte aligned (the hart performs
+///   naturally aligned 1-, 2-, 4- and 8-byte atomic accesses at any offset).
+/// - **Writable when asked**: a page granted for `AccessKind::Write` may be
+///   written through the pointer. A page granted for `Read`/`Execute` is
+///   only read (the hart asks again with `Write` before its first store).
+/// - **Alive until flushed**: the memory stays allocated, and is not reused
+///   for anything but this page's contents, until the hart's TLB is next
+///   flushed by the code that drives it (`Hart::flush_tlb`, `Hart::restore`)
+///   or the hart is dropped — possibly across several `Hart::run` calls and
+///   several values of the bus type. The hart also flushes on its own (on a
+///   `remapped` grant, `satp` writes, `sfence.vma`, ...); that only shortens
+///   the time a grant is used. Whoever owns both the memory and the hart
+///   (run loop, recorder, replayer) must flush the hart before it frees,
+///   unmaps or recycles memory it has granted.
+/// - **Shared only atomically**: other host threads (other harts, device
+///   models, the recorder) may read and write the same bytes concurrently,
+///   but only with atomic accesses (any ordering; the hart uses `Relaxed`)
+///   or with accesses ordered before or after the hart's by
+///   synchronisation (e.g. the hart is not running). Plain non-atomic
+///   accesses racing with a running hart are not allowed.
+///
+/// `mmio_*`, `read_time`, `interrupt_lines` and the hooks carry no safety
+/// obligation.
+pub unsafe trait Bus {
+    /// Host mapping for guest-physical page `page` for an access of `kind`, or `None` if that page is not RAM (device or hole);
     /// the hart then uses `mmio_read`/`mmio_write` for it, never a TLB entry.
     ///
     /// Called only on a TLB miss. A page granted for `Read`/`Execute` must
     /// never be written through that pointer; the hart asks again with
     /// `Write` before its first store to the page.
-    fn ram_page(&mut self, page: u64, kind: AccessKind) -> Option<PageGrant>;
+    fn ram_page(&mut self, page: GuestPhysPage, kind: AccessKind) -> Option<PageGrant>;
 
     /// Device load of `size` (1, 2, 4 or 8) bytes at naturally aligned `addr`.
     /// Bits above the low `size` bytes of the result are ignored.

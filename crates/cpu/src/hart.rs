@@ -1,7 +1,7 @@
 //! The hart: state plus caches, and the run loop.
 
 use samsara_isa::Inst;
-use samsara_types::{HartId, InstrCount};
+use samsara_types::{GuestVirtAddr, HartId, InstrCount};
 
 use crate::bus::Bus;
 use crate::state::{HartState, Privilege};
@@ -79,9 +79,9 @@ pub struct Hart {
 impl Hart {
     /// A hart in its reset state: M-mode at `reset_pc`, `mhartid = id`.
     /// a0/a1 are left zero (the boot ROM sets them).
-    pub fn new(id: HartId, reset_pc: u64) -> Hart {
+    pub fn new(id: HartId, reset_pc: GuestVirtAddr) -> Hart {
         Hart {
-            state: HartState::reset(u64::from(id.0), reset_pc),
+            state: HartState::reset(u64::from(id.0), reset_pc.raw()),
             tlb: Tlb::new(),
             dcache: DecodeCache::new(),
             stop_on_pause: false,
@@ -318,15 +318,17 @@ impl Hart {
         self.state.reservation = None;
     }
 
-    /// Program counter.
+    /// Program counter (virtual: equal to the physical address when
+    /// translation is off, as in M-mode).
     #[inline]
-    pub fn pc(&self) -> u64 {
-        self.state.pc
+    pub fn pc(&self) -> GuestVirtAddr {
+        GuestVirtAddr(self.state.pc)
     }
 
     /// Sets the program counter.
-    pub fn set_pc(&mut self, pc: u64) {
-        self.state.pc = pc;
+    #[inline]
+    pub fn set_pc(&mut self, pc: GuestVirtAddr) {
+        self.state.pc = pc.raw();
     }
 
     /// Integer register `r` (0..=31; x0 reads 0).

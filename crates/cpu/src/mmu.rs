@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering};
 
-use samsara_types::GuestPhysAddr;
+use samsara_types::{GuestPhysAddr, GuestPhysPage};
 
 use crate::bus::{AccessKind, Bus, MmioError, PageGrant};
 use crate::csr::{mstatus, satp};
@@ -181,7 +181,10 @@ impl Hart {
             return Err(access.access_fault(vaddr).into());
         }
         let page_uniform = pmp::check(csr, paddr & !0xfff, 4096, access.pmp(), privilege);
-        let Some(grant) = bus.ram_page(paddr >> 12, access.bus_kind()) else {
+        let Some(grant) = bus.ram_page(
+            GuestPhysPage::containing(GuestPhysAddr(paddr)),
+            access.bus_kind(),
+        ) else {
             // A RAM page refused for now (CREW recording): the instruction
             // waits, with no effect, exactly like a deferred device access.
             if bus.ram_refused() {
@@ -197,12 +200,12 @@ impl Hart {
             // A store by this hart to the reserved address ends the reservation.
             self.state.reservation = None;
         }
-        if grant.remapped {
+        if grant.remapped() {
             // The page moved (copy-on-write): nothing may keep pointing at
             // the old copy.
             self.tlb.flush();
         }
-        let host_page = grant.host.as_ptr().expose_provenance();
+        let host_page = grant.host().as_ptr().expose_provenance();
         let reserved_page = access == Access::Store
             && self
                 .state
@@ -316,10 +319,10 @@ impl Hart {
             return Err(access.access_fault(vaddr).into());
         }
         let grant = Self::pte_page(bus, pte_addr, AccessKind::Read, access, vaddr)?;
-        if grant.remapped {
+        if grant.remapped() {
             self.tlb.flush();
         }
-        let host = grant.host.as_ptr().expose_provenance() + (pte_addr & 0xfff) as usize;
+        let host = grant.host().as_ptr().expose_provenance() + (pte_addr & 0xfff) as usize;
         // SAFETY: freshly granted RAM page; pte_addr is 8-aligned (table base
         // is page-aligned, index * 8).
         Ok(unsafe { host_read(host, 8) })
@@ -335,7 +338,7 @@ impl Hart {
         access: Access,
         vaddr: u64,
     ) -> Result<PageGrant, ExecError> {
-        match bus.ram_page(pte_addr >> 12, kind) {
+        match bus.ram_page(GuestPhysPage::containing(GuestPhysAddr(pte_addr)), kind) {
             Some(grant) => Ok(grant),
             None if bus.ram_refused() => Err(ExecError::Deferred),
             None => Err(access.access_fault(vaddr).into()),
@@ -363,10 +366,10 @@ impl Hart {
             return Err(access.access_fault(vaddr).into());
         }
         let grant = Self::pte_page(bus, pte_addr, AccessKind::Write, access, vaddr)?;
-        if grant.remapped {
+        if grant.remapped() {
             self.tlb.flush();
         }
-        let host = grant.host.as_ptr().expose_provenance() + (pte_addr & 0xfff) as usize;
+        let host = grant.host().as_ptr().expose_provenance() + (pte_addr & 0xfff) as usize;
         let p = std::ptr::with_exposed_provenance_mut::<u64>(host);
         // SAFETY: freshly granted (for Write) RAM page, 8-aligned address;
         // concurrent accesses to guest RAM are all atomic.

@@ -4,6 +4,8 @@
 //! [`HartState`]; the hart's caches (TLB, decode cache) are derived from it
 //! and are rebuilt on demand after a restore.
 
+use samsara_types::Fnv1a;
+
 /// Privilege mode.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
 #[repr(u8)]
@@ -152,16 +154,16 @@ impl HartState {
         self.steps.wrapping_sub(self.exceptions)
     }
 
-    /// A digest of the whole state with a fixed algorithm (FNV-1a over the
-    /// fields in declaration order, little-endian), stable across runs,
+    /// A digest of the whole state with a fixed algorithm (FNV-1a,
+    /// [`Fnv1a::write_u64`], over the fields in declaration order), stable across runs,
     /// builds and machines — unlike `std`'s `DefaultHasher`.
     pub fn digest(&self) -> u64 {
         let mut h = Fnv1a::new();
-        self.x.iter().for_each(|&v| h.u64(v));
-        self.f.iter().for_each(|&v| h.u64(v));
-        h.u64(self.pc);
-        h.u64(self.privilege.bits());
-        h.u64(self.hart_id);
+        self.x.iter().for_each(|&v| h.write_u64(v));
+        self.f.iter().for_each(|&v| h.write_u64(v));
+        h.write_u64(self.pc);
+        h.write_u64(self.privilege.bits());
+        h.write_u64(self.hart_id);
         let c = &self.csr;
         for v in [
             c.mstatus,
@@ -185,43 +187,47 @@ impl HartState {
             u64::from(c.frm),
             u64::from(c.fflags),
         ] {
-            h.u64(v);
+            h.write_u64(v);
         }
-        c.pmpcfg.iter().for_each(|&v| h.u64(u64::from(v)));
-        c.pmpaddr.iter().for_each(|&v| h.u64(v));
-        h.u64(c.instret_offset);
-        h.u64(c.cycle_offset);
+        c.pmpcfg.iter().for_each(|&v| h.write_u64(u64::from(v)));
+        c.pmpaddr.iter().for_each(|&v| h.write_u64(v));
+        h.write_u64(c.instret_offset);
+        h.write_u64(c.cycle_offset);
         match self.reservation {
-            None => h.u64(0),
+            None => h.write_u64(0),
             Some(r) => {
-                h.u64(1);
-                h.u64(r.paddr);
-                h.u64(u64::from(r.size));
-                h.u64(r.value);
+                h.write_u64(1);
+                h.write_u64(r.paddr);
+                h.write_u64(u64::from(r.size));
+                h.write_u64(r.value);
             }
         }
-        h.u64(self.steps);
-        h.u64(self.exceptions);
+        h.write_u64(self.steps);
+        h.write_u64(self.exceptions);
         h.finish()
     }
 }
 
-/// 64-bit FNV-1a, fed 8 bytes at a time.
-struct Fnv1a(u64);
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Fnv1a {
-    const fn new() -> Fnv1a {
-        Fnv1a(0xcbf2_9ce4_8422_2325)
-    }
-
-    fn u64(&mut self, v: u64) {
-        for byte in v.to_le_bytes() {
-            self.0 ^= u64::from(byte);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+    /// Traces store these digests: the algorithm must never change. The
+    /// values were computed by the original implementation.
+    #[test]
+    fn digest_is_pinned() {
+        let mut s = HartState::reset(3, 0x8000_0000);
+        assert_eq!(s.digest(), 0xd485_66f5_d74b_5145);
+        for (i, x) in s.x.iter_mut().enumerate().skip(1) {
+            *x = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         }
-    }
-
-    const fn finish(&self) -> u64 {
-        self.0
+        s.csr.satp = 8 << 60 | 0x8_0123;
+        s.reservation = Some(Reservation {
+            paddr: 0x8000_1000,
+            size: 8,
+            value: 42,
+        });
+        s.steps = 1_000_003;
+        assert_eq!(s.digest(), 0xc13f_647a_504f_5ab4);
     }
 }

@@ -8,7 +8,7 @@ use common::asm::*;
 use common::{MMIO_BASE, RAM_BASE, Vm};
 use samsara_cpu::bus::AccessKind;
 use samsara_cpu::{Hart, HartState, StopReason};
-use samsara_types::HartId;
+use samsara_types::{GuestVirtAddr, HartId};
 
 const RAM: u64 = 64 << 10;
 
@@ -23,7 +23,7 @@ fn fetch_from_a_device_is_never_cached_and_can_be_deferred() {
         vm.hart.run(&mut vm.bus, 1);
     }
     assert_eq!(vm.x(A0), 10);
-    assert_eq!(vm.hart.pc(), MMIO_BASE + 20);
+    assert_eq!(vm.hart.pc().raw(), MMIO_BASE + 20);
     let want: Vec<(u64, u8)> = (0..10).map(|k| (MMIO_BASE + 2 * k, 2)).collect();
     assert_eq!(
         vm.bus.mmio_reads, want,
@@ -34,7 +34,7 @@ fn fetch_from_a_device_is_never_cached_and_can_be_deferred() {
     let steps = vm.hart.steps();
     assert_eq!(vm.hart.run(&mut vm.bus, 5), StopReason::DeviceAccess);
     assert_eq!(
-        (vm.hart.steps(), vm.hart.pc(), vm.x(A0)),
+        (vm.hart.steps(), vm.hart.pc().raw(), vm.x(A0)),
         (steps, MMIO_BASE + 20, 10)
     );
     // A 32-bit instruction is two device reads.
@@ -46,7 +46,7 @@ fn fetch_from_a_device_is_never_cached_and_can_be_deferred() {
         vm.bus.mmio_reads,
         [(MMIO_BASE + 20, 2), (MMIO_BASE + 22, 2)]
     );
-    assert_eq!(vm.hart.pc(), MMIO_BASE + 24);
+    assert_eq!(vm.hart.pc().raw(), MMIO_BASE + 24);
 }
 
 #[test]
@@ -118,9 +118,9 @@ const RESET_DIGEST: u64 = 0xd485_66f5_d74b_5145;
 
 #[test]
 fn accessors() {
-    let mut h = Hart::new(HartId(7), 0x1234);
+    let mut h = Hart::new(HartId(7), GuestVirtAddr(0x1234));
     assert_eq!(
-        (h.pc(), h.hart_id(), h.steps().0, h.retired()),
+        (h.pc().raw(), h.hart_id(), h.steps().0, h.retired()),
         (0x1234, HartId(7), 0, 0)
     );
     h.set_xreg(0, 5);

@@ -8,6 +8,7 @@ use common::asm::*;
 use common::prog::{End, Prog};
 use common::{RAM_BASE, Vm};
 use samsara_cpu::{Privilege, StopReason};
+use samsara_types::GuestVirtAddr;
 
 const SSI: u64 = 1;
 const MSI: u64 = 3;
@@ -54,7 +55,7 @@ fn settle(
     vm.bus.lines = lines;
     let ends = [prog.addr("mtrap"), prog.addr("strap")];
     for _ in 0..20 {
-        if let Some(k) = ends.iter().position(|&e| e == vm.hart.pc()) {
+        if let Some(k) = ends.iter().position(|&e| e == vm.hart.pc().raw()) {
             return ([End::MTrap, End::STrap][k], vm);
         }
         vm.hart.run(&mut vm.bus, 1);
@@ -77,7 +78,7 @@ fn machine_interrupts_from_lines_and_trap_state() {
         // and no step is counted.
         assert_eq!(vm.hart.run(&mut vm.bus, 0), StopReason::StepLimit);
         assert_eq!(vm.hart.steps(), steps);
-        assert_eq!(vm.hart.pc(), prog.addr("mtrap"));
+        assert_eq!(vm.hart.pc().raw(), prog.addr("mtrap"));
         let c = vm.csr();
         assert_eq!(c.mcause, INT | cause);
         assert_eq!(c.mepc, prog.addr("spin") + 4, "the interrupted instruction");
@@ -236,7 +237,7 @@ fn enabling_a_pending_interrupt_traps_after_the_csr_write() {
     vm.bus.lines = bit(MTI);
     // One big run: the interrupt is noticed right after the CSR write.
     vm.hart.run(&mut vm.bus, 3);
-    assert_eq!(vm.hart.pc(), prog.addr("mtrap"));
+    assert_eq!(vm.hart.pc().raw(), prog.addr("mtrap"));
     assert_eq!(vm.csr().mepc, prog.addr("next"));
     // Likewise setting mstatus.MIE.
     let prog = Prog::new(|a| {
@@ -247,7 +248,7 @@ fn enabling_a_pending_interrupt_traps_after_the_csr_write() {
     vm.bus.lines = bit(MSI);
     vm.hart.run(&mut vm.bus, 1);
     assert_eq!(
-        (vm.hart.pc(), vm.csr().mepc),
+        (vm.hart.pc().raw(), vm.csr().mepc),
         (prog.addr("mtrap"), prog.addr("next"))
     );
 }
@@ -281,14 +282,14 @@ fn vectored_trap_vectors() {
         vm
     };
     let vm = vm_for(Privilege::User, bit(MTI), 0);
-    assert_eq!(vm.hart.pc(), a.addr("m7"));
+    assert_eq!(vm.hart.pc().raw(), a.addr("m7"));
     let vm = vm_for(Privilege::User, bit(SEI), bit(SEI));
-    assert_eq!(vm.hart.pc(), a.addr("s9"));
+    assert_eq!(vm.hart.pc().raw(), a.addr("s9"));
     // Exceptions use the base.
     let mut vm = vm_for(Privilege::User, 0, 0);
-    vm.hart.set_pc(0x10); // not RAM: fetch access fault
+    vm.hart.set_pc(GuestVirtAddr(0x10)); // not RAM: fetch access fault
     vm.hart.run(&mut vm.bus, 1);
-    assert_eq!((vm.hart.pc(), vm.csr().mcause), (mvec, 1));
+    assert_eq!((vm.hart.pc().raw(), vm.csr().mcause), (mvec, 1));
 }
 
 #[test]
@@ -303,7 +304,7 @@ fn wfi_stops_the_run_and_an_interrupt_resumes_it() {
         s.csr.mie = bit(MTI);
     });
     assert_eq!(vm.hart.run(&mut vm.bus, 100), StopReason::Wfi);
-    assert_eq!(vm.hart.pc(), prog.addr("after"));
+    assert_eq!(vm.hart.pc().raw(), prog.addr("after"));
     assert_eq!(vm.hart.steps().0, 2, "wfi retired");
     assert_eq!(vm.hart.retired(), 2);
     // Running again just goes on (the caller decides how long to wait).
@@ -316,7 +317,7 @@ fn wfi_stops_the_run_and_an_interrupt_resumes_it() {
     assert_eq!(vm.hart.run(&mut vm.bus, 100), StopReason::Wfi);
     vm.bus.lines = bit(MTI);
     vm.hart.run(&mut vm.bus, 0);
-    assert_eq!(vm.hart.pc(), prog.addr("mtrap"));
+    assert_eq!(vm.hart.pc().raw(), prog.addr("mtrap"));
     assert_eq!(vm.csr().mepc, prog.addr("after"));
     assert_eq!(vm.x(A1), 0);
 }

@@ -9,6 +9,7 @@ use common::prog::{End, Prog, records};
 use common::pte::*;
 use common::{PageTable, RAM_BASE, TestBus, Vm};
 use samsara_cpu::{HartState, Privilege, StopReason};
+use samsara_types::GuestVirtAddr;
 
 /// Page tables are allocated from here.
 const PT_AREA: u64 = RAM_BASE + 0x10_0000;
@@ -180,7 +181,7 @@ fn a_page_table_page_refused_for_now_defers_the_instruction() {
     // The leaf's page may be read but not written: setting A/D is refused.
     vm.bus.refuse = vec![(leaf >> 12, true)];
     assert_eq!(vm.hart.run(&mut vm.bus, 1), StopReason::DeviceAccess);
-    assert_eq!((vm.hart.pc(), vm.hart.steps().0), (store, steps));
+    assert_eq!((vm.hart.pc().raw(), vm.hart.steps().0), (store, steps));
     assert_eq!(
         vm.bus.read_u64(leaf) & (A | D),
         0,
@@ -190,7 +191,7 @@ fn a_page_table_page_refused_for_now_defers_the_instruction() {
     let root = vm.hart.state().csr.satp << 12;
     vm.bus.refuse = vec![(root >> 12, false)];
     assert_eq!(vm.hart.run(&mut vm.bus, 1), StopReason::DeviceAccess);
-    assert_eq!((vm.hart.pc(), vm.hart.steps().0), (store, steps));
+    assert_eq!((vm.hart.pc().raw(), vm.hart.steps().0), (store, steps));
     vm.bus.refuse.clear();
     vm.run_to(prog.addr("back"), 10);
     assert_eq!(vm.bus.read_u64(leaf) & (A | D), A | D);
@@ -341,7 +342,7 @@ fn fetch_faults() {
         |s| s.csr.mstatus |= SUM,
     );
     let target = user(&prog, "x");
-    vm.hart.set_pc(target);
+    vm.hart.set_pc(GuestVirtAddr(target));
     assert_eq!(prog.go(&mut vm), End::MTrap);
     assert_eq!((vm.csr().mcause, vm.csr().mtval), (12, target));
     // U cannot execute S pages.
@@ -463,7 +464,7 @@ fn page_faults_delegate_to_s() {
         |s| s.csr.medeleg = 1 << 15,
     );
     let start = user(&prog, "u");
-    vm.hart.set_pc(start);
+    vm.hart.set_pc(GuestVirtAddr(start));
     assert_eq!(prog.go(&mut vm), End::STrap);
     let c = vm.csr();
     assert_eq!((c.scause, c.stval, c.sepc), (15, VA, user(&prog, "store")));
@@ -642,7 +643,7 @@ fn user_code_runs_through_its_own_mapping() {
         |_| {},
     );
     let start = user(&prog, "u");
-    vm.hart.set_pc(start);
+    vm.hart.set_pc(GuestVirtAddr(start));
     assert_eq!(prog.go(&mut vm), End::MTrap);
     assert_eq!((vm.csr().mcause, vm.csr().mepc), (8, user(&prog, "ecall")));
     assert_eq!(vm.bus.read_u64(PA_DATA + 8), 99);

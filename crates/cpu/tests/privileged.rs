@@ -211,7 +211,7 @@ fn try_insn(
         f(s);
     });
     vm.hart.run(&mut vm.bus, 1);
-    (vm.hart.pc() == prog.addr("mtrap")).then(|| (vm.csr().mcause, vm.csr().mtval))
+    (vm.hart.pc().raw() == prog.addr("mtrap")).then(|| (vm.csr().mcause, vm.csr().mtval))
 }
 
 #[test]

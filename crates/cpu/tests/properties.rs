@@ -8,7 +8,7 @@ use common::{RAM_BASE, TestBus, pmp_allow_all};
 use proptest::prelude::*;
 use samsara_cpu::{Hart, Privilege};
 use samsara_isa::{Op, decode, expand};
-use samsara_types::HartId;
+use samsara_types::{GuestVirtAddr, HartId};
 
 const RAM: u64 = 64 << 10;
 /// Data area the random pointers aim into.
@@ -26,7 +26,7 @@ fn machine(code: &[u8], regs: &[u64; 64], privilege: Privilege) -> (Hart, TestBu
     for k in 0..0x1000u64 {
         bus.write_u64(DATA + 8 * k, k.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     }
-    let mut hart = Hart::new(HartId(0), RAM_BASE);
+    let mut hart = Hart::new(HartId(0), GuestVirtAddr(RAM_BASE));
     let mut s = hart.snapshot();
     for r in 1..32 {
         let v = regs[r];

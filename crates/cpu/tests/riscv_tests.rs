@@ -9,7 +9,7 @@ use std::path::Path;
 use common::{Htif, RAM_BASE, TestBus};
 use goblin::elf::{Elf, program_header::PT_LOAD};
 use samsara_cpu::{Hart, StopReason};
-use samsara_types::HartId;
+use samsara_types::{GuestVirtAddr, HartId};
 
 /// Suites that must pass, with both the physical (-p) and virtual-memory
 /// (-v) environments.
@@ -57,7 +57,7 @@ fn run_elf(path: &Path) -> Outcome {
         tohost,
         fromhost: symbol("fromhost"),
     });
-    let mut hart = Hart::new(HartId(0), elf.entry);
+    let mut hart = Hart::new(HartId(0), GuestVirtAddr(elf.entry));
     while hart.steps().0 < STEP_LIMIT {
         match hart.run(&mut bus, 100_000) {
             StopReason::StepLimit | StopReason::Wfi | StopReason::Pause => {}
@@ -67,14 +67,14 @@ fn run_elf(path: &Path) -> Outcome {
             return if code == 0 {
                 Outcome::Pass
             } else {
-                Outcome::Fail(format!("test #{code} failed (pc={:#x})", hart.pc()))
+                Outcome::Fail(format!("test #{code} failed (pc={:#x})", hart.pc().raw()))
             };
         }
     }
     Outcome::Fail(format!(
         "timeout after {} steps (pc={:#x})",
         hart.steps().0,
-        hart.pc()
+        hart.pc().raw()
     ))
 }
 

@@ -5,7 +5,7 @@
 use samsara_cpu::bus::{AccessKind, Bus, MmioError, PageGrant};
 use samsara_machine::board::Board;
 use samsara_trace::Event;
-use samsara_types::{GuestPhysAddr, HartId};
+use samsara_types::{GuestPhysAddr, GuestPhysPage, HartId};
 
 use crate::replay::Divergence;
 use crate::table::{AdTable, ChunkSets};
@@ -144,9 +144,13 @@ impl<'a> ChunkBus<'a> {
     }
 }
 
-impl Bus for ChunkBus<'_> {
+// SAFETY: grants are shared RAM or boot ROM (as `Board::direct_page`) or a
+// chunk's private copy (a boxed, 8-aligned `PageBuf`, only recycled after
+// the engine has flushed the hart's TLB at the chunk's end or squash).
+unsafe impl Bus for ChunkBus<'_> {
     #[inline]
-    fn ram_page(&mut self, page: u64, kind: AccessKind) -> Option<PageGrant> {
+    fn ram_page(&mut self, page: GuestPhysPage, kind: AccessKind) -> Option<PageGrant> {
+        let page = page.raw();
         match self.ram_index(page) {
             Some(idx) if Some(page) != self.htif_page => {
                 let shared = self.board.ram.host_page(page)?;
@@ -173,13 +177,12 @@ impl Bus for ChunkBus<'_> {
                     if write && let Some(written) = &mut self.crew_written {
                         written.push(idx as u32);
                     }
-                    return Some(PageGrant {
-                        host: shared,
-                        remapped: false,
-                    });
+                    // SAFETY: shared RAM, as `Board::direct_page` grants it.
+                    return Some(unsafe { PageGrant::new(shared, false) });
                 }
                 let (host, remapped) = self.table.touch(idx, kind == AccessKind::Write, shared);
-                Some(PageGrant { host, remapped })
+                // SAFETY: shared RAM or this hart's private copy (see the impl).
+                Some(unsafe { PageGrant::new(host, remapped) })
             }
             // The boot ROM is never written after setup: shared read-only.
             _ => self.board.direct_page(page, kind),

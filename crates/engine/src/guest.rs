@@ -1,8 +1,8 @@
-//! What a recording boots — a bare-metal image, or firmware, Linux kernel,
-//! initrd and command line — and how replay finds the same files again:
-//! the trace header names every file with its size and BLAKE3, replay
-//! reloads them (from the recorded paths or the caller's overrides) and
-//! refuses any that differs, naming it.
+//! What a recording boots — [`Guest`] and [`LinuxFiles`], re-exported from
+//! `samsara_machine::guest` (the `run` mode uses them too) — and how replay
+//! finds the same files again: the trace header names every file with its
+//! size and BLAKE3, replay reloads them (from the recorded paths or the
+//! caller's overrides) and refuses any that differs, naming it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,47 +14,10 @@ use samsara_machine::devices::virtio::block::CompletionSink;
 use samsara_machine::machine::{LinuxBoot, Machine};
 use samsara_trace::{TraceFile, TraceHeader};
 
+pub use samsara_machine::guest::{Guest, LinuxFiles};
+
 use crate::digest::blake3_hex;
 use crate::{EngineError, FileMismatch};
-
-/// The files of a Linux boot (see [`LinuxBoot`]).
-#[derive(Clone, Debug)]
-pub struct LinuxFiles {
-    /// Firmware entered in M-mode at reset (OpenSBI `fw_dynamic`).
-    pub firmware: PathBuf,
-    /// The kernel Image.
-    pub kernel: PathBuf,
-    /// The initial RAM disk.
-    pub initrd: Option<PathBuf>,
-    /// The kernel command line.
-    pub bootargs: Option<String>,
-}
-
-impl LinuxFiles {
-    /// Read the files.
-    pub fn load(&self) -> Result<LinuxBoot, EngineError> {
-        Ok(LinuxBoot {
-            firmware: read("firmware", &self.firmware)?,
-            kernel: read("kernel", &self.kernel)?,
-            kernel_name: self.kernel.display().to_string(),
-            initrd: self
-                .initrd
-                .as_deref()
-                .map(|p| read("initrd", p))
-                .transpose()?,
-            bootargs: self.bootargs.clone(),
-        })
-    }
-}
-
-/// What the machine boots.
-#[derive(Clone, Debug)]
-pub enum Guest {
-    /// A bare-metal image (RV64 ELF or raw binary) entered at reset.
-    Image(PathBuf),
-    /// Firmware that starts a Linux kernel.
-    Linux(LinuxFiles),
-}
 
 /// A guest's files, read into memory.
 pub(crate) enum LoadedGuest {
@@ -74,11 +37,7 @@ pub struct FileOverrides {
 }
 
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, EngineError> {
-    std::fs::read(path).map_err(|e| EngineError::File {
-        what,
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })
+    Ok(samsara_machine::guest::read_guest_file(what, path)?)
 }
 
 fn describe(path: &Path, bytes: &[u8]) -> TraceFile {
@@ -89,11 +48,14 @@ fn describe(path: &Path, bytes: &[u8]) -> TraceFile {
     }
 }
 
-impl Guest {
-    /// Read the guest's files and describe them in `header` (image, kernel,
+impl LoadedGuest {
+    /// Read `guest`'s files and describe them in `header` (image, kernel,
     /// initrd, command line).
-    pub(crate) fn load(&self, header: &mut TraceHeader) -> Result<LoadedGuest, EngineError> {
-        let (reset_path, loaded) = match self {
+    pub(crate) fn from_guest(
+        guest: &Guest,
+        header: &mut TraceHeader,
+    ) -> Result<LoadedGuest, EngineError> {
+        let (reset_path, loaded) = match guest {
             Guest::Image(path) => (path, LoadedGuest::Image(read("guest image", path)?)),
             Guest::Linux(files) => {
                 let boot = files.load()?;

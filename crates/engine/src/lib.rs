@@ -10,6 +10,7 @@
 
 mod chunk_bus;
 mod digest;
+pub mod exit;
 pub mod guest;
 pub mod inspect;
 pub mod record;
@@ -49,18 +50,29 @@ pub struct FileMismatch {
     pub found_len: u64,
 }
 
+impl From<samsara_machine::guest::GuestFileError> for EngineError {
+    fn from(e: samsara_machine::guest::GuestFileError) -> Self {
+        EngineError::File {
+            what: e.what,
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 /// Why recording or replaying failed.
 #[derive(Debug, Error)]
 pub enum EngineError {
     /// A file of the guest (image, firmware, kernel, initrd) could not be read.
-    #[error("cannot read {what} {path}: {reason}")]
+    #[error("cannot read {what} {path}")]
     File {
         /// Which file: "guest image", "firmware", "kernel", "initrd".
         what: &'static str,
         /// The path.
         path: String,
-        /// What went wrong.
-        reason: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
     /// A file of the guest is not the one that was recorded.
     #[error(
@@ -125,7 +137,7 @@ pub enum EngineError {
         /// The hart's instruction count when the chunk started.
         start_steps: u64,
         /// pc after the chunk (as replayed).
-        pc: u64,
+        pc: samsara_types::GuestVirtAddr,
         /// What differs.
         what: replay::Divergence,
     },

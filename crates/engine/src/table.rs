@@ -13,6 +13,8 @@
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use samsara_types::Fnv1a;
+
 /// Leaf bit: the page was touched in this chunk.
 const ACCESSED: u8 = 1;
 /// Leaf bit: the page was written in this chunk (it has a private copy).
@@ -191,13 +193,11 @@ pub(crate) fn shared_words(shared: NonNull<u8>) -> impl Iterator<Item = u64> {
 }
 
 /// FNV-1a of a page's contents (verification digests).
+/// One round per word ([`Fnv1a::write_word`]), not byte-wise.
 pub(crate) fn page_hash(words: impl Iterator<Item = u64>) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for w in words {
-        h ^= w;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+    let mut h = Fnv1a::new();
+    words.for_each(|w| h.write_word(w));
+    h.finish()
 }
 
 #[cfg(test)]
@@ -229,5 +229,22 @@ mod tests {
         assert!(sets.touched.is_empty() && sets.dirty.is_empty());
         assert!(t.private(7).is_none());
         assert_eq!(t.free.len(), 2);
+    }
+}
+
+#[cfg(test)]
+mod pinned {
+    use super::*;
+
+    /// Traces store page hashes: the algorithm must never change. The
+    /// values were computed by the original implementation.
+    #[test]
+    fn page_hash_is_pinned() {
+        assert_eq!(
+            page_hash((0..PAGE_WORDS as u64).map(|_| 0)),
+            0x7da1_44b9_7d05_4b25
+        );
+        let words = (0..PAGE_WORDS as u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xff);
+        assert_eq!(page_hash(words), 0x43d7_4c3f_06f9_df25);
     }
 }

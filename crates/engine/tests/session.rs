@@ -13,7 +13,7 @@ use samsara_engine::replay::{
     Stop,
 };
 use samsara_trace::{Entry, TraceReader};
-use samsara_types::HartId;
+use samsara_types::{GuestVirtAddr, HartId};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -138,7 +138,7 @@ impl Observer for Counter {
         Flow::Continue
     }
 
-    fn instruction(&mut self, at: Position, _: HartId, _: u64) -> Flow {
+    fn instruction(&mut self, at: Position, _: HartId, _: GuestVirtAddr) -> Flow {
         // Each step is shown once, in order, even across stops.
         assert!(
             self.last.is_none_or(|l| l < at),

@@ -30,7 +30,7 @@ use std::ptr::NonNull;
 
 use samsara_cpu::bus::{AccessKind, Bus, MmioError, PageGrant};
 use samsara_cpu::{Hart, HartState, StopReason};
-use samsara_types::{GuestPhysAddr, HartId};
+use samsara_types::{GuestPhysAddr, GuestPhysPage, GuestVirtAddr, HartId};
 
 /// Guest-physical base of RAM.
 pub const RAM_BASE: u64 = 0x8000_0000;
@@ -80,9 +80,12 @@ struct FuzzBus {
     defer: bool,
 }
 
-impl Bus for FuzzBus {
-    fn ram_page(&mut self, page: u64, _kind: AccessKind) -> Option<PageGrant> {
-        let addr = page.checked_mul(4096)?;
+// SAFETY: grants point into `ram`, a `Vec<u64>` (8-aligned) allocated once
+// with a whole number of pages and never resized; the harts driven with a
+// `FuzzBus` are dropped (or flushed) before it; one thread.
+unsafe impl Bus for FuzzBus {
+    fn ram_page(&mut self, page: GuestPhysPage, _kind: AccessKind) -> Option<PageGrant> {
+        let addr = page.raw().checked_mul(4096)?;
         let off = usize::try_from(addr.checked_sub(RAM_BASE)?).ok()?;
         if off >= RAM_SIZE {
             return None;
@@ -91,10 +94,8 @@ impl Bus for FuzzBus {
         // SAFETY: `off` is a page offset below RAM_SIZE, inside the
         // allocation, which lives (unmoved) as long as the bus.
         let host = unsafe { base.add(off) };
-        Some(PageGrant {
-            host: NonNull::new(host)?,
-            remapped: false,
-        })
+        // SAFETY: a page-aligned offset into `ram` (see the impl).
+        Some(unsafe { PageGrant::new(NonNull::new(host)?, false) })
     }
 
     fn mmio_read(&mut self, addr: GuestPhysAddr, _size: u8) -> Result<u64, MmioError> {
@@ -211,7 +212,7 @@ fn setup(data: &[u8]) -> (Hart, FuzzBus) {
         ram[(CODE - RAM_BASE) as usize / 8 + i] = u64::from_le_bytes(b);
     }
 
-    let mut hart = Hart::new(HartId(0), RAM_BASE);
+    let mut hart = Hart::new(HartId(0), GuestVirtAddr(RAM_BASE));
     for (r, &v) in x.iter().enumerate().skip(1) {
         hart.set_xreg(r, v);
     }

@@ -239,10 +239,16 @@ impl Board {
             None if kind != AccessKind::Write => self.rom.host_page(page)?,
             None => return None,
         };
-        Some(PageGrant {
-            host,
-            remapped: false,
-        })
+        // SAFETY: `host` is byte 0 of a whole 4 KiB page of guest RAM (a
+        // page-aligned offset into the `GuestRam` mapping) or of the boot
+        // ROM (an 8-aligned `AtomicU64` array, a whole number of pages, only
+        // granted for reads and fetches). Both are allocated once for the
+        // board's lifetime, never moved, resized or unmapped while it lives,
+        // and every other access to them is atomic. Keeping the grant alive
+        // no longer than the board is the duty of whoever drives harts with
+        // it (see `Bus`): `Machine` drops its harts with its board; the
+        // engine flushes harts before recycling anything it granted.
+        Some(unsafe { PageGrant::new(host, false) })
     }
 
     fn region(&self, addr: u64) -> Option<(&Region, u64)> {
@@ -375,7 +381,9 @@ impl Rom {
             return None;
         }
         let word = ((addr - BOOT_ROM_BASE) / 8) as usize;
-        NonNull::new(self.words[word].as_ptr().cast::<u8>())
+        // From the slice's pointer, not the word's: the hart reads the
+        // whole page through it.
+        NonNull::new(self.words[word..].as_ptr().cast::<u8>().cast_mut())
     }
 }
 

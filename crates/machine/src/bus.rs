@@ -1,7 +1,7 @@
 //! The run mode's bus: each hart sees shared RAM and live devices directly.
 
 use samsara_cpu::bus::{AccessKind, Bus, MmioError, PageGrant};
-use samsara_types::{GuestPhysAddr, HartId};
+use samsara_types::{GuestPhysAddr, GuestPhysPage, HartId};
 
 use crate::board::Board;
 
@@ -18,10 +18,13 @@ impl<'a> DirectBus<'a> {
     }
 }
 
-impl Bus for DirectBus<'_> {
+// SAFETY: every grant comes from `Board::direct_page`, whose grants meet the
+// contract (shared RAM and boot ROM, alive as long as the board, accessed
+// only atomically).
+unsafe impl Bus for DirectBus<'_> {
     #[inline]
-    fn ram_page(&mut self, page: u64, kind: AccessKind) -> Option<PageGrant> {
-        self.board.direct_page(page, kind)
+    fn ram_page(&mut self, page: GuestPhysPage, kind: AccessKind) -> Option<PageGrant> {
+        self.board.direct_page(page.raw(), kind)
     }
 
     fn mmio_read(&mut self, addr: GuestPhysAddr, size: u8) -> Result<u64, MmioError> {

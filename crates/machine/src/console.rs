@@ -160,7 +160,7 @@ const PANIC_END_MARK: &[u8] = b"---[ end Kernel panic";
 const MAX_LINE: usize = 512;
 
 /// What the watcher saw.
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct PanicWatch {
     line: Mutex<Option<String>>,
     seen: AtomicBool,

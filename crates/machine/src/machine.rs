@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use samsara_cpu::Hart;
-use samsara_types::{GuestPhysAddr, HartId};
+use samsara_types::{GuestPhysAddr, GuestVirtAddr, HartId};
 use thiserror::Error;
 
 use crate::board::{BOOT_ROM_BASE, Board, BoardConfig, BoardError};
@@ -222,7 +222,7 @@ impl Machine {
         ));
 
         let harts = (0..config.harts)
-            .map(|id| Hart::new(HartId(id), BOOT_ROM_BASE))
+            .map(|id| Hart::new(HartId(id), GuestVirtAddr(BOOT_ROM_BASE)))
             .collect();
         Ok(Self {
             board,

@@ -9,7 +9,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use samsara_cpu::{Hart, StopReason};
 use samsara_types::HartId;
@@ -20,6 +20,7 @@ use crate::clock::HostClock;
 use crate::console::{PanicWatch, RawTerminal, WatchedOutput, spawn_interactive_feeder};
 use crate::devices::test_device::MachineExit;
 use crate::machine::{LinuxBoot, Machine, MachineError};
+use crate::supervisor::{Ending, Signals, Supervisor};
 
 /// Instructions a hart runs between looks at the exit flag and the
 /// interrupt lines: ~50 µs at 300 MIPS, far below any guest-visible latency.
@@ -77,21 +78,23 @@ pub enum RunExit {
 }
 
 impl RunExit {
-    /// The process exit status that reports this ending: the guest's own
-    /// code, 124 for the instruction limit (as `timeout`), 130 for Ctrl-C.
+    /// The ending as the supervisor classifies it; `None` for a crashed
+    /// hart thread.
+    pub fn ending(&self) -> Option<Ending> {
+        Some(match self {
+            RunExit::Guest(exit) => Ending::Guest(*exit),
+            RunExit::InstructionLimit(_) => Ending::InstructionLimit,
+            RunExit::Interrupted => Ending::Interrupted,
+            RunExit::Timeout(_) => Ending::Timeout,
+            RunExit::KernelPanic(_) => Ending::KernelPanic,
+            RunExit::HartCrashed { .. } => return None,
+        })
+    }
+
+    /// The process exit status that reports this ending
+    /// ([`Ending::exit_status`]; 3 for a crashed hart thread).
     pub fn exit_code(&self) -> u8 {
-        match self {
-            RunExit::Guest(MachineExit::Poweroff) | RunExit::Guest(MachineExit::Reset) => 0,
-            // A failure must never look like success once truncated to 8 bits.
-            RunExit::Guest(MachineExit::Fail(code)) => match (*code & 0xff) as u8 {
-                0 => 1,
-                c => c,
-            },
-            RunExit::InstructionLimit(_) | RunExit::Timeout(_) => 124,
-            RunExit::Interrupted => 130,
-            RunExit::KernelPanic(_) => 1,
-            RunExit::HartCrashed { .. } => 3,
-        }
+        self.ending().map_or(3, Ending::exit_status)
     }
 }
 
@@ -223,10 +226,6 @@ pub fn run_machine(
     supervise(machine, &config, stop, None)
 }
 
-/// How long a panicking kernel may go on printing its report before the
-/// run is stopped.
-const PANIC_GRACE: Duration = Duration::from_secs(2);
-
 /// [`run_machine`] with a wall-clock limit and, when `watch` is given, a
 /// stop shortly after the console showed a kernel panic.
 fn supervise(
@@ -240,10 +239,13 @@ fn supervise(
     let halt = AtomicBool::new(false);
     let limit_hit = AtomicBool::new(false);
     let crashed: parking_lot::Mutex<Option<(u32, String)>> = parking_lot::Mutex::new(None);
-    let start = Instant::now();
-    let mut timed_out = None;
-    let mut panicked = None;
-    let mut panic_since = None;
+    let mut supervisor = Supervisor::new(config.timeout, watch);
+    let signals = || Signals {
+        stop: stop.load(Ordering::Relaxed),
+        guest_exit: board.exit.is_set(),
+        limit_hit: limit_hit.load(Ordering::Relaxed),
+        halt_requested: halt.load(Ordering::Relaxed),
+    };
     std::thread::scope(|scope| {
         let workers: Vec<_> = machine
             .harts
@@ -272,51 +274,28 @@ fn supervise(
             .collect();
         // Supervise: turn Ctrl-C, guest exits, the timeout and a kernel
         // panic into a halt of every hart, waking those asleep in WFI.
-        while !workers.iter().all(|w| w.is_finished()) {
-            if let Some(timeout) = config.timeout
-                && timed_out.is_none()
-                && start.elapsed() >= timeout
-            {
-                timed_out = Some(timeout);
-            }
-            if let Some(watch) = watch
-                && panicked.is_none()
-                && watch.seen()
-            {
-                let since = *panic_since.get_or_insert_with(Instant::now);
-                if watch.ended() || since.elapsed() >= PANIC_GRACE {
-                    panicked = watch.line();
-                }
-            }
-            if stop.load(Ordering::Relaxed)
-                || board.exit.is_set()
-                || limit_hit.load(Ordering::Relaxed)
-                || halt.load(Ordering::Relaxed)
-                || timed_out.is_some()
-                || panicked.is_some()
-            {
+        supervisor.watch_until(
+            || workers.iter().all(|w| w.is_finished()),
+            signals,
+            |_| {
                 halt.store(true, Ordering::SeqCst);
                 board.irq.wake_all();
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
+            },
+        );
     });
-    let wall = start.elapsed();
-    let crashed = crashed.into_inner();
-    let exit = match (board.exit.get(), crashed) {
-        (_, Some((hart, message))) => RunExit::HartCrashed { hart, message },
-        // A kernel that panics with panic=N resets the machine: say why.
-        (Some(MachineExit::Reset), _) if watch.is_some_and(|w| w.seen()) => {
-            RunExit::KernelPanic(watch.and_then(|w| w.line()).unwrap_or_default())
-        }
-        (Some(exit), _) => RunExit::Guest(exit),
-        (None, _) if panicked.is_some() => RunExit::KernelPanic(panicked.unwrap_or_default()),
-        (None, _) if limit_hit.load(Ordering::Relaxed) => {
-            RunExit::InstructionLimit(max_instructions.unwrap_or(0))
-        }
-        (None, _) => match timed_out {
-            Some(t) => RunExit::Timeout(t),
-            None => RunExit::Interrupted,
+    let wall = supervisor.start().elapsed();
+    let exit = match crashed.into_inner() {
+        Some((hart, message)) => RunExit::HartCrashed { hart, message },
+        None => match supervisor.ending(board.exit.get(), signals()) {
+            Some(Ending::Guest(exit)) => RunExit::Guest(exit),
+            Some(Ending::KernelPanic) => {
+                RunExit::KernelPanic(supervisor.panic_line().unwrap_or_default())
+            }
+            Some(Ending::InstructionLimit) => {
+                RunExit::InstructionLimit(max_instructions.unwrap_or(0))
+            }
+            Some(Ending::Timeout) => RunExit::Timeout(config.timeout.unwrap_or_default()),
+            Some(Ending::Interrupted) | None => RunExit::Interrupted,
         },
     };
     RunOutcome {

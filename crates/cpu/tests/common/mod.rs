@@ -9,7 +9,7 @@ use std::ptr::NonNull;
 
 use samsara_cpu::bus::{AccessKind, Bus, MmioError, PageGrant};
 use samsara_cpu::{Hart, StopReason};
-use samsara_types::{GuestPhysAddr, HartId};
+use samsara_types::{GuestPhysAddr, GuestPhysPage, GuestVirtAddr, HartId};
 
 /// Where RAM starts.
 pub const RAM_BASE: u64 = 0x8000_0000;
@@ -176,8 +176,12 @@ impl TestBus {
     }
 }
 
-impl Bus for TestBus {
-    fn ram_page(&mut self, page: u64, kind: AccessKind) -> Option<PageGrant> {
+// SAFETY: grants point into the bus's RAM allocation (8-aligned, whole
+// pages, never resized, freed only when the bus is dropped, after the
+// tests' harts are done with it); one thread.
+unsafe impl Bus for TestBus {
+    fn ram_page(&mut self, page: GuestPhysPage, kind: AccessKind) -> Option<PageGrant> {
+        let page = page.raw();
         self.grants.push((page, kind));
         self.refused = self
             .refuse
@@ -193,10 +197,8 @@ impl Bus for TestBus {
         let off = (addr - RAM_BASE) as usize;
         // SAFETY: in bounds of the RAM allocation.
         let host = unsafe { self.ptr.add(off) };
-        Some(PageGrant {
-            host: NonNull::new(host).unwrap(),
-            remapped: false,
-        })
+        // SAFETY: a page-aligned offset into the RAM allocation (see the impl).
+        Some(unsafe { PageGrant::new(NonNull::new(host).unwrap(), false) })
     }
 
     fn mmio_read(&mut self, addr: GuestPhysAddr, size: u8) -> Result<u64, MmioError> {
@@ -253,7 +255,7 @@ impl Bus for TestBus {
 pub fn setup(program: &[u32]) -> (Hart, TestBus) {
     let mut bus = TestBus::new(1 << 20);
     bus.load_words(RAM_BASE, program);
-    (Hart::new(HartId(0), RAM_BASE), bus)
+    (Hart::new(HartId(0), GuestVirtAddr(RAM_BASE)), bus)
 }
 
 /// Runs `steps` steps and asserts the budget was what stopped it.
@@ -282,7 +284,7 @@ impl Vm {
         let mut bus = TestBus::new(ram);
         bus.write_bytes(a.base, &a.finish());
         Vm {
-            hart: Hart::new(HartId(0), a.base),
+            hart: Hart::new(HartId(0), GuestVirtAddr(a.base)),
             bus,
         }
     }
@@ -298,14 +300,14 @@ impl Vm {
     /// `limit` steps. Returns the steps taken.
     pub fn run_to(&mut self, pc: u64, limit: u64) -> u64 {
         let start = self.hart.steps().0;
-        while self.hart.pc() != pc {
+        while self.hart.pc().raw() != pc {
             let taken = self.hart.steps().0 - start;
             if taken >= limit {
                 let c = &self.hart.state().csr;
                 panic!(
                     "pc {pc:#x} not reached after {taken} steps: pc={:#x} priv={:?} \
                      mcause={:#x} mepc={:#x} mtval={:#x} scause={:#x} sepc={:#x} stval={:#x}",
-                    self.hart.pc(),
+                    self.hart.pc().raw(),
                     self.hart.privilege(),
                     c.mcause,
                     c.mepc,
@@ -323,18 +325,18 @@ impl Vm {
     /// Runs one step at a time until pc is one of `pcs`; returns its index.
     pub fn run_to_any(&mut self, pcs: &[u64], limit: u64) -> usize {
         for _ in 0..limit {
-            if let Some(k) = pcs.iter().position(|&p| p == self.hart.pc()) {
+            if let Some(k) = pcs.iter().position(|&p| p == self.hart.pc().raw()) {
                 return k;
             }
             self.hart.run(&mut self.bus, 1);
         }
-        if let Some(k) = pcs.iter().position(|&p| p == self.hart.pc()) {
+        if let Some(k) = pcs.iter().position(|&p| p == self.hart.pc().raw()) {
             return k;
         }
         let c = &self.hart.state().csr;
         panic!(
             "none of {pcs:x?} reached: pc={:#x} mcause={:#x} mepc={:#x}",
-            self.hart.pc(),
+            self.hart.pc().raw(),
             c.mcause,
             c.mepc
         );

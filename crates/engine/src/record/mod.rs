@@ -19,15 +19,15 @@ mod serial;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use samsara_cpu::Hart;
 use samsara_machine::board::{Board, BoardConfig};
 use samsara_machine::clock::HostClock;
 use samsara_machine::console::{RawTerminal, WatchedOutput, spawn_interactive_feeder};
-use samsara_machine::devices::test_device::MachineExit;
 use samsara_machine::devices::virtio::block::CompletionSink;
+use samsara_machine::supervisor::{Signals, Supervisor};
 use samsara_trace::{Footer, RecordStats, RecordedExit, TraceHeader, TraceWriter, WriterStats};
 use samsara_types::HartId;
 
@@ -36,7 +36,8 @@ use self::crew::{CREW_BATCH, CrewHart, CrewRecorder, MAX_CREW_HARTS};
 use self::disk::{DmaSequencer, ScratchDisk};
 use self::log::ClosedLog;
 use crate::digest::{Console, OutputLog, machine_digests};
-use crate::guest::Guest;
+use crate::exit::recorded_exit;
+use crate::guest::{Guest, LoadedGuest};
 use crate::{BATCH, EngineError};
 
 pub(crate) use self::crew::Ownership;
@@ -47,9 +48,6 @@ pub(crate) use self::crew::Ownership;
 pub const DEFAULT_CHUNK_SIZE: u64 = 1_000_000;
 /// Default quantum of the serial strategy, in instructions.
 pub const DEFAULT_SERIAL_QUANTUM: u64 = 100_000;
-/// How long a panicking guest kernel may go on printing its report
-/// before the recording stops (as `samsara run`).
-const PANIC_GRACE: Duration = Duration::from_secs(2);
 
 pub use samsara_trace::Strategy;
 
@@ -177,7 +175,7 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
             .unwrap_or(0),
         ..TraceHeader::default()
     };
-    let guest = config.guest.load(&mut header)?;
+    let guest = LoadedGuest::from_guest(&config.guest, &mut header)?;
     let scratch = match &config.disk {
         Some(disk) => {
             let scratch = ScratchDisk::new(disk, &config.trace)?;
@@ -243,9 +241,14 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
     }
 
     let limit_hit = AtomicBool::new(false);
-    let (mut timed_out, mut panicked, mut panic_since) = (false, false, None);
-    let start = Instant::now();
+    let mut supervisor = Supervisor::new(config.timeout, Some(&watch));
     let board = &machine.board;
+    let signals = || Signals {
+        stop: stop.load(Ordering::Relaxed) || quit.load(Ordering::Relaxed),
+        guest_exit: board.exit.is_set(),
+        limit_hit: limit_hit.load(Ordering::Relaxed),
+        halt_requested: recorder.halt().load(Ordering::Relaxed),
+    };
     std::thread::scope(|scope| {
         let workers: Vec<_> = recorder
             .jobs(&mut machine.harts, board, config, &limit_hit, &crew_failure)
@@ -257,54 +260,25 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
                     .expect("spawning a recording thread")
             })
             .collect();
-        while !workers.iter().all(|w| w.is_finished()) {
-            if let Some(timeout) = config.timeout
-                && !timed_out
-                && start.elapsed() >= timeout
-            {
-                timed_out = true;
-            }
-            if watch.seen() && !panicked {
-                let since = *panic_since.get_or_insert_with(Instant::now);
-                panicked = watch.ended() || since.elapsed() >= PANIC_GRACE;
-            }
-            if stop.load(Ordering::Relaxed)
-                || quit.load(Ordering::Relaxed)
-                || board.exit.is_set()
-                || limit_hit.load(Ordering::Relaxed)
-                || recorder.halt().load(Ordering::Relaxed)
-                || timed_out
-                || panicked
-            {
+        supervisor.watch_until(
+            || workers.iter().all(|w| w.is_finished()),
+            signals,
+            |_| {
                 recorder.halt().store(true, Ordering::SeqCst);
                 board.irq.wake_all();
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
+            },
+        );
     });
     // DMA completions still in flight are dropped: they were not part of the
     // recorded run (the guest never saw them).
-    let wall = start.elapsed();
+    let wall = supervisor.start().elapsed();
     if let Some(sink) = &sink {
         sink.close();
     }
     board.uart.flush_output();
 
     drop(terminal);
-    let exit = match board.exit.get() {
-        Some(MachineExit::Poweroff) => RecordedExit::Poweroff,
-        Some(MachineExit::Fail(code)) => RecordedExit::Fail(code),
-        // A kernel that panics with panic=N resets the machine: say why.
-        Some(MachineExit::Reset) if watch.seen() => RecordedExit::KernelPanic,
-        Some(MachineExit::Reset) => RecordedExit::Reset,
-        None if panicked => RecordedExit::KernelPanic,
-        None if limit_hit.load(Ordering::Relaxed) => RecordedExit::InstructionLimit,
-        None if timed_out => RecordedExit::Timeout,
-        None if stop.load(Ordering::Relaxed) || quit.load(Ordering::Relaxed) => {
-            RecordedExit::Interrupted
-        }
-        None => RecordedExit::Aborted,
-    };
+    let exit = recorded_exit(supervisor.ending(board.exit.get(), signals()));
     let (hart_digests, ram_blake3) = machine_digests(&machine);
     let ClosedLog {
         entries,

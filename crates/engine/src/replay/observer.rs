@@ -11,7 +11,7 @@
 
 use samsara_cpu::bus::AccessKind;
 use samsara_trace::{ChunkRecord, DmaRecord};
-use samsara_types::HartId;
+use samsara_types::{GuestVirtAddr, HartId};
 
 use super::Position;
 
@@ -52,7 +52,7 @@ pub trait Observer {
     /// of entry `at.seq` (only with [`Observer::INSTRUCTIONS`]). Stopping
     /// leaves it unexecuted: the session's position is `at`.
     #[inline(always)]
-    fn instruction(&mut self, _at: Position, _hart: HartId, _pc: u64) -> Flow {
+    fn instruction(&mut self, _at: Position, _hart: HartId, _pc: GuestVirtAddr) -> Flow {
         Flow::Continue
     }
 
