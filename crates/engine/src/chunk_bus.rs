@@ -4,7 +4,7 @@
 
 use samsara_cpu::bus::{AccessKind, Bus, MmioError, PageGrant};
 use samsara_machine::board::Board;
-use samsara_trace::Event;
+use samsara_trace::{Event, Strategy};
 use samsara_types::{GuestPhysAddr, GuestPhysPage, HartId};
 
 use crate::replay::Divergence;
@@ -34,7 +34,7 @@ pub(crate) struct ChunkBus<'a> {
     pub mmio_allowed: bool,
     /// Re-read the interrupt lines after every device access (serial
     /// strategy: accesses happen inside chunks and may change the lines).
-    pub relatch_after_mmio: bool,
+    relatch_after_mmio: bool,
     /// Inputs consumed (record) or to consume (replay), in order.
     pub events: Vec<Event>,
     /// Replay: next event to consume.
@@ -62,11 +62,13 @@ pub(crate) struct ChunkBus<'a> {
     /// writing since the last check (with repeats; `None`: not tracked).
     pub crew_written: Option<Vec<u32>>,
     /// Give the host CPU away at every `pause` (CREW record and replay).
-    pub yield_on_pause: bool,
+    yield_on_pause: bool,
 }
 
 impl<'a> ChunkBus<'a> {
-    pub(crate) fn new(board: Board, hart: HartId, mode: Mode) -> Self {
+    /// Hart `hart`'s bus for `strategy`'s entries, in `mode`: the one place
+    /// where a strategy decides how the bus behaves.
+    pub(crate) fn new(board: Board, hart: HartId, mode: Mode, strategy: Strategy) -> Self {
         let pages = (board.ram.size() >> 12) as usize;
         Self {
             first_ram_page: board.ram.base().page(),
@@ -74,10 +76,18 @@ impl<'a> ChunkBus<'a> {
             board,
             hart,
             mode,
-            table: AdTable::new(pages),
+            // Recording a serial quantum writes RAM directly (nothing runs
+            // beside it); its replay uses private pages like a chunk's, so
+            // the same checks and write-back apply. CREW orders accesses by
+            // page ownership and always runs on shared RAM.
+            table: AdTable::new(
+                pages,
+                strategy == Strategy::Crew
+                    || (strategy == Strategy::Serial && mode == Mode::Record),
+            ),
             lines: 0,
             mmio_allowed: false,
-            relatch_after_mmio: false,
+            relatch_after_mmio: strategy == Strategy::Serial,
             events: Vec::new(),
             next_event: 0,
             quiet_accesses: Vec::new(),
@@ -88,7 +98,7 @@ impl<'a> ChunkBus<'a> {
             crew_pending: None,
             refuse: None,
             crew_written: None,
-            yield_on_pause: false,
+            yield_on_pause: strategy == Strategy::Crew,
         }
     }
 

@@ -67,19 +67,22 @@ pub(crate) struct AdTable {
     free: Vec<Box<PageBuf>>,
     /// Writes go straight to shared memory (no private copies): for a
     /// hart that runs alone (the serial strategy), where nothing can
-    /// conflict and nothing is ever squashed.
-    pub(crate) direct: bool,
+    /// conflict and nothing is ever squashed, and for CREW, whose page
+    /// ownership orders every access instead.
+    direct: bool,
 }
 
 impl AdTable {
-    pub(crate) fn new(pages: usize) -> Self {
+    /// A table for `pages` RAM pages; `direct`: writes go to shared RAM
+    /// (see the field).
+    pub(crate) fn new(pages: usize, direct: bool) -> Self {
         Self {
             leaves: vec![0; pages],
             groups: vec![0; pages.div_ceil(GROUP_PAGES).div_ceil(64)],
             copy_of: vec![0; pages],
             copies: Vec::new(),
             free: Vec::new(),
-            direct: false,
+            direct,
         }
     }
 
@@ -209,7 +212,7 @@ mod tests {
         let mut shared = PageBuf::zeroed();
         shared.0[3] = 42;
         let sp = shared.as_ptr();
-        let mut t = AdTable::new(5000);
+        let mut t = AdTable::new(5000, false);
         let (p, moved) = t.touch(7, false, sp);
         assert_eq!((p, moved), (sp, false));
         let (priv_ptr, moved) = t.touch(7, true, sp);

@@ -231,7 +231,7 @@ impl<'a> HartRecorder<'a> {
             hart,
             board,
             rec,
-            bus: ChunkBus::new(board.clone(), id, Mode::Record),
+            bus: ChunkBus::new(board.clone(), id, Mode::Record, config.strategy),
             sets: ChunkSets::default(),
             id: id.index(),
             chunk_size: config.chunk_size.max(1),
@@ -254,8 +254,6 @@ impl<'a> HartRecorder<'a> {
     ) -> Self {
         let mut w = Self::new(hart, board, rec, config, None);
         w.serial = true;
-        w.bus.relatch_after_mmio = true;
-        w.bus.table.direct = true;
         w
     }
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 use samsara_cpu::{Hart, StopReason};
 use samsara_machine::board::Board;
-use samsara_trace::{Check, ChunkRecord, Entry, Event, Truncation};
+use samsara_trace::{Check, ChunkRecord, Entry, Event, Strategy, Truncation};
 use samsara_types::HartId;
 
 use super::log::EntryLog;
@@ -162,9 +162,7 @@ impl<'a> CrewHart<'a> {
         // Run calls start only at segment starts and every CREW_BATCH
         // steps after, exactly where replay starts them.
         hart.set_stop_on_pause(false);
-        let mut bus = ChunkBus::new(board.clone(), id, Mode::Record);
-        bus.table.direct = true;
-        bus.yield_on_pause = true;
+        let mut bus = ChunkBus::new(board.clone(), id, Mode::Record, Strategy::Crew);
         let own = &rec.ownership;
         bus.crew = Some(own);
         if config.check_every != 0 {

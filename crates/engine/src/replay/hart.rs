@@ -3,7 +3,7 @@
 
 use samsara_cpu::{Hart, StopReason};
 use samsara_machine::board::Board;
-use samsara_trace::{Check, ChunkRecord, Event, Truncation};
+use samsara_trace::{Check, ChunkRecord, Event, Strategy, Truncation};
 use samsara_types::HartId;
 
 use super::observer::{Flow, Observer};
@@ -48,13 +48,9 @@ pub(crate) struct HartReplayer {
 }
 
 impl HartReplayer {
-    pub fn new(board: Board, id: HartId, policy: &Policy) -> Self {
-        let mut bus = ChunkBus::new(board, id, Mode::Replay);
-        bus.relatch_after_mmio = policy.devices_in_chunks();
-        bus.table.direct = policy.direct();
-        bus.yield_on_pause = policy.direct();
+    pub fn new(board: Board, id: HartId, strategy: Strategy) -> Self {
         Self {
-            bus,
+            bus: ChunkBus::new(board, id, Mode::Replay, strategy),
             sets: ChunkSets::default(),
             lines: 0,
         }

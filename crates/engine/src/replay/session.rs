@@ -135,7 +135,7 @@ impl ReplaySession {
         let policy = Policy::new(header.strategy, harts.len());
         let workers = harts
             .iter()
-            .map(|h| HartReplayer::new(board.clone(), h.hart_id(), &policy))
+            .map(|h| HartReplayer::new(board.clone(), h.hart_id(), header.strategy))
             .collect();
         let shared = Shared {
             board,
