@@ -95,8 +95,8 @@ const SEEDS: [u64; 8] = [
 ];
 
 /// Mutated inputs per seed: a few seconds per target on the build host.
-const TRACE_READER_RUNS: u64 = 8_000;
-const CPU_RUNS: u64 = 60;
+const TRACE_READER_RUNS: u64 = 16_000;
+const CPU_RUNS: u64 = 120;
 
 /// A short, bounded fuzzing run in every `cargo test` (the CI's share of
 /// fuzzing; the open-ended random runs are `scripts/fuzz.sh quick`, the
