@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    dir.canonicalize().unwrap_or(dir)
 }
 
 fn inputs(dir: &str) -> Vec<PathBuf> {
