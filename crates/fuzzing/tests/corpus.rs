@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    dir.canonicalize().unwrap_or(dir)
 }
 
 fn inputs(dir: &str) -> Vec<PathBuf> {
@@ -95,8 +96,8 @@ const SEEDS: [u64; 8] = [
 ];
 
 /// Mutated inputs per seed: a few seconds per target on the build host.
-const TRACE_READER_RUNS: u64 = 8_000;
-const CPU_RUNS: u64 = 60;
+const TRACE_READER_RUNS: u64 = 16_000;
+const CPU_RUNS: u64 = 120;
 
 /// A short, bounded fuzzing run in every `cargo test` (the CI's share of
 /// fuzzing; the open-ended random runs are `scripts/fuzz.sh quick`, the
