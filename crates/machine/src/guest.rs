@@ -87,7 +87,9 @@ mod tests {
         assert_eq!(e.to_string(), "cannot read firmware /nonexistent/fw.bin");
         // The cause stays an io::Error, the error's source.
         let source = std::error::Error::source(&e).expect("a source");
-        let io = source.downcast_ref::<std::io::Error>().expect("an io::Error");
+        let io = source
+            .downcast_ref::<std::io::Error>()
+            .expect("an io::Error");
         assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
     }
 }

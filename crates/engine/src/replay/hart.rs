@@ -168,7 +168,7 @@ impl HartReplayer {
             let stop = if into_batch == 0 {
                 hart.run(&mut self.bus, max)
             } else {
-                hart.resume(&mut self.bus, max)
+                resume_cut_run(hart, &mut self.bus, max)
             };
             let done = cur.done(hart);
             if O::PAGES && self.report_pages(hart, cur, observer) == Flow::Stop {
@@ -363,4 +363,12 @@ impl HartReplayer {
         }
         (!diffs.is_empty()).then_some(diffs)
     }
+}
+
+/// `Hart::resume` out of line: only a session stopped part-way through a
+/// batch takes it, and a second copy of the interpreter's loop inlined
+/// next to `run`'s slowed the plain replay down.
+#[inline(never)]
+fn resume_cut_run(hart: &mut Hart, bus: &mut ChunkBus<'static>, max: u64) -> StopReason {
+    hart.resume(bus, max)
 }
