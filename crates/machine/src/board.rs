@@ -17,7 +17,7 @@ use crate::devices::clint::{CLINT_SIZE, Clint};
 use crate::devices::plic::{PLIC_SIZE, Plic};
 use crate::devices::test_device::{ExitSignal, MachineExit, TEST_DEVICE_SIZE, TestDevice};
 use crate::devices::uart::{SerialOutput, UART_IRQ, Uart};
-use crate::devices::virtio::block::{BlkConfig, CompletionSink, VirtioBlk};
+use crate::devices::virtio::block::{BlkConfig, BlkError, CompletionSink, VirtioBlk};
 use crate::devices::virtio::mmio::VirtioMmio;
 use crate::devices::{DeviceError, DmaError, GuestMemory, InterruptSink, IrqLine, MmioDevice};
 use crate::irq::IrqState;
@@ -58,14 +58,9 @@ pub enum BoardError {
     /// RAM could not be set up.
     #[error(transparent)]
     Ram(#[from] RamError),
-    /// The disk image could not be opened.
-    #[error("cannot open disk image {path}: {reason}")]
-    Disk {
-        /// The image path.
-        path: PathBuf,
-        /// What went wrong.
-        reason: String,
-    },
+    /// The disk device could not be created (its error names the image).
+    #[error(transparent)]
+    Disk(#[from] BlkError),
     /// The device tree could not be generated.
     #[error("cannot build the device tree: {0}")]
     Fdt(String),
@@ -321,11 +316,7 @@ fn virtio_devices(
                 let disk = match &sink {
                     Some(sink) => VirtioBlk::with_sink(&blk, mem, sink.clone()),
                     None => VirtioBlk::new(&blk, mem),
-                }
-                .map_err(|e| BoardError::Disk {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
+                }?;
                 disk_device = Some(disk.clone());
                 let line = IrqLine::new(plic.clone(), VIRTIO_IRQ_BASE + slot);
                 Arc::new(VirtioMmio::new(disk, line))
@@ -464,5 +455,37 @@ impl HtifMailbox {
             u64::MAX // -1: unsupported call
         };
         self.ram.write(block, &result.to_le_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    #[test]
+    fn a_missing_disk_image_is_named_once_with_its_cause() {
+        let config = BoardConfig {
+            harts: 1,
+            ram_size: 1 << 20,
+            disk: Some(PathBuf::from("/nonexistent/disk.img")),
+            disk_readonly: false,
+        };
+        let Err(e) = Board::new(
+            &config,
+            Arc::new(ManualClock::new(0)),
+            Box::new(std::io::sink()),
+        ) else {
+            panic!("a board with a missing disk image was built");
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot open disk image /nonexistent/disk.img"
+        );
+        let source = std::error::Error::source(&e).expect("a source");
+        let io = source
+            .downcast_ref::<std::io::Error>()
+            .expect("an io::Error");
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
     }
 }

@@ -85,11 +85,12 @@ const CONFIG_SIZE: usize = 36;
 #[derive(Debug, thiserror::Error)]
 pub enum BlkError {
     /// The disk image could not be opened.
-    #[error("cannot open disk image {path}: {source}")]
+    #[error("cannot open disk image {path}")]
     Open {
         /// The image path.
         path: PathBuf,
         /// The host error.
+        #[source]
         source: std::io::Error,
     },
     /// The worker thread could not be started.
