@@ -97,15 +97,7 @@ impl Bench {
             .arg("--harts")
             .arg(harts.to_string())
             .args(["--mem", "128M", "--json"]);
-        let run = run_process(cmd, self.timeout)?;
-        if !run.status.success() {
-            bail!(
-                "{} failed ({}): {}",
-                run.what,
-                run.status,
-                run.stderr.trim()
-            );
-        }
+        let run = run_process(cmd, self.timeout)?.succeeded()?;
         let summary = run_summary(&run)?;
         Ok(SamsaraRun { run, summary })
     }
@@ -119,15 +111,7 @@ impl Bench {
             .arg(harts.to_string())
             .arg("-kernel")
             .arg(guest);
-        let run = run_process(cmd, self.timeout)?;
-        if !run.status.success() {
-            bail!(
-                "{} failed ({}): {}",
-                run.what,
-                run.status,
-                run.stderr.trim()
-            );
-        }
+        let run = run_process(cmd, self.timeout)?.succeeded()?;
         Ok(run)
     }
 

@@ -40,7 +40,7 @@ struct LinuxFiles {
 
 impl LinuxFiles {
     fn find() -> Result<Self> {
-        let dir = linux_dir();
+        let dir = samsara_machine::guest::bundled_linux_dir();
         let file = |name: &str| -> Result<PathBuf> {
             let path = dir.join(name);
             if !path.is_file() {
@@ -58,22 +58,6 @@ impl LinuxFiles {
             disk: file("disk.img")?,
         })
     }
-}
-
-/// Where scripts/setup-linux.sh put the Linux files: $SAMSARA_LINUX_DIR,
-/// else linux/build under the current directory, else under the source
-/// tree this program was built from (as `samsara run --linux` looks).
-fn linux_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("SAMSARA_LINUX_DIR") {
-        return PathBuf::from(dir);
-    }
-    let local = PathBuf::from("linux/build");
-    let dir = if local.is_dir() {
-        local
-    } else {
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../linux/build"))
-    };
-    dir.canonicalize().unwrap_or(dir)
 }
 
 /// One workload's kernel command line and whether it needs the disk.

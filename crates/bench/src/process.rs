@@ -45,6 +45,22 @@ pub struct ProcessRun {
     pub others_busy: Option<f64>,
 }
 
+impl ProcessRun {
+    /// The run, if it exited with status 0; else an error naming it, its
+    /// status and what it said on stderr.
+    pub fn succeeded(self) -> anyhow::Result<Self> {
+        if !self.status.success() {
+            anyhow::bail!(
+                "{} failed ({}): {}",
+                self.what,
+                self.status,
+                self.stderr.trim()
+            );
+        }
+        Ok(self)
+    }
+}
+
 /// Run `cmd` (stdin closed, output captured), timing it from spawn to
 /// exit; kill it and fail after `timeout`.
 pub fn run_process(mut cmd: Command, timeout: Duration) -> Result<ProcessRun> {

@@ -122,7 +122,7 @@ impl MachineArgs {
             }
             return Ok(None);
         }
-        let dir = linux_dir();
+        let dir = samsara_machine::guest::bundled_linux_dir();
         let firmware = match &self.bios {
             Some(path) => path.clone(),
             None => bundled(&dir, "fw_dynamic.bin", "--bios")?,
@@ -167,23 +167,6 @@ struct RunArgs {
 
 /// The kernel command line of `--linux` when linux/build has none.
 const DEFAULT_LINUX_CMDLINE: &str = "console=ttyS0 earlycon=sbi";
-
-/// Where `--linux` finds its files: $SAMSARA_LINUX_DIR, else linux/build
-/// under the current directory, else under the source tree samsara was
-/// built from.
-fn linux_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("SAMSARA_LINUX_DIR") {
-        return PathBuf::from(dir);
-    }
-    let local = PathBuf::from("linux/build");
-    let dir = if local.is_dir() {
-        local
-    } else {
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../linux/build"))
-    };
-    // Absolute, so that a trace names files replay finds from anywhere.
-    dir.canonicalize().unwrap_or(dir)
-}
 
 /// A file of the bundled Linux setup, with a clear message if it is missing.
 fn bundled(dir: &std::path::Path, name: &str, flag: &str) -> Result<PathBuf> {

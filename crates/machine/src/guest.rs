@@ -22,6 +22,23 @@ pub struct GuestFileError {
     pub source: std::io::Error,
 }
 
+/// Where scripts/setup-linux.sh put the bundled Linux files (firmware,
+/// kernel, initrd): $SAMSARA_LINUX_DIR, else linux/build under the current
+/// directory, else under the source tree samsara was built from. Absolute,
+/// so that a trace names files replay finds from anywhere.
+pub fn bundled_linux_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SAMSARA_LINUX_DIR") {
+        return PathBuf::from(dir);
+    }
+    let local = PathBuf::from("linux/build");
+    let dir = if local.is_dir() {
+        local
+    } else {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../linux/build"))
+    };
+    dir.canonicalize().unwrap_or(dir)
+}
+
 /// Reads the guest file `path`; `what` names it in the error.
 pub fn read_guest_file(what: &'static str, path: &Path) -> Result<Vec<u8>, GuestFileError> {
     std::fs::read(path).map_err(|source| GuestFileError {
