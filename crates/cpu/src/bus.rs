@@ -14,7 +14,7 @@
 
 use std::ptr::NonNull;
 
-use samsara_types::{GuestPhysAddr, GuestPhysPage, HartId};
+use samsara_types::{GuestPhysAddr, GuestPhysPage, GuestVirtAddr, HartId};
 
 /// Why the hart wants a page.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -162,4 +162,38 @@ pub unsafe trait Bus {
     /// may give its host thread's CPU away here; it must not change what
     /// the hart does. The default: nothing.
     fn pause_hint(&mut self) {}
+
+    /// Whether any watch is set. Asked only on the TLB slow path (a miss),
+    /// before [`Bus::watched_page`]; keep it cheap. The default: never.
+    fn watching(&self) -> bool {
+        false
+    }
+
+    /// Whether the *virtual* page holding `vaddr` holds watched bytes.
+    /// The hart never caches such a page in its read or write TLB, so
+    /// every data access to it takes the slow path and is shown to
+    /// [`Bus::check_access`]; instruction fetches are never checked (the
+    /// execute TLB still caches the page). The default: never.
+    fn watched_page(&self, _vaddr: GuestVirtAddr) -> bool {
+        false
+    }
+
+    /// A data access of `len` bytes at `vaddr` (translated to `paddr`, all
+    /// in one page) of `kind` (`Read` or `Write`) to a watched page, asked
+    /// before the access has any effect (both pieces of a page-crossing
+    /// access are asked before either is done; an AMO is asked as a
+    /// `Write`, then as a `Read`). `true` stops the hart: the instruction
+    /// does not execute and has no effect (LR reservations kept), `pc` is
+    /// at it, and `run` returns `StopReason::Watch`. The page-table
+    /// walker's own PTE reads and A/D writes are not shown here. The
+    /// default: no hit.
+    fn check_access(
+        &mut self,
+        _vaddr: GuestVirtAddr,
+        _paddr: GuestPhysAddr,
+        _len: u64,
+        _kind: AccessKind,
+    ) -> bool {
+        false
+    }
 }

@@ -157,6 +157,44 @@ pub mod pmpcfg {
     pub const NAPOT: u8 = 3 << 3;
 }
 
+/// What a CSR read takes from outside the hart.
+trait CsrInputs {
+    /// The device interrupt lines (`mip` layout).
+    fn lines(&mut self) -> u64;
+    /// The `time` CSR; `None`: not known.
+    fn time(&mut self) -> Option<u64>;
+}
+
+/// A CSR instruction's inputs: the bus.
+struct BusInputs<'b, B>(&'b mut B);
+
+impl<B: Bus> CsrInputs for BusInputs<'_, B> {
+    #[inline]
+    fn lines(&mut self) -> u64 {
+        self.0.interrupt_lines()
+    }
+
+    #[inline]
+    fn time(&mut self) -> Option<u64> {
+        Some(self.0.read_time())
+    }
+}
+
+/// A peek's inputs: no lines, `time` as given.
+struct NoInputs {
+    time: Option<u64>,
+}
+
+impl CsrInputs for NoInputs {
+    fn lines(&mut self) -> u64 {
+        0
+    }
+
+    fn time(&mut self) -> Option<u64> {
+        self.time
+    }
+}
+
 /// What a successful CSR write requires of the hart afterwards.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum WriteEffect {
@@ -199,10 +237,26 @@ impl Hart {
     /// or disabled by FS/TVM/counter enables). The privilege-level check of
     /// the address itself is done by the caller.
     pub(crate) fn csr_read<B: Bus>(&mut self, bus: &mut B, csr: u16) -> Option<u64> {
+        self.csr_value::<true>(&mut BusInputs(bus), csr)
+    }
+
+    /// The value CSR `csr` reads as, with no privilege, FS, TVM or
+    /// counter-enable check and no side effect; `None` for CSRs this hart
+    /// does not implement. The inputs a CSR read takes from the bus are
+    /// not here: `mip`/`sip` show the software-writable bits only (not the
+    /// device lines), and `time` is `None` (read CLINT mtime instead).
+    pub fn peek_csr(&self, csr: u16) -> Option<u64> {
+        self.csr_value::<false>(&mut NoInputs { time: None }, csr)
+    }
+
+    /// CSR `csr`'s value, its inputs from `inputs`; `CHECKED`: the access
+    /// checks of an instruction (FS, TVM, counter enables).
+    #[inline(always)]
+    fn csr_value<const CHECKED: bool>(&self, inputs: &mut impl CsrInputs, csr: u16) -> Option<u64> {
         use addr::*;
         let c = &self.state.csr;
         let v = match csr {
-            FFLAGS | FRM | FCSR if !self.fs_enabled() => return None,
+            FFLAGS | FRM | FCSR if CHECKED && !self.fs_enabled() => return None,
             FFLAGS => u64::from(c.fflags),
             FRM => u64::from(c.frm),
             FCSR => (u64::from(c.frm) << 5) | u64::from(c.fflags),
@@ -215,9 +269,12 @@ impl Hart {
             SEPC => c.sepc,
             SCAUSE => c.scause,
             STVAL => c.stval,
-            SIP => (c.mip | bus.interrupt_lines()) & c.mideleg & irq::S_LEVEL,
+            SIP => (c.mip | inputs.lines()) & c.mideleg & irq::S_LEVEL,
             SATP => {
-                if self.state.privilege == Privilege::Supervisor && c.mstatus & mstatus::TVM != 0 {
+                if CHECKED
+                    && self.state.privilege == Privilege::Supervisor
+                    && c.mstatus & mstatus::TVM != 0
+                {
                     return None;
                 }
                 c.satp
@@ -234,7 +291,7 @@ impl Hart {
             MEPC => c.mepc,
             MCAUSE => c.mcause,
             MTVAL => c.mtval,
-            MIP => (c.mip | bus.interrupt_lines()) & irq::ALL,
+            MIP => (c.mip | inputs.lines()) & irq::ALL,
             PMPCFG0..=PMPCFG15 => {
                 let n = usize::from(csr - PMPCFG0);
                 if n % 2 == 1 {
@@ -255,12 +312,12 @@ impl Hart {
             MINSTRET => self.state.retired().wrapping_add(c.instret_offset),
             MHPMCOUNTER3..=MHPMCOUNTER31 => 0,
             CYCLE..=HPMCOUNTER31 => {
-                if !self.counter_allowed(csr - CYCLE) {
+                if CHECKED && !self.counter_allowed(csr - CYCLE) {
                     return None;
                 }
                 match csr {
                     CYCLE => self.state.retired().wrapping_add(c.cycle_offset),
-                    TIME => bus.read_time(),
+                    TIME => inputs.time()?,
                     INSTRET => self.state.retired().wrapping_add(c.instret_offset),
                     _ => 0,
                 }
@@ -273,6 +330,17 @@ impl Hart {
             _ => return None,
         };
         Some(v)
+    }
+
+    /// The CSR addresses this hart implements (what [`Hart::peek_csr`]
+    /// answers for; `time` included), in increasing order: for checking a
+    /// debugger's target description.
+    pub fn implemented_csrs() -> impl Iterator<Item = u16> {
+        let hart = Hart::new(samsara_types::HartId(0), samsara_types::GuestVirtAddr(0));
+        (0..=0xfffu16).filter(move |&csr| {
+            hart.csr_value::<false>(&mut NoInputs { time: Some(0) }, csr)
+                .is_some()
+        })
     }
 
     /// The value a csrrs/csrrc read-modify-write of `csr` starts from, given

@@ -22,6 +22,10 @@ pub enum StopReason {
     /// A `pause` hint (Zihintpause) retired while [`Hart::set_stop_on_pause`]
     /// is on: the guest is spinning; `pc` is after it.
     Pause,
+    /// The bus reported a watch hit (`Bus::check_access`): the accessing
+    /// instruction did not execute, had no effect (no step), and `pc` is
+    /// at it.
+    Watch,
 }
 
 /// Why an instruction did not complete.
@@ -31,6 +35,8 @@ pub(crate) enum ExecError {
     Exception(Exception),
     /// The bus deferred a device access: no step, no effect.
     Deferred,
+    /// The bus reported a watch hit: no step, no effect.
+    Watch,
 }
 
 impl From<Exception> for ExecError {
@@ -57,6 +63,8 @@ pub(crate) enum Flow {
     Trapped,
     /// The bus deferred a device access: no step, no effect.
     Deferred,
+    /// A watch hit: no step, no effect.
+    Watch,
 }
 
 /// One RV64GC hart.
@@ -184,6 +192,7 @@ impl Hart {
             Flow::Trapped => {}
             // No step: pc and steps stay as they are.
             Flow::Deferred => return Some(StopReason::DeviceAccess),
+            Flow::Watch => return Some(StopReason::Watch),
         }
         None
     }
@@ -199,6 +208,7 @@ impl Hart {
                 Flow::Trapped
             }
             ExecError::Deferred => Flow::Deferred,
+            ExecError::Watch => Flow::Watch,
         }
     }
 

@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering};
 
-use samsara_types::{GuestPhysAddr, GuestPhysPage};
+use samsara_types::{GuestPhysAddr, GuestPhysPage, GuestVirtAddr};
 
 use crate::bus::{AccessKind, Bus, MmioError, PageGrant};
 use crate::csr::{mstatus, satp};
@@ -149,6 +149,79 @@ fn mmio_error(e: MmioError, fault: Exception) -> ExecError {
     }
 }
 
+/// Page-table levels of `satp_value`'s mode; `None`: Bare (no translation).
+fn satp_levels(satp_value: u64) -> Option<u64> {
+    match satp_value >> 60 {
+        satp::SV39 => Some(3),
+        satp::SV48 => Some(4),
+        _ => None,
+    }
+}
+
+/// The leaf PTE a walk found.
+#[derive(Clone, Copy, Debug)]
+struct Leaf {
+    pte: u64,
+    /// Where the PTE is (for its A/D update).
+    pte_addr: u64,
+    /// The translated address.
+    paddr: u64,
+}
+
+/// The Sv39/Sv48 walk of `vaddr` under `satp_value` (not Bare), PTEs read
+/// through `read_pte`: `Ok(None)` for a page fault whatever the access
+/// (non-canonical address, invalid or reserved encoding, pointer at the
+/// last level, misaligned superpage). Permissions and A/D are the caller's.
+fn walk<E>(
+    satp_value: u64,
+    vaddr: u64,
+    mut read_pte: impl FnMut(u64) -> Result<u64, E>,
+) -> Result<Option<Leaf>, E> {
+    let Some(levels) = satp_levels(satp_value) else {
+        return Ok(Some(Leaf {
+            pte: 0,
+            pte_addr: 0,
+            paddr: vaddr,
+        }));
+    };
+    // Canonical check: bits above the VA width must copy its top bit.
+    let va_bits = 12 + 9 * levels;
+    let shift = 64 - va_bits;
+    if (((vaddr << shift) as i64) >> shift) as u64 != vaddr {
+        return Ok(None);
+    }
+    let mut table = (satp_value & satp::PPN) << 12;
+    let mut level = levels - 1;
+    loop {
+        let index = (vaddr >> (12 + 9 * level)) & 0x1ff;
+        let pte_addr = table.wrapping_add(index * 8);
+        let pte = read_pte(pte_addr)?;
+        if pte & PTE_V == 0 || (pte & PTE_R == 0 && pte & PTE_W != 0) || pte & PTE_RESERVED != 0 {
+            return Ok(None);
+        }
+        if pte & (PTE_R | PTE_X) == 0 {
+            // Pointer to the next level; A/D/U are reserved here.
+            if level == 0 || pte & (PTE_A | PTE_D | PTE_U) != 0 {
+                return Ok(None);
+            }
+            table = ((pte >> 10) & PTE_PPN_MASK) << 12;
+            level -= 1;
+            continue;
+        }
+        let ppn = (pte >> 10) & PTE_PPN_MASK;
+        if level > 0 && ppn & ((1 << (9 * level)) - 1) != 0 {
+            // Misaligned superpage.
+            return Ok(None);
+        }
+        let offset_mask = (1u64 << (12 + 9 * level)) - 1;
+        return Ok(Some(Leaf {
+            pte,
+            pte_addr,
+            paddr: ((ppn << 12) & !offset_mask) | (vaddr & offset_mask),
+        }));
+    }
+}
+
 impl Hart {
     /// Privilege used for data accesses (MPRV substitutes MPP in M-mode).
     pub(crate) fn data_privilege(&self) -> Privilege {
@@ -163,12 +236,19 @@ impl Hart {
     /// Translates, checks PMP for `[vaddr, vaddr + len)` (which must lie in
     /// one page), asks the bus for the page, and caches the translation when
     /// that is safe. Returns where the access lands and its physical address.
+    /// `rmw`: the access reads and writes (an AMO), for the bus's watches.
+    ///
+    /// Data accesses to a page the bus watches (`Bus::watched_page`) are
+    /// checked here (`Bus::check_access`) before they have any effect, and
+    /// such a page is never cached in the read or write TLB, so every access
+    /// to it comes here; unwatched pages keep the fast path.
     pub(crate) fn access_slow<B: Bus>(
         &mut self,
         bus: &mut B,
         vaddr: u64,
         len: u64,
         access: Access,
+        rmw: bool,
     ) -> Result<(Target, u64), ExecError> {
         let privilege = if access == Access::Fetch {
             self.state.privilege
@@ -181,6 +261,11 @@ impl Hart {
             return Err(access.access_fault(vaddr).into());
         }
         let page_uniform = pmp::check(csr, paddr & !0xfff, 4096, access.pmp(), privilege);
+        let watched =
+            access != Access::Fetch && bus.watching() && bus.watched_page(GuestVirtAddr(vaddr));
+        if watched && Self::watch_hit(bus, vaddr, paddr, len, access, rmw) {
+            return Err(ExecError::Watch);
+        }
         let Some(grant) = bus.ram_page(
             GuestPhysPage::containing(GuestPhysAddr(paddr)),
             access.bus_kind(),
@@ -211,10 +296,26 @@ impl Hart {
                 .state
                 .reservation
                 .is_some_and(|r| r.paddr >> 12 == paddr >> 12);
-        if page_uniform && !reserved_page {
+        if page_uniform && !reserved_page && !watched {
             self.tlb.insert(access.tlb_kind(), vaddr, host_page);
         }
         Ok((Target::Ram(host_page + (paddr & 0xfff) as usize), paddr))
+    }
+
+    /// Whether the bus reports a watch hit for this data access (an AMO
+    /// is checked as a write, then as a read).
+    #[cold]
+    fn watch_hit<B: Bus>(
+        bus: &mut B,
+        vaddr: u64,
+        paddr: u64,
+        len: u64,
+        access: Access,
+        rmw: bool,
+    ) -> bool {
+        let (vaddr, paddr) = (GuestVirtAddr(vaddr), GuestPhysAddr(paddr));
+        bus.check_access(vaddr, paddr, len, access.bus_kind())
+            || (rmw && bus.check_access(vaddr, paddr, len, AccessKind::Read))
     }
 
     /// Virtual-to-physical translation for an access at `privilege`.
@@ -226,77 +327,68 @@ impl Hart {
         privilege: Privilege,
     ) -> Result<u64, ExecError> {
         let satp_value = self.state.csr.satp;
-        let levels = match satp_value >> 60 {
-            satp::SV39 => 3,
-            satp::SV48 => 4,
-            _ => return Ok(vaddr),
-        };
-        if privilege == Privilege::Machine {
+        if satp_levels(satp_value).is_none() || privilege == Privilege::Machine {
             return Ok(vaddr);
         }
-        // Canonical check: bits above the VA width must copy its top bit.
-        let va_bits = 12 + 9 * levels;
-        let shift = 64 - va_bits;
-        if (((vaddr << shift) as i64) >> shift) as u64 != vaddr {
-            return Err(access.page_fault(vaddr).into());
-        }
         let mstatus_value = self.state.csr.mstatus;
-        'walk: loop {
-            let mut table = (satp_value & satp::PPN) << 12;
-            let mut level = levels - 1;
-            loop {
-                let index = (vaddr >> (12 + 9 * level)) & 0x1ff;
-                let pte_addr = table.wrapping_add(index * 8);
-                let pte = self.read_pte(bus, pte_addr, access, vaddr)?;
-                if pte & PTE_V == 0
-                    || (pte & PTE_R == 0 && pte & PTE_W != 0)
-                    || pte & PTE_RESERVED != 0
-                {
-                    return Err(access.page_fault(vaddr).into());
+        loop {
+            let walked = walk(satp_value, vaddr, |pte_addr| {
+                self.read_pte(bus, pte_addr, access, vaddr)
+            })?;
+            let Some(leaf) = walked else {
+                return Err(access.page_fault(vaddr).into());
+            };
+            let pte = leaf.pte;
+            // Leaf: permissions.
+            let user_page = pte & PTE_U != 0;
+            let privilege_ok = match privilege {
+                Privilege::User => user_page,
+                Privilege::Supervisor => {
+                    !user_page || (access != Access::Fetch && mstatus_value & mstatus::SUM != 0)
                 }
-                if pte & (PTE_R | PTE_X) == 0 {
-                    // Pointer to the next level; A/D/U are reserved here.
-                    if level == 0 || pte & (PTE_A | PTE_D | PTE_U) != 0 {
-                        return Err(access.page_fault(vaddr).into());
-                    }
-                    table = ((pte >> 10) & PTE_PPN_MASK) << 12;
-                    level -= 1;
-                    continue;
+                Privilege::Machine => true,
+            };
+            let permission_ok = match access {
+                Access::Fetch => pte & PTE_X != 0,
+                Access::Load => {
+                    pte & PTE_R != 0 || (mstatus_value & mstatus::MXR != 0 && pte & PTE_X != 0)
                 }
-                // Leaf: permissions.
-                let user_page = pte & PTE_U != 0;
-                let privilege_ok = match privilege {
-                    Privilege::User => user_page,
-                    Privilege::Supervisor => {
-                        !user_page || (access != Access::Fetch && mstatus_value & mstatus::SUM != 0)
-                    }
-                    Privilege::Machine => true,
-                };
-                let permission_ok = match access {
-                    Access::Fetch => pte & PTE_X != 0,
-                    Access::Load => {
-                        pte & PTE_R != 0 || (mstatus_value & mstatus::MXR != 0 && pte & PTE_X != 0)
-                    }
-                    Access::Store => pte & PTE_W != 0,
-                };
-                if !privilege_ok || !permission_ok {
-                    return Err(access.page_fault(vaddr).into());
-                }
-                let ppn = (pte >> 10) & PTE_PPN_MASK;
-                if level > 0 && ppn & ((1 << (9 * level)) - 1) != 0 {
-                    // Misaligned superpage.
-                    return Err(access.page_fault(vaddr).into());
-                }
-                let needed = PTE_A | if access == Access::Store { PTE_D } else { 0 };
-                if pte & needed != needed
-                    && !self.update_pte(bus, pte_addr, (pte, pte | needed), access, vaddr)?
-                {
-                    continue 'walk;
-                }
-                let offset_mask = (1u64 << (12 + 9 * level)) - 1;
-                return Ok(((ppn << 12) & !offset_mask) | (vaddr & offset_mask));
+                Access::Store => pte & PTE_W != 0,
+            };
+            if !privilege_ok || !permission_ok {
+                return Err(access.page_fault(vaddr).into());
             }
+            let needed = PTE_A | if access == Access::Store { PTE_D } else { 0 };
+            if pte & needed != needed
+                && !self.update_pte(bus, leaf.pte_addr, (pte, pte | needed), access, vaddr)?
+            {
+                // The PTE changed under us: walk again.
+                continue;
+            }
+            return Ok(leaf.paddr);
         }
+    }
+
+    /// Where `vaddr` maps under this hart's `satp`, without side effects:
+    /// the walk of an access's translation with page-table entries read
+    /// through `read_pte` (a physical address in, the 8-byte PTE out,
+    /// `None` if it cannot be read), no A/D update, no bus call, no TLB or
+    /// decode-cache change. Whatever the current privilege (an M-mode hart
+    /// still shows the view `satp` gives; MPRV is ignored), identity when
+    /// `satp` is Bare; R/W/X/U/SUM/MXR are not checked. `None`: not mapped
+    /// (non-canonical address, invalid or reserved PTE encoding, misaligned
+    /// superpage, or a PTE that `read_pte` could not read).
+    pub fn peek_translate(
+        &self,
+        vaddr: GuestVirtAddr,
+        mut read_pte: impl FnMut(GuestPhysAddr) -> Option<u64>,
+    ) -> Option<GuestPhysAddr> {
+        walk(self.state.csr.satp, vaddr.raw(), |a| {
+            read_pte(GuestPhysAddr(a)).ok_or(())
+        })
+        .ok()
+        .flatten()
+        .map(|leaf| GuestPhysAddr(leaf.paddr))
     }
 
     /// Reads a PTE (an implicit S-mode access for PMP) for `access` to
@@ -390,7 +482,7 @@ impl Hart {
             // SAFETY: exec-TLB hit: a live grant; pc is 2-aligned.
             return Ok((unsafe { host_read(host, 2) } as u16, true));
         }
-        match self.access_slow(bus, vaddr, 2, Access::Fetch)?.0 {
+        match self.access_slow(bus, vaddr, 2, Access::Fetch, false)?.0 {
             // SAFETY: freshly granted page; 2-aligned.
             Target::Ram(host) => Ok((unsafe { host_read(host, 2) } as u16, true)),
             Target::Mmio(paddr) => {
@@ -419,7 +511,7 @@ impl Hart {
     ) -> Result<u64, ExecError> {
         if vaddr & (u64::from(size) - 1) == 0 {
             return match self
-                .access_slow(bus, vaddr, u64::from(size), Access::Load)?
+                .access_slow(bus, vaddr, u64::from(size), Access::Load, false)?
                 .0
             {
                 // SAFETY: freshly granted page, aligned access.
@@ -438,7 +530,7 @@ impl Hart {
             if len == 0 {
                 continue;
             }
-            match self.access_slow(bus, addr, len, Access::Load)?.0 {
+            match self.access_slow(bus, addr, len, Access::Load, false)?.0 {
                 Target::Ram(host) => *slot = (host, len),
                 Target::Mmio(_) => return Err(Exception::LoadAccessFault(addr).into()),
             }
@@ -468,7 +560,7 @@ impl Hart {
     ) -> Result<(), ExecError> {
         if vaddr & (u64::from(size) - 1) == 0 {
             return match self
-                .access_slow(bus, vaddr, u64::from(size), Access::Store)?
+                .access_slow(bus, vaddr, u64::from(size), Access::Store, false)?
                 .0
             {
                 Target::Ram(host) => {
@@ -488,7 +580,7 @@ impl Hart {
             if len == 0 {
                 continue;
             }
-            match self.access_slow(bus, addr, len, Access::Store)?.0 {
+            match self.access_slow(bus, addr, len, Access::Store, false)?.0 {
                 Target::Ram(host) => *slot = (host, len),
                 Target::Mmio(_) => return Err(Exception::StoreAccessFault(addr).into()),
             }

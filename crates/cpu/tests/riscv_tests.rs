@@ -61,7 +61,9 @@ fn run_elf(path: &Path) -> Outcome {
     while hart.steps().0 < STEP_LIMIT {
         match hart.run(&mut bus, 100_000) {
             StopReason::StepLimit | StopReason::Wfi | StopReason::Pause => {}
-            StopReason::DeviceAccess => return Outcome::Fail("unexpected deferred access".into()),
+            StopReason::DeviceAccess | StopReason::Watch => {
+                return Outcome::Fail("unexpected deferred access".into());
+            }
         }
         if let Some(code) = bus.exit_code {
             return if code == 0 {

@@ -330,7 +330,8 @@ fn run_hart(
                 board.irq.wait_for_interrupt(id, hart.state().csr.mie, halt);
             }
             StopReason::Pause => std::thread::yield_now(),
-            StopReason::StepLimit | StopReason::DeviceAccess => {}
+            // Run mode sets no watches.
+            StopReason::StepLimit | StopReason::DeviceAccess | StopReason::Watch => {}
         }
     }
 }

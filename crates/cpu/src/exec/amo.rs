@@ -31,7 +31,9 @@ impl Hart {
         if !need_paddr && let Some(host) = Tlb::lookup(&self.tlb.write, vaddr) {
             return Ok((host, 0));
         }
-        match self.access_slow(bus, vaddr, u64::from(size), Access::Store)? {
+        // An AMO (no physical address wanted) reads and writes; SC writes.
+        let rmw = !need_paddr;
+        match self.access_slow(bus, vaddr, u64::from(size), Access::Store, rmw)? {
             (Target::Ram(host), paddr) => Ok((host, paddr)),
             // Atomics on devices are not supported: store/AMO access fault.
             (Target::Mmio(_), _) => Err(Exception::StoreAccessFault(vaddr).into()),
@@ -45,10 +47,11 @@ impl Hart {
         if vaddr & (u64::from(size) - 1) != 0 {
             return Err(Exception::LoadMisaligned(vaddr).into());
         }
-        let (host, paddr) = match self.access_slow(bus, vaddr, u64::from(size), Access::Load)? {
-            (Target::Ram(host), paddr) => (host, paddr),
-            (Target::Mmio(_), _) => return Err(Exception::LoadAccessFault(vaddr).into()),
-        };
+        let (host, paddr) =
+            match self.access_slow(bus, vaddr, u64::from(size), Access::Load, false)? {
+                (Target::Ram(host), paddr) => (host, paddr),
+                (Target::Mmio(_), _) => return Err(Exception::LoadAccessFault(vaddr).into()),
+            };
         // SAFETY: freshly granted RAM page, aligned.
         let value = unsafe { host_read(host, size) };
         std::sync::atomic::fence(SC);
@@ -72,11 +75,11 @@ impl Hart {
         let reservation = self.state.reservation.take();
         let (host, paddr) = match self.amo_target(bus, vaddr, size, true) {
             Ok(target) => target,
-            // Deferred by the bus: the instruction has not happened, so it
-            // keeps its reservation for the retry.
-            Err(ExecError::Deferred) => {
+            // Deferred by the bus or stopped by a watch: the instruction
+            // has not happened, so it keeps its reservation for the retry.
+            Err(e @ (ExecError::Deferred | ExecError::Watch)) => {
                 self.state.reservation = reservation;
-                return Err(ExecError::Deferred);
+                return Err(e);
             }
             Err(e) => return Err(e),
         };

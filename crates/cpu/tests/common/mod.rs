@@ -49,6 +49,14 @@ pub struct TestBus {
     pub exit_code: Option<u64>,
     /// Characters printed through HTIF.
     pub console: Vec<u8>,
+    /// Watched virtual ranges: (address, length, kind matched).
+    pub watches: Vec<(u64, u64, AccessKind)>,
+    /// Accesses `check_access` reported as hits: (vaddr, paddr, len, kind).
+    pub hits: Vec<(u64, u64, u64, AccessKind)>,
+    /// Every access shown to `check_access`: (vaddr, len, kind).
+    pub checked: Vec<(u64, u64, AccessKind)>,
+    /// `check_access` reports nothing (the re-execution after a hit).
+    pub watch_off: bool,
 }
 
 /// Addresses of the HTIF mailboxes.
@@ -79,6 +87,10 @@ impl TestBus {
             htif: None,
             exit_code: None,
             console: Vec::new(),
+            watches: Vec::new(),
+            hits: Vec::new(),
+            checked: Vec::new(),
+            watch_off: false,
         }
     }
 
@@ -248,6 +260,39 @@ unsafe impl Bus for TestBus {
 
     fn hart_id(&self) -> HartId {
         HartId(0)
+    }
+
+    fn watching(&self) -> bool {
+        !self.watches.is_empty()
+    }
+
+    fn watched_page(&self, vaddr: GuestVirtAddr) -> bool {
+        let page = vaddr.raw() >> 12;
+        self.watches
+            .iter()
+            .any(|&(a, len, _)| a >> 12 <= page && page <= (a + len - 1) >> 12)
+    }
+
+    fn check_access(
+        &mut self,
+        vaddr: GuestVirtAddr,
+        paddr: GuestPhysAddr,
+        len: u64,
+        kind: AccessKind,
+    ) -> bool {
+        let v = vaddr.raw();
+        self.checked.push((v, len, kind));
+        if self.watch_off {
+            return false;
+        }
+        let hit = self
+            .watches
+            .iter()
+            .any(|&(a, l, k)| k == kind && a < v + len && v < a + l);
+        if hit {
+            self.hits.push((v, paddr.0, len, kind));
+        }
+        hit
     }
 }
 

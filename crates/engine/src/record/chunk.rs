@@ -380,6 +380,7 @@ impl<'a> HartRecorder<'a> {
                     batch_ended = false;
                 }
                 StopReason::StepLimit => {}
+                StopReason::Watch => unreachable!("a recording sets no watches"),
             }
             if self.hart.steps().0 - start_steps >= budget {
                 break;
