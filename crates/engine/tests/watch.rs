@@ -120,3 +120,149 @@ fn a_write_watch_stops_at_every_write_of_the_counter_in_order() {
     assert_eq!(stored, racy, "the last write (hart {})", last.hart);
     assert_eq!(u64_at(&s, 0, RACY), racy);
 }
+
+/// Runs to the next watch hit.
+fn next_hit(s: &mut ReplaySession) -> WatchHit {
+    match s.run(&mut NoObserver, Position::END, &AtomicBool::new(false)) {
+        Ok(Stop::Watch(hit)) => hit,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Runs to the end (no watch may hit) and checks the replay verified.
+fn finish_verified(s: &mut ReplaySession) {
+    assert_eq!(
+        s.run(&mut NoObserver, Position::END, &AtomicBool::new(false))
+            .unwrap(),
+        Stop::End
+    );
+    let o = s.outcome(Duration::ZERO);
+    assert!(o.verified(), "{:?} {:?}", o.mismatches, o.partial);
+}
+
+#[test]
+fn reads_are_of_the_harts_view_and_change_nothing() {
+    let mut s = open();
+    s.set_watches(vec![Watch {
+        addr: GuestVirtAddr(RACY),
+        len: 8,
+        kind: WatchKind::Write,
+    }]);
+    // A hit after an earlier write by the same hart in the same entry: its
+    // private copy of the page differs from shared RAM.
+    let mut prev = next_hit(&mut s);
+    let hit = loop {
+        let hit = next_hit(&mut s);
+        if hit.at.seq == prev.at.seq && hit.hart == prev.hart {
+            break hit;
+        }
+        prev = hit;
+    };
+    let h = hit.hart;
+    let other = (h + 1) % 4;
+    let mut shared = [0u8; 8];
+    s.board()
+        .ram
+        .read(GuestPhysAddr(RACY), &mut shared)
+        .unwrap();
+    let shared = u64::from_le_bytes(shared);
+    let mine = u64_at(&s, h, RACY);
+    assert_ne!(mine, shared, "the entry's own write is not written back");
+    assert_eq!(u64_at(&s, other, RACY), shared, "other harts see RAM");
+
+    // Bare: virtual is physical, across a page boundary too.
+    for hart in [h, other] {
+        let mut v = vec![0u8; 0x300];
+        let mut p = vec![0u8; 0x300];
+        assert_eq!(
+            s.read_virt(hart, GuestVirtAddr(ATOMIC_TOTAL - 0x100), &mut v),
+            0x300
+        );
+        assert_eq!(
+            s.read_phys(hart, GuestPhysAddr(ATOMIC_TOTAL - 0x100), &mut p),
+            0x300
+        );
+        assert_eq!(v, p);
+        assert_eq!(
+            u64::from_le_bytes(v[0x140..0x148].try_into().unwrap()),
+            u64_at(&s, hart, RACY)
+        );
+    }
+    // RAM ends; devices are not read.
+    let end = s.board().ram.end();
+    let mut buf = [0u8; 8];
+    assert_eq!(s.read_phys(h, GuestPhysAddr(end - 4), &mut buf), 4);
+    assert_eq!(s.read_virt(h, GuestVirtAddr(end - 4), &mut buf), 4);
+    assert_eq!(s.read_phys(h, GuestPhysAddr(0x1000_0000), &mut buf), 0);
+    assert_eq!(
+        s.read_virt(9, GuestVirtAddr(RACY), &mut buf),
+        0,
+        "no such hart"
+    );
+
+    // Reading changed nothing: the replay goes on from the hit and verifies.
+    assert_eq!(s.position(), hit.at);
+    s.set_watches(Vec::new());
+    finish_verified(&mut s);
+}
+
+#[test]
+fn read_and_access_watches_and_amos() {
+    let mut s = open();
+    let watch = |addr, kind| Watch {
+        addr: GuestVirtAddr(addr),
+        len: 8,
+        kind,
+    };
+    s.set_watches(vec![watch(RACY, WatchKind::Read)]);
+    for _ in 0..20 {
+        let hit = next_hit(&mut s);
+        assert_eq!(hit.kind, WatchKind::Read);
+        assert_eq!(s.harts()[hit.hart].pc().raw(), LOOP_STORE - 4, "the ld");
+    }
+    // An access watch catches the loop's ld and sd in turn.
+    s.set_watches(vec![watch(RACY, WatchKind::Access)]);
+    let mut kinds = Vec::new();
+    for _ in 0..40 {
+        let hit = next_hit(&mut s);
+        kinds.push((hit.hart, hit.kind));
+    }
+    assert!(
+        kinds
+            .windows(2)
+            .any(|w| w[0].0 == w[1].0 && w[0].1 == WatchKind::Read && w[1].1 == WatchKind::Write)
+    );
+    // The amoadd.d on atomic_total reads and writes; the second watch in
+    // the list is the one reported.
+    for (kind, reported) in [
+        (WatchKind::Read, WatchKind::Read),
+        (WatchKind::Write, WatchKind::Write),
+    ] {
+        s.set_watches(vec![watch(0x8000_0000, kind), watch(ATOMIC_TOTAL, kind)]);
+        for _ in 0..10 {
+            let hit = next_hit(&mut s);
+            assert_eq!((hit.kind, hit.watch), (reported, 1));
+            assert_eq!(s.harts()[hit.hart].pc().raw(), LOOP_STORE + 2, "the amoadd");
+        }
+    }
+    // A watch next to the counter on its page (the barrier's bytes after
+    // it): the loop's accesses on that page are never reported.
+    s.set_watches(vec![Watch {
+        addr: GuestVirtAddr(RACY + 8),
+        len: 56,
+        kind: WatchKind::Access,
+    }]);
+    loop {
+        match s.run(&mut NoObserver, Position::END, &AtomicBool::new(false)) {
+            Ok(Stop::Watch(hit)) => {
+                let pc = s.harts()[hit.hart].pc().raw();
+                assert!(!(LOOP_STORE - 4..=LOOP_STORE + 2).contains(&pc), "{hit:?}");
+                assert!(hit.addr.raw() + hit.len > RACY + 8 && hit.addr.raw() < RACY + 64);
+            }
+            Ok(Stop::End) => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    let o = s.outcome(Duration::ZERO);
+    assert!(o.verified(), "{:?} {:?}", o.mismatches, o.partial);
+}
