@@ -5,9 +5,10 @@
 use samsara_cpu::bus::{AccessKind, Bus, MmioError, PageGrant};
 use samsara_machine::board::Board;
 use samsara_trace::{Event, Strategy};
-use samsara_types::{GuestPhysAddr, GuestPhysPage, HartId};
+use samsara_types::{GuestPhysAddr, GuestPhysPage, GuestVirtAddr, HartId};
 
 use crate::replay::Divergence;
+use crate::replay::watch::WatchSet;
 use crate::table::{AdTable, ChunkSets};
 
 /// Where non-deterministic inputs come from.
@@ -63,6 +64,9 @@ pub(crate) struct ChunkBus<'a> {
     pub crew_written: Option<Vec<u32>>,
     /// Give the host CPU away at every `pause` (CREW record and replay).
     yield_on_pause: bool,
+    /// Replay under a debugger: the watched virtual ranges (empty: none,
+    /// and the hart's hooks cost one test on a TLB miss).
+    pub watches: WatchSet,
 }
 
 impl<'a> ChunkBus<'a> {
@@ -99,6 +103,7 @@ impl<'a> ChunkBus<'a> {
             refuse: None,
             crew_written: None,
             yield_on_pause: strategy == Strategy::Crew,
+            watches: WatchSet::default(),
         }
     }
 
@@ -259,6 +264,25 @@ unsafe impl Bus for ChunkBus<'_> {
         if self.yield_on_pause {
             std::thread::yield_now();
         }
+    }
+
+    #[inline]
+    fn watching(&self) -> bool {
+        self.watches.any()
+    }
+
+    fn watched_page(&self, vaddr: GuestVirtAddr) -> bool {
+        self.watches.page_watched(vaddr)
+    }
+
+    fn check_access(
+        &mut self,
+        vaddr: GuestVirtAddr,
+        paddr: GuestPhysAddr,
+        len: u64,
+        kind: AccessKind,
+    ) -> bool {
+        self.watches.check(vaddr, paddr, len, kind)
     }
 }
 

@@ -40,10 +40,25 @@ impl PageBuf {
     /// The page's words, read atomically (the hart writes them through raw
     /// pointers with atomic accesses).
     pub(crate) fn words(&self) -> impl Iterator<Item = u64> + '_ {
-        self.0.iter().map(|w| {
-            // SAFETY: the pointer is to a live, aligned u64 of this buffer.
-            unsafe { AtomicU64::from_ptr(std::ptr::from_ref(w).cast_mut()) }.load(Ordering::Relaxed)
-        })
+        (0..PAGE_WORDS).map(|i| self.word(i))
+    }
+
+    /// Word `i` (< 512), read atomically.
+    fn word(&self, i: usize) -> u64 {
+        let w = &self.0[i];
+        // SAFETY: the pointer is to a live, aligned u64 of this buffer.
+        unsafe { AtomicU64::from_ptr(std::ptr::from_ref(w).cast_mut()) }.load(Ordering::Relaxed)
+    }
+}
+
+impl PageBuf {
+    /// Copies the page's bytes from `offset` into `buf` (which must fit).
+    pub(crate) fn read(&self, offset: usize, buf: &mut [u8]) {
+        for (k, b) in buf.iter_mut().enumerate() {
+            let at = offset + k;
+            let word = self.word(at / 8);
+            *b = word.to_le_bytes()[at % 8];
+        }
     }
 }
 

@@ -35,6 +35,9 @@ pub(crate) enum Advance {
     Reached,
     /// The observer said stop.
     Observer,
+    /// A watch caught the hart's next instruction (`bus.watches.hit`), which
+    /// has not executed; the next `advance` executes it unchecked.
+    Watch,
     /// The replay failed (the error is in `Shared`).
     Failed,
 }
@@ -45,6 +48,10 @@ pub(crate) struct HartReplayer {
     sets: ChunkSets,
     /// Interrupt lines as of the hart's last entry.
     pub lines: u64,
+    /// The hart stopped at a watch hit inside a `Hart::run` call: the next
+    /// call continues that run (no interrupt check first) and executes the
+    /// caught instruction with the watches off. Cleared at an entry's start.
+    after_watch: bool,
 }
 
 impl HartReplayer {
@@ -53,6 +60,7 @@ impl HartReplayer {
             bus: ChunkBus::new(board, id, Mode::Replay, strategy),
             sets: ChunkSets::default(),
             lines: 0,
+            after_watch: false,
         }
     }
 
@@ -68,8 +76,16 @@ impl HartReplayer {
             return;
         };
         let steps = cur.record.steps;
-        if self.advance(hart, shared, &cur, steps, &mut super::NoObserver) == Advance::Reached {
-            self.finish(hart, shared, &cur);
+        loop {
+            match self.advance(hart, shared, &cur, steps, &mut super::NoObserver) {
+                Advance::Reached => {
+                    self.finish(hart, shared, &cur);
+                    return;
+                }
+                // Nobody to stop for on this path: run on.
+                Advance::Watch => {}
+                Advance::Observer | Advance::Failed => return,
+            }
         }
     }
 
@@ -107,6 +123,8 @@ impl HartReplayer {
             }
         }
         hart.flush_tlb();
+        self.after_watch = false;
+        self.bus.watches.hit = None;
         if !shared.policy.direct() {
             // Recording drops reservations at chunk boundaries; CREW
             // segment cuts are not boundaries the guest could notice.
@@ -151,7 +169,8 @@ impl HartReplayer {
             if done >= limit {
                 return Advance::Reached;
             }
-            if O::INSTRUCTIONS {
+            // The observer saw the caught instruction before the hit.
+            if O::INSTRUCTIONS && !self.after_watch {
                 let at = Position {
                     seq: cur.seq,
                     step: done,
@@ -165,13 +184,30 @@ impl HartReplayer {
             if O::INSTRUCTIONS {
                 max = 1;
             }
-            let stop = if into_batch == 0 {
+            let stop = if self.after_watch {
+                // The caught instruction, unchecked, in the run it was cut from.
+                self.after_watch = false;
+                self.bus.watches.suppressed = true;
+                let stop = resume_cut_run(hart, &mut self.bus, 1);
+                self.bus.watches.suppressed = false;
+                stop
+            } else if into_batch == 0 {
                 hart.run(&mut self.bus, max)
             } else {
                 resume_cut_run(hart, &mut self.bus, max)
             };
             let done = cur.done(hart);
-            if O::PAGES && self.report_pages(hart, cur, observer) == Flow::Stop {
+            let pages = if O::PAGES {
+                self.report_pages(hart, cur, observer)
+            } else {
+                Flow::Continue
+            };
+            // A hit is reported even if the observer wants to stop too.
+            if stop == StopReason::Watch {
+                self.after_watch = true;
+                return Advance::Watch;
+            }
+            if pages == Flow::Stop {
                 return Advance::Observer;
             }
             if stop != StopReason::StepLimit && done < cur.record.steps {
@@ -208,7 +244,11 @@ impl HartReplayer {
     /// checks, the write-back (in sequence order) and retirement. False if
     /// the replay failed or was aborted.
     pub fn finish(&mut self, hart: &mut Hart, shared: &Shared, cur: &InProgress) -> bool {
-        if let Err(what) = self.redo_final_attempt(hart, shared, cur) {
+        // The attempt did not execute in the recording: nothing to watch.
+        self.bus.watches.suppressed = true;
+        let redone = self.redo_final_attempt(hart, shared, cur);
+        self.bus.watches.suppressed = false;
+        if let Err(what) = redone {
             self.diverged(hart, shared, cur, what);
             return false;
         }

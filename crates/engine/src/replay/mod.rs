@@ -14,6 +14,7 @@ mod hart;
 mod observer;
 mod policy;
 mod session;
+pub(crate) mod watch;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -27,6 +28,7 @@ use samsara_types::GuestPhysAddr;
 
 pub use observer::{EntryView, Flow, NoObserver, Observer};
 pub use session::{Checkpoint, ReplaySession, Stop};
+pub use watch::{Watch, WatchHit, WatchKind};
 
 use crate::EngineError;
 use crate::guest::FileOverrides;

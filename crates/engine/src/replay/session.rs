@@ -18,11 +18,12 @@ use samsara_trace::{
     Block, BlockMark, ChunkRecord, DmaRecord, Entry, Footer, RecordedExit, TraceErrorKind,
     TraceHeader, TraceReader,
 };
-use samsara_types::GuestPhysAddr;
+use samsara_types::{GuestPhysAddr, GuestVirtAddr};
 
 use super::hart::{Advance, HartReplayer, InProgress};
 use super::observer::{EntryView, Flow, NoObserver, Observer};
 use super::policy::{Admission, CrewSaved, Policy};
+use super::watch::{Watch, WatchHit};
 use super::{Mismatch, Position, ReplayConfig, ReplayOutcome, Shared};
 use crate::EngineError;
 use crate::digest::{Console, OutputLog, OutputState, blake3_hex, digests, ram_blake3};
@@ -44,6 +45,9 @@ pub enum Stop {
     End,
     /// The stop flag was raised (Ctrl-C).
     Interrupted,
+    /// A watch caught a data access (see [`ReplaySession::set_watches`]):
+    /// the hart stands before the accessing instruction.
+    Watch(WatchHit),
 }
 
 /// A trace opened for replay on a freshly built machine.
@@ -335,6 +339,28 @@ impl ReplaySession {
                 self.current = Some(cur);
                 return Ok(Some(Stop::Observer));
             }
+            Advance::Watch => {
+                let at = Position {
+                    seq: cur.seq,
+                    step: cur.done(&self.harts[h]),
+                };
+                let Some((addr, len, paddr, kind, watch)) = self.workers[h].bus.watches.hit.take()
+                else {
+                    return Err(EngineError::Internal(format!(
+                        "hart {h} stopped for a watch at {at} without a hit"
+                    )));
+                };
+                self.current = Some(cur);
+                return Ok(Some(Stop::Watch(WatchHit {
+                    at,
+                    hart: h,
+                    addr,
+                    len,
+                    paddr,
+                    kind,
+                    watch,
+                })));
+            }
             Advance::Reached => {}
         }
         let done = cur.done(&self.harts[h]);
@@ -353,6 +379,92 @@ impl ReplaySession {
             return Ok(Some(Stop::Observer));
         }
         Ok(None)
+    }
+
+    /// Replaces the watched ranges (empty: none). From now on `run` stops
+    /// with [`Stop::Watch`] before any hart's data access (load, store,
+    /// AMO, LR/SC; never a fetch, nor the page-table walker's own PTE
+    /// accesses, nor a DMA entry's writes) to watched bytes of a kind the
+    /// watch catches; addresses are virtual, as the accessing hart's
+    /// `satp` maps them. The harts' TLBs are flushed, so pages holding
+    /// watched bytes leave them. The replay itself is unchanged: a caught
+    /// instruction runs when `run` is called again (unreported), exactly
+    /// as recorded. `run_parallel` does not stop for watches.
+    pub fn set_watches(&mut self, watches: Vec<Watch>) {
+        for w in &mut self.workers {
+            w.bus.watches.set(&watches);
+        }
+        for hart in &mut self.harts {
+            hart.flush_tlb();
+        }
+    }
+
+    /// Reads guest-physical memory as hart `hart` sees it here, into `buf`:
+    /// RAM only (device and hole addresses end the read: devices may have
+    /// side effects), for the hart of the entry in progress overlaid with
+    /// its private copy-on-write pages (its own writes of the entry, not yet
+    /// written back). Nothing changes. Returns the bytes read (a prefix).
+    pub fn read_phys(&self, hart: usize, paddr: GuestPhysAddr, buf: &mut [u8]) -> usize {
+        let ram = &self.shared.board.ram;
+        let bus = (self.current_hart() == Some(hart)).then(|| &self.workers[hart].bus);
+        let mut done = 0;
+        while done < buf.len() {
+            let Some(addr) = paddr.raw().checked_add(done as u64) else {
+                break;
+            };
+            let offset = (addr & 0xfff) as usize;
+            let n = (4096 - offset).min(buf.len() - done);
+            let piece = &mut buf[done..done + n];
+            if !ram.contains(GuestPhysAddr(addr), n as u64) {
+                break;
+            }
+            let private = bus.and_then(|b| {
+                let idx = b.ram_index(addr >> 12)?;
+                b.table.private(idx)
+            });
+            match private {
+                Some(page) => page.read(offset, piece),
+                None => {
+                    if ram.read(GuestPhysAddr(addr), piece).is_err() {
+                        break;
+                    }
+                }
+            }
+            done += n;
+        }
+        done
+    }
+
+    /// Reads guest-virtual memory as hart `hart` sees it here: translated
+    /// page by page through the hart's `satp` (whatever its privilege;
+    /// identity when Bare) with [`Hart::peek_translate`], page-table
+    /// entries and data read with [`ReplaySession::read_phys`]. Nothing
+    /// changes (no A/D bits, no TLB fill). Returns the bytes read: short
+    /// where a page is unmapped or not RAM.
+    pub fn read_virt(&self, hart: usize, vaddr: GuestVirtAddr, buf: &mut [u8]) -> usize {
+        let Some(h) = self.harts.get(hart) else {
+            return 0;
+        };
+        let read_pte = |pa: GuestPhysAddr| {
+            let mut word = [0u8; 8];
+            (self.read_phys(hart, pa, &mut word) == 8).then(|| u64::from_le_bytes(word))
+        };
+        let mut done = 0;
+        while done < buf.len() {
+            let Some(addr) = vaddr.raw().checked_add(done as u64) else {
+                break;
+            };
+            let n = (4096 - (addr & 0xfff) as usize).min(buf.len() - done);
+            let Some(pa) = h.peek_translate(GuestVirtAddr(addr), read_pte) else {
+                break;
+            };
+            let got = self.read_phys(hart, pa, &mut buf[done..done + n]);
+            done += got;
+            if got < n {
+                break;
+            }
+        }
+        done
     }
 
     fn apply_dma(&mut self, seq: u64, dma: &DmaRecord) -> Result<(), EngineError> {
