@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # procps: `kill -INT` in the crash-consistency test; mount (the disk-trouble
 # test's tmpfs) is in every Debian install.
-packages=(gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc device-tree-compiler cmake procps)
+packages=(gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc device-tree-compiler cmake procps gdb-multiarch)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,6 +1,7 @@
 //! `samsara`: the command-line front end. Thin by design: it parses
 //! arguments and reports; the machine and the engines live in the libraries.
 
+mod debug;
 mod rr;
 
 use std::path::PathBuf;
@@ -36,6 +37,10 @@ enum Command {
     Replay(rr::ReplayArgs),
     /// Summarise what a trace holds.
     Inspect(rr::InspectArgs),
+    /// Debug a recording in gdb, forward and backward: serves the trace on
+    /// a free local port and starts gdb-multiarch on it with the guest's
+    /// symbols.
+    Debug(debug::DebugArgs),
 }
 
 /// What to boot and on what machine: shared by `run` and `record`.
@@ -248,6 +253,7 @@ fn main() -> ExitCode {
         Command::Record(args) => rr::record_command(args),
         Command::Replay(args) => rr::replay_command(args),
         Command::Inspect(args) => rr::inspect_command(args),
+        Command::Debug(args) => debug::debug_command(args),
     };
     match result {
         Ok(code) => code,

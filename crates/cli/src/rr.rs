@@ -51,6 +51,31 @@ pub(crate) struct RecordArgs {
 
 #[derive(Args)]
 pub(crate) struct ReplayArgs {
+    #[command(flatten)]
+    pub files: TraceFiles,
+    /// Replay on one host thread, in sequence order.
+    #[arg(long)]
+    pub serial: bool,
+    /// Do not copy the regenerated output to stdout, nor print the summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Print the summary on stderr as one JSON object on one line instead
+    /// of the human lines (also with --quiet, which then only keeps the
+    /// regenerated output off stdout).
+    #[arg(long)]
+    pub json: bool,
+    /// Serve the gdb remote protocol on HOST:PORT instead of replaying
+    /// straight through: paused at the recording's start, every hart a
+    /// thread, reverse execution included (see `samsara debug`).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub gdb: Option<String>,
+    #[command(flatten)]
+    pub checkpoints: crate::debug::CheckpointArgs,
+}
+
+/// A trace and the guest files to replay it with.
+#[derive(Args)]
+pub(crate) struct TraceFiles {
     /// The trace.
     pub trace: PathBuf,
     /// Guest image, or a Linux boot's firmware (default: the path recorded
@@ -63,17 +88,22 @@ pub(crate) struct ReplayArgs {
     /// The initrd of a Linux trace (default: the recorded path).
     #[arg(long)]
     pub initrd: Option<PathBuf>,
-    /// Replay on one host thread, in sequence order.
-    #[arg(long)]
-    pub serial: bool,
-    /// Do not copy the regenerated output to stdout, nor print the summary.
-    #[arg(long, short)]
-    pub quiet: bool,
-    /// Print the summary on stderr as one JSON object on one line instead
-    /// of the human lines (also with --quiet, which then only keeps the
-    /// regenerated output off stdout).
-    #[arg(long)]
-    pub json: bool,
+}
+
+impl TraceFiles {
+    /// The replay configuration for these files.
+    pub fn config(&self, serial: bool, echo: bool) -> ReplayConfig {
+        ReplayConfig {
+            trace: self.trace.clone(),
+            files: FileOverrides {
+                image: self.image.clone(),
+                kernel: self.kernel.clone(),
+                initrd: self.initrd.clone(),
+            },
+            serial,
+            echo,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -157,19 +187,13 @@ fn print_record_summary(path: &std::path::Path, o: &RecordOutcome, json: bool) {
 }
 
 pub(crate) fn replay_command(args: &ReplayArgs) -> Result<ExitCode> {
+    if let Some(address) = &args.gdb {
+        return crate::debug::serve_gdb(args, address);
+    }
     let stop = install_ctrl_c()?;
-    let config = ReplayConfig {
-        trace: args.trace.clone(),
-        files: FileOverrides {
-            image: args.image.clone(),
-            kernel: args.kernel.clone(),
-            initrd: args.initrd.clone(),
-        },
-        serial: args.serial,
-        echo: !args.quiet,
-    };
+    let config = args.files.config(args.serial, !args.quiet);
     let outcome = replay(&config, &stop)?;
-    let summary = ReplaySummary::of(&args.trace, &outcome, args.serial);
+    let summary = ReplaySummary::of(&args.files.trace, &outcome, args.serial);
     if args.json {
         eprintln!("{}", summary::to_json_line(&summary));
     } else {

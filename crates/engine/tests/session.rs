@@ -230,6 +230,38 @@ fn a_page_observer_sees_first_touches_and_the_replay_still_verifies() {
 }
 
 #[test]
+fn restoring_while_an_entry_is_part_way_through_leaves_no_trace_of_it() {
+    let steps = entry_steps();
+    // The longest entry: its hart has written private pages half-way.
+    let (seq, len) = steps
+        .iter()
+        .enumerate()
+        .max_by_key(|&(_, &n)| n)
+        .map(|(i, &n)| (i as u64, n))
+        .unwrap();
+    let mid = Position { seq, step: len / 2 };
+    let mut s = open();
+    s.run(&mut NoObserver, Position::before(seq - 1), &never())
+        .unwrap();
+    let before = s.checkpoint().unwrap();
+    s.run(&mut NoObserver, mid, &never()).unwrap();
+    let hart = s.current_hart().unwrap();
+    let digest = s.harts()[hart].digest();
+    let mut page = vec![0u8; 4096];
+    let racy_page = 0x8000_5000;
+    s.read_phys(hart, samsara_types::GuestPhysAddr(racy_page), &mut page);
+    for _ in 0..2 {
+        s.restore(&before).unwrap();
+        s.run(&mut NoObserver, mid, &never()).unwrap();
+        assert_eq!(s.harts()[hart].digest(), digest);
+        let mut again = vec![0u8; 4096];
+        s.read_phys(hart, samsara_types::GuestPhysAddr(racy_page), &mut again);
+        assert_eq!(again, page, "the entry's own writes, as the first time");
+    }
+    assert_verified(&finish(&mut s));
+}
+
+#[test]
 fn checkpoints_restore_the_same_future() {
     let mut s = open();
     s.run(&mut NoObserver, Position::before(200), &never())

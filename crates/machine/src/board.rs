@@ -199,6 +199,24 @@ impl Board {
         self.harts
     }
 
+    /// Reads the boot ROM at physical `addr` (no side effects); the number
+    /// of bytes read, 0 outside it.
+    pub fn read_rom(&self, addr: u64, buf: &mut [u8]) -> usize {
+        let Some(offset) = addr
+            .checked_sub(BOOT_ROM_BASE)
+            .filter(|&o| o < BOOT_ROM_SIZE)
+        else {
+            return 0;
+        };
+        let n = buf.len().min((BOOT_ROM_SIZE - offset) as usize);
+        for (i, b) in buf[..n].iter_mut().enumerate() {
+            let at = offset as usize + i;
+            let word = self.rom.words[at / 8].load(std::sync::atomic::Ordering::Relaxed);
+            *b = word.to_le_bytes()[at % 8];
+        }
+        n
+    }
+
     /// Install the boot ROM's contents.
     pub fn set_boot_rom(&self, bytes: &[u8]) {
         self.rom.fill(bytes);

@@ -100,6 +100,20 @@ impl HartReplayer {
         });
     }
 
+    /// Drops an entry part-way through (the session goes back to a
+    /// checkpoint): its private pages and access bits are cleared, as a
+    /// squash does, so that the hart's next entry starts clean.
+    pub fn abandon(&mut self) {
+        self.bus.table.walk(&mut self.sets);
+        self.bus.table.reset(&self.sets);
+        self.bus.divergence = None;
+        self.bus.watches.hit = None;
+        self.bus.touched.clear();
+        self.bus.crew_pending = None;
+        self.bus.refuse = None;
+        self.after_watch = false;
+    }
+
     /// Waits for the entry's turn and sets the hart's bus up for it.
     /// `None`: the replay was aborted or failed meanwhile.
     pub fn begin(

@@ -198,6 +198,11 @@ impl ReplaySession {
         self.current.as_ref().map(|c| usize::from(c.record.hart))
     }
 
+    /// The entry in progress, if one is.
+    pub fn current_entry(&self) -> Option<&ChunkRecord> {
+        self.current.as_ref().map(|c| &c.record)
+    }
+
     /// The trace's footer, once the replay has read it.
     pub fn footer(&self) -> Option<&Footer> {
         self.source.footer.as_ref()
@@ -400,8 +405,8 @@ impl ReplaySession {
     }
 
     /// Reads guest-physical memory as hart `hart` sees it here, into `buf`:
-    /// RAM only (device and hole addresses end the read: devices may have
-    /// side effects), for the hart of the entry in progress overlaid with
+    /// RAM and the boot ROM only (device and hole addresses end the read:
+    /// devices may have side effects), for the hart of the entry in progress overlaid with
     /// its private copy-on-write pages (its own writes of the entry, not yet
     /// written back). Nothing changes. Returns the bytes read (a prefix).
     pub fn read_phys(&self, hart: usize, paddr: GuestPhysAddr, buf: &mut [u8]) -> usize {
@@ -416,7 +421,13 @@ impl ReplaySession {
             let n = (4096 - offset).min(buf.len() - done);
             let piece = &mut buf[done..done + n];
             if !ram.contains(GuestPhysAddr(addr), n as u64) {
-                break;
+                // The boot ROM reads without side effects too.
+                let rom = self.shared.board.read_rom(addr, piece);
+                done += rom;
+                if rom < n {
+                    break;
+                }
+                continue;
             }
             let private = bus.and_then(|b| {
                 let idx = b.ram_index(addr >> 12)?;
@@ -612,6 +623,11 @@ impl ReplaySession {
             return Err(EngineError::Options(
                 "the checkpoint is of another machine".into(),
             ));
+        }
+        // An entry part-way through is abandoned: its hart's private pages
+        // and access bits must not leak into that hart's next entry.
+        if let Some(cur) = self.current.take() {
+            self.workers[usize::from(cur.record.hart)].abandon();
         }
         self.source.seek(&checkpoint.source)?;
         ram.write(ram.base(), &checkpoint.ram)

@@ -1,0 +1,343 @@
+//! Reverse debugging driven by a real `gdb-multiarch` (`gdb -batch -x`)
+//! against `samsara replay --gdb`: watchpoints and reverse-continue on a
+//! racy guest at 4 harts, stepi / reverse-stepi on every hart, identical
+//! output for identical scripts, and bad input that must not hang.
+
+mod common;
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::{SAMSARA, guest, run_with_timeout, samsara, scratch_dir};
+
+const GDB: &str = "gdb-multiarch";
+const GDB_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A `samsara replay --gdb 127.0.0.1:0` process; killed when dropped.
+struct Server {
+    child: Child,
+    address: String,
+}
+
+impl Server {
+    fn start(trace: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(SAMSARA)
+            .arg("replay")
+            .arg(trace)
+            .args(["--gdb", "127.0.0.1:0"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting samsara replay --gdb");
+        let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+        let mut line = String::new();
+        stderr.read_line(&mut line).expect("reading the banner");
+        let address = line
+            .split_whitespace()
+            .find(|w| w.starts_with("127.0.0.1:"))
+            .unwrap_or_else(|| panic!("no address in the banner: {line}"))
+            .to_string();
+        // Keep draining stderr so the server never blocks on it.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while stderr.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                eprint!("server: {sink}");
+                sink.clear();
+            }
+        });
+        Server { child, address }
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().expect("polling the server").is_none()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs gdb in batch mode on `script`; its stdout and stderr, merged in
+/// order (stderr goes to stdout).
+fn gdb(server: &Server, elf: &Path, script: &str) -> String {
+    let dir = scratch_dir("gdb-scripts");
+    let path = dir.join(format!("s{:x}.gdb", fxhash(script)));
+    std::fs::write(&path, script).expect("writing the gdb script");
+    // Through sh so that gdb's stderr (errors) interleaves with stdout.
+    let mut sh = Command::new("sh");
+    sh.args(["-c", "exec \"$@\" 2>&1", "sh", GDB, "-batch", "-nx"])
+        .args(["-ex", "set pagination off", "-ex", "set confirm off"])
+        .arg("-ex")
+        .arg(format!("file {}", elf.display()))
+        .arg("-ex")
+        .arg(format!("target remote {}", server.address))
+        .arg("-x")
+        .arg(&path);
+    run_with_timeout(sh, GDB_TIMEOUT).stdout_str()
+}
+
+fn fxhash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// The racy counter recorded at 4 harts (once per test binary).
+fn racy_trace() -> &'static (PathBuf, PathBuf, String) {
+    static TRACE: OnceLock<(PathBuf, PathBuf, String)> = OnceLock::new();
+    TRACE.get_or_init(|| {
+        let dir = scratch_dir("debug-gdb");
+        let trace = dir.join("racy_counter-4.trace");
+        let elf = guest("racy_counter");
+        let args: Vec<OsString> = vec![
+            "record".into(),
+            elf.clone().into(),
+            "--harts".into(),
+            "4".into(),
+            "-o".into(),
+            trace.clone().into(),
+            "--perturb".into(),
+            "11".into(),
+        ];
+        let run = samsara(args);
+        run.assert_code(0);
+        let output = run.stdout_str();
+        (trace, elf, output)
+    })
+}
+
+fn gdb_available() -> bool {
+    let ok = Command::new(GDB)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "{GDB} is missing: scripts/setup.sh installs it");
+    ok
+}
+
+/// The recorded final value of the racy counter.
+fn printed_racy(output: &str) -> u64 {
+    let at = output.find("racy=").expect("the guest printed racy=");
+    output[at + 5..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a number after racy=")
+}
+
+/// Values after `MARK` in gdb's output, in order.
+fn marked(output: &str, mark: &str) -> Vec<String> {
+    output
+        .lines()
+        .filter_map(|l| l.strip_prefix(mark))
+        .map(|s| s.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn watchpoint_and_reverse_continue_find_the_last_writes_of_a_racy_counter() {
+    gdb_available();
+    let (trace, elf, output) = racy_trace();
+    let racy = printed_racy(output);
+    let server = Server::start(trace, &["--checkpoint-interval", "2000000"]);
+    // Going backwards gdb shows the value after the write as "Old value"
+    // and the one before it as "New value"; it lands just before the
+    // store (it steps back over the watched access once more itself).
+    let script = "\
+continue
+watch racy
+reverse-continue
+printf \"LAST thread=%d\\n\", $_thread
+disable 1
+stepi 2
+printf \"AFTER racy=%lu\\n\", racy
+reverse-stepi 2
+enable 1
+reverse-continue
+printf \"PREV thread=%d\\n\", $_thread
+";
+    let out = gdb(&server, elf, script);
+    assert!(out.contains("No more reverse-execution history"), "{out}");
+    let olds = marked(&out, "Old value = ");
+    let news = marked(&out, "New value = ");
+    assert_eq!(olds.len(), 2, "{out}");
+    assert_eq!(
+        olds[0],
+        racy.to_string(),
+        "the last write stored the printed value: {out}"
+    );
+    assert_eq!(
+        olds[1], news[0],
+        "the previous write stored what the last one replaced: {out}"
+    );
+    assert_eq!(marked(&out, "AFTER racy="), vec![racy.to_string()], "{out}");
+    // The thread gdb names is the one that stored it.
+    let last = marked(&out, "LAST thread=");
+    assert_eq!(last.len(), 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "Thread {} hit Hardware watchpoint 1: racy",
+            last[0]
+        )),
+        "{out}"
+    );
+    assert_eq!(marked(&out, "PREV thread=").len(), 1, "{out}");
+}
+
+/// Registers of the selected thread after every one of `n` stepi, then
+/// after every reverse-stepi back: gdb Python prints the mismatches.
+fn step_back_script(threads: &[usize], n: usize) -> String {
+    let threads: Vec<String> = threads.iter().map(|t| t.to_string()).collect();
+    format!(
+        "python
+import gdb
+NAMES = ['pc'] + ['x%d' % i for i in range(1, 32)]
+def regs():
+    f = gdb.selected_frame()
+    return tuple(int(f.read_register(r)) & 0xffffffffffffffff for r in NAMES)
+bad = 0
+for t in [{threads}]:
+    gdb.execute('thread %d' % t, to_string=True)
+    seen = []
+    for i in range({n}):
+        seen.append(regs())
+        gdb.execute('stepi', to_string=True)
+    moved = len(set(seen))
+    for i in reversed(range({n})):
+        gdb.execute('reverse-stepi', to_string=True)
+        if regs() != seen[i]:
+            bad += 1
+            if bad < 5:
+                print('MISMATCH thread %d step %d: %s vs %s' % (t, i, regs()[:3], seen[i][:3]))
+    print('THREAD %d steps %d distinct %d' % (t, {n}, moved))
+print('BAD %d' % bad)
+end
+",
+        threads = threads.join(", ")
+    )
+}
+
+#[test]
+fn stepi_then_reverse_stepi_on_every_hart_retraces_the_same_states() {
+    gdb_available();
+    let (trace, elf, _) = racy_trace();
+    let server = Server::start(trace, &["--checkpoint-interval", "200000"]);
+    let n = 1000;
+    let script = format!(
+        "break guest_main\ncontinue\ncontinue\ndelete\n{}",
+        step_back_script(&[1, 2, 3, 4], n)
+    );
+    let out = gdb(&server, elf, &script);
+    assert!(out.contains("BAD 0"), "{out}");
+    for t in 1..=4 {
+        let line = marked(&out, &format!("THREAD {t} steps {n} distinct "));
+        assert_eq!(line.len(), 1, "{out}");
+        let distinct: usize = line[0].parse().unwrap();
+        assert!(distinct > 10, "hart {t} hardly moved: {out}");
+    }
+}
+
+#[test]
+fn the_same_script_twice_prints_the_same_bytes() {
+    gdb_available();
+    let (trace, elf, _) = racy_trace();
+    let server = Server::start(trace, &["--checkpoint-interval", "1000000"]);
+    let script = "\
+break guest_main
+continue
+continue
+info threads
+watch racy
+continue
+continue
+info threads
+reverse-continue
+reverse-continue
+info registers pc a5
+monitor when
+reverse-stepi
+stepi
+x/4i $pc
+";
+    let first = gdb(&server, elf, script);
+    let second = gdb(&server, elf, script);
+    assert!(first.contains("Hardware watchpoint"), "{first}");
+    assert_eq!(first, second);
+}
+
+#[test]
+fn bad_input_gets_clear_errors_and_the_server_keeps_serving() {
+    gdb_available();
+    let (trace, elf, _) = racy_trace();
+    let mut server = Server::start(trace, &["--checkpoint-interval", "1000000"]);
+    // A client that speaks garbage, then leaves.
+    {
+        use std::io::Write;
+        let mut raw = std::net::TcpStream::connect(&server.address).unwrap();
+        let _ =
+            raw.write_all(b"+$qSupported:zz#00$g#67\x03garbage$vCont;q#00$m0,ffffffffffffffff#00");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // gdb killed in the middle of a long command.
+    {
+        let dir = scratch_dir("gdb-scripts");
+        let path = dir.join("long.gdb");
+        std::fs::write(&path, "continue\nwatch racy\nreverse-continue 1000000\n").unwrap();
+        let mut child = Command::new(GDB)
+            .args(["-batch", "-nx"])
+            .arg("-ex")
+            .arg(format!("file {}", elf.display()))
+            .arg("-ex")
+            .arg(format!("target remote {}", server.address))
+            .arg("-x")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(server.alive(), "the server died with its client");
+    // Each command in Python so that an error does not end the script.
+    let script = "\
+python
+import gdb
+def attempt(cmd):
+    try:
+        print(gdb.execute(cmd, to_string=True).strip())
+    except gdb.error as e:
+        print('ERR %s: %s' % (cmd, e))
+print('START')
+for cmd in ['watch *(long *)0x10', 'continue', 'monitor seek 99999999', 'monitor seek nonsense',
+            'monitor frobnicate', 'set var racy = 5', 'p racy', 'set var $pc = 0', 'p $pc',
+            'monitor when']:
+    attempt(cmd)
+print('DONE')
+end
+";
+    let out = gdb(&server, elf, script);
+    assert!(out.contains("START") && out.contains("DONE"), "{out}");
+    assert!(out.contains("past the recording's end"), "{out}");
+    assert!(out.contains("is not a number"), "{out}");
+    assert!(out.contains("unknown monitor command"), "{out}");
+    assert!(out.contains("ERR set var racy = 5"), "{out}");
+    assert!(out.contains("ERR set var $pc = 0"), "{out}");
+    assert!(!out.contains("= 5\n"), "a write went through: {out}");
+    assert!(server.alive());
+    // And a fresh session starts at the recording's start.
+    let out = gdb(&server, elf, "monitor when\n");
+    assert!(out.contains("position: entry 1 step 0"), "{out}");
+}

@@ -1,0 +1,635 @@
+//! The recording as a timeline one can move along in both directions.
+//!
+//! A [`Timeline`] is a [`ReplaySession`] plus checkpoints and the debugger's
+//! breakpoints. Forward commands run the session; backward ones restore the
+//! nearest earlier checkpoint and replay forward: a first pass notes the
+//! last hit before now, a second goes there. Every landing is a
+//! [`Position`] of the recording's global order, so a command lands on the
+//! same instruction every time, whatever the host does.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::AtomicBool;
+
+use samsara_engine::EngineError;
+use samsara_engine::replay::{
+    EntryView, Flow, Observer, Position, ReplayConfig, ReplaySession, Stop, Watch, WatchKind,
+};
+use samsara_types::{GuestVirtAddr, HartId};
+
+use crate::checkpoints::Checkpoints;
+
+/// Every hart (a bit per hart).
+pub const ALL_HARTS: u64 = u64::MAX;
+
+/// How the timeline keeps its checkpoints.
+#[derive(Clone, Copy, Debug)]
+pub struct TimelineOptions {
+    /// Memory the checkpoints may use, in bytes; never exceeded.
+    pub checkpoint_memory: u64,
+    /// Instructions (all harts together) between two checkpoints taken
+    /// while replaying forward.
+    pub checkpoint_interval: u64,
+}
+
+impl Default for TimelineOptions {
+    fn default() -> Self {
+        Self {
+            checkpoint_memory: 1 << 30,
+            // Replaying this many steps sequentially takes ~0.1 s, which
+            // bounds what a reverse-stepi costs.
+            checkpoint_interval: 1 << 24,
+        }
+    }
+}
+
+/// Why a command stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Why {
+    /// A step (or range step, or seek) finished.
+    Step,
+    /// The hart is about to execute an instruction at a breakpoint.
+    Breakpoint { pc: u64 },
+    /// The hart is about to access watched memory (`kind` is `Read` or
+    /// `Write`): the access at `addr` has not happened yet.
+    Watch { addr: u64, kind: WatchKind },
+    /// History ends here going backwards.
+    Begin,
+    /// History ends here going forward: every entry of the trace has run.
+    End,
+    /// Interrupted (Ctrl-C).
+    Interrupted,
+}
+
+/// Where a command left the timeline, and which hart it concerns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Landing {
+    pub position: Position,
+    pub hart: usize,
+    pub why: Why,
+}
+
+/// A recording opened for moving about in.
+pub struct Timeline {
+    session: ReplaySession,
+    checkpoints: Checkpoints,
+    breakpoints: BTreeSet<u64>,
+    watches: Vec<Watch>,
+    options: TimelineOptions,
+    /// The hart of the last landing (reported when a stop concerns none).
+    focus: usize,
+    /// The landing position whose instruction a resume must not report
+    /// again (gdb steps over what it was told about itself).
+    skip: Option<Position>,
+}
+
+/// What a forward run looks for.
+enum Goal {
+    /// Nothing: run to the position asked for.
+    Nothing,
+    /// The first breakpoint hit on any hart.
+    Break,
+    /// One instruction of `hart` (breakpoints of other harts stop it first).
+    Step { hart: usize },
+    /// `hart` leaving `[start, end)` after at least one instruction.
+    Range {
+        hart: usize,
+        start: u64,
+        end: u64,
+        stepped: bool,
+    },
+    /// The last instruction of `hart` (any hart: `None`) before the run's
+    /// end that `matches` accepts, without stopping.
+    Last {
+        hart: Option<usize>,
+        breakpoints: bool,
+    },
+}
+
+/// What a forward run found.
+#[derive(Clone, Copy, Debug)]
+struct Found {
+    at: Position,
+    hart: usize,
+    why: Why,
+}
+
+/// The observer of every forward run: looks for its goal and asks for a
+/// checkpoint every `interval` steps.
+struct Runner<'a, const FINE: bool> {
+    goal: Goal,
+    /// The harts whose breakpoint and watch hits count (a bit per hart).
+    harts: u64,
+    breakpoints: &'a BTreeSet<u64>,
+    skip: Option<Position>,
+    found: Option<Found>,
+    /// Steps of all harts at the last entry boundary seen.
+    total: u64,
+    /// Steps at the latest checkpoint behind.
+    last_checkpoint: u64,
+    interval: u64,
+    checkpoint_at: BTreeSet<Position>,
+    want_checkpoint: bool,
+}
+
+impl<const FINE: bool> Observer for Runner<'_, FINE> {
+    const INSTRUCTIONS: bool = FINE;
+
+    fn instruction(&mut self, at: Position, hart: HartId, pc: GuestVirtAddr) -> Flow {
+        let hart = hart.0 as usize;
+        let skip = self.skip.take() == Some(at);
+        let pc = pc.0;
+        let breakpoint = !skip && (self.harts >> hart) & 1 == 1 && self.breakpoints.contains(&pc);
+        let stop = |found: &mut Option<Found>, why| {
+            *found = Some(Found { at, hart, why });
+            Flow::Stop
+        };
+        match &mut self.goal {
+            Goal::Nothing => Flow::Continue,
+            Goal::Break if breakpoint => stop(&mut self.found, Why::Breakpoint { pc }),
+            Goal::Break => Flow::Continue,
+            Goal::Step { hart: h } if *h == hart => {
+                // Run this one instruction: the landing is just after it.
+                let after = Position {
+                    seq: at.seq,
+                    step: at.step + 1,
+                };
+                self.found = Some(Found {
+                    at: after,
+                    hart,
+                    why: Why::Step,
+                });
+                Flow::Stop
+            }
+            Goal::Step { .. } if breakpoint => stop(&mut self.found, Why::Breakpoint { pc }),
+            Goal::Step { .. } => Flow::Continue,
+            Goal::Range {
+                hart: h,
+                start,
+                end,
+                stepped,
+            } => {
+                if *h == hart {
+                    if !*stepped {
+                        *stepped = true;
+                        return Flow::Continue;
+                    }
+                    if !(*start..*end).contains(&pc) {
+                        return stop(&mut self.found, Why::Step);
+                    }
+                }
+                if breakpoint {
+                    return stop(&mut self.found, Why::Breakpoint { pc });
+                }
+                Flow::Continue
+            }
+            Goal::Last {
+                hart: want,
+                breakpoints,
+            } => {
+                if want.is_none_or(|h| h == hart) && (!*breakpoints || breakpoint) {
+                    let why = if *breakpoints {
+                        Why::Breakpoint { pc }
+                    } else {
+                        Why::Step
+                    };
+                    self.found = Some(Found { at, hart, why });
+                }
+                Flow::Continue
+            }
+        }
+    }
+
+    fn entry_end(&mut self, at: Position, entry: EntryView<'_>) -> Flow {
+        if let EntryView::Chunk(record) = entry {
+            self.total += record.steps;
+        }
+        let next = Position::before(at.seq + 1);
+        if self.checkpoint_at.contains(&next) {
+            self.last_checkpoint = self.total;
+        } else if self.total - self.last_checkpoint >= self.interval {
+            self.want_checkpoint = true;
+            return Flow::Stop;
+        }
+        Flow::Continue
+    }
+}
+
+impl Timeline {
+    /// Opens the trace at the recording's start.
+    pub fn open(config: &ReplayConfig, options: TimelineOptions) -> Result<Self, EngineError> {
+        let session = ReplaySession::open(config)?;
+        let mut timeline = Self {
+            session,
+            checkpoints: Checkpoints::new(options.checkpoint_memory),
+            breakpoints: BTreeSet::new(),
+            watches: Vec::new(),
+            options,
+            focus: 0,
+            skip: None,
+        };
+        timeline.save_here()?;
+        Ok(timeline)
+    }
+
+    /// The replay session, as it stands at [`Timeline::position`].
+    pub fn session(&self) -> &ReplaySession {
+        &self.session
+    }
+
+    /// Where the timeline stands.
+    pub fn position(&self) -> Position {
+        self.session.position()
+    }
+
+    /// The hart of the last landing.
+    pub fn focus(&self) -> usize {
+        self.focus
+    }
+
+    /// The checkpoints held.
+    pub fn checkpoints(&self) -> &Checkpoints {
+        &self.checkpoints
+    }
+
+    /// Steps executed by all harts together.
+    fn total_steps(&self) -> u64 {
+        self.session.harts().iter().map(|h| h.steps().0).sum()
+    }
+
+    /// Adds a breakpoint at virtual address `pc` (every hart).
+    pub fn add_breakpoint(&mut self, pc: u64) {
+        self.breakpoints.insert(pc);
+    }
+
+    /// Removes a breakpoint; false if none was there.
+    pub fn remove_breakpoint(&mut self, pc: u64) -> bool {
+        self.breakpoints.remove(&pc)
+    }
+
+    /// Watches `len` bytes at virtual address `addr` (as each hart maps it)
+    /// for `kind` accesses, checked on the TLB's slow path only.
+    pub fn add_watch(&mut self, watch: Watch) {
+        if !self.watches.contains(&watch) {
+            self.watches.push(watch);
+            self.session.set_watches(self.watches.clone());
+        }
+    }
+
+    /// Removes a watch; false if it was not set.
+    pub fn remove_watch(&mut self, watch: Watch) -> bool {
+        let before = self.watches.len();
+        self.watches.retain(|w| *w != watch);
+        if self.watches.len() == before {
+            return false;
+        }
+        self.session.set_watches(self.watches.clone());
+        true
+    }
+
+    /// Forgets breakpoints and goes back to the recording's start (a new
+    /// debugger connection starts there).
+    pub fn reset(&mut self) -> Result<Landing, EngineError> {
+        self.breakpoints.clear();
+        self.watches.clear();
+        self.session.set_watches(Vec::new());
+        self.restore_at_or_before(Position::START)?;
+        Ok(self.land(Position::START, 0, Why::Begin))
+    }
+
+    fn land(&mut self, position: Position, hart: usize, why: Why) -> Landing {
+        self.focus = hart;
+        self.skip = self.session.current_hart().map(|_| position);
+        Landing {
+            position,
+            hart,
+            why,
+        }
+    }
+
+    /// Memory one checkpoint holds (a full copy of RAM, and the rest).
+    fn checkpoint_bytes(&self) -> u64 {
+        self.session.header().ram_size + 64 * 1024
+    }
+
+    /// Takes a checkpoint here (between entries) unless one is here.
+    fn save_here(&mut self) -> Result<(), EngineError> {
+        let total = self.total_steps();
+        let checkpoint = self.session.checkpoint()?;
+        let bytes = self.checkpoint_bytes();
+        if !self
+            .checkpoints
+            .insert(checkpoint, total, bytes, self.options.checkpoint_interval)
+            && self.checkpoints.is_empty()
+        {
+            return Err(EngineError::Options(format!(
+                "--checkpoint-memory {} is too small for one checkpoint of this machine ({bytes} bytes)",
+                self.options.checkpoint_memory
+            )));
+        }
+        Ok(())
+    }
+
+    /// Restores the latest checkpoint at or before `position`, unless the
+    /// session already stands between it and `position`.
+    fn restore_at_or_before(&mut self, position: Position) -> Result<(), EngineError> {
+        let here = self.session.position();
+        let Some(saved) = self.checkpoints.at_or_before(position) else {
+            return Err(EngineError::Internal(format!(
+                "no checkpoint at or before {position}"
+            )));
+        };
+        if here <= position && saved.position() <= here {
+            return Ok(());
+        }
+        self.session.restore(saved)
+    }
+
+    /// Runs forward to `until` (or the goal, the end, an interrupt),
+    /// checkpointing on the way.
+    fn forward<const FINE: bool>(
+        &mut self,
+        goal: Goal,
+        harts: u64,
+        until: Position,
+        stop: &AtomicBool,
+    ) -> Result<(Stop, Option<Found>), EngineError> {
+        let total = self.total_steps();
+        let here = self.session.position();
+        let last_checkpoint = self
+            .checkpoints
+            .at_or_before(here)
+            .map(|_| self.checkpoints.total_at_or_before(here))
+            .unwrap_or(0);
+        let positions = self.checkpoints.positions();
+        let checkpoint_bytes = self.checkpoint_bytes();
+        let interval = self.options.checkpoint_interval;
+        // The landing's own access was reported (or landed on) already.
+        let skip_watch = self.skip;
+        let mut runner = Runner::<FINE> {
+            goal,
+            harts,
+            breakpoints: &self.breakpoints,
+            skip: self.skip.take(),
+            found: None,
+            total,
+            last_checkpoint,
+            interval: self.options.checkpoint_interval,
+            checkpoint_at: positions,
+            want_checkpoint: false,
+        };
+        loop {
+            let stopped = self.session.run(&mut runner, until, stop)?;
+            if let Stop::Watch(hit) = stopped {
+                if Some(hit.at) == skip_watch || (harts >> hit.hart) & 1 == 0 {
+                    continue;
+                }
+                let why = Why::Watch {
+                    addr: hit.addr.0,
+                    kind: hit.kind,
+                };
+                match &runner.goal {
+                    // Looking for an instruction, not an access.
+                    Goal::Nothing
+                    | Goal::Last {
+                        breakpoints: false, ..
+                    } => continue,
+                    Goal::Last { .. } => {
+                        runner.found = Some(Found {
+                            at: hit.at,
+                            hart: hit.hart,
+                            why,
+                        });
+                        continue;
+                    }
+                    _ => {
+                        let found = Found {
+                            at: hit.at,
+                            hart: hit.hart,
+                            why,
+                        };
+                        return Ok((Stop::Observer, Some(found)));
+                    }
+                }
+            }
+            if stopped == Stop::Observer && runner.want_checkpoint {
+                runner.want_checkpoint = false;
+                let checkpoint = self.session.checkpoint()?;
+                let bytes = checkpoint_bytes;
+                if self
+                    .checkpoints
+                    .insert(checkpoint, runner.total, bytes, interval)
+                {
+                    runner
+                        .checkpoint_at
+                        .insert(Position::before(self.session.position().seq));
+                }
+                runner.last_checkpoint = runner.total;
+                continue;
+            }
+            return Ok((stopped, runner.found));
+        }
+    }
+
+    /// Forward to `until` with nothing to look for.
+    fn run_to(&mut self, until: Position, stop: &AtomicBool) -> Result<Stop, EngineError> {
+        Ok(self
+            .forward::<false>(Goal::Nothing, ALL_HARTS, until, stop)?
+            .0)
+    }
+
+    fn ended(&mut self, stopped: Stop) -> Landing {
+        let position = self.session.position();
+        let hart = self.session.current_hart().unwrap_or(self.focus);
+        let why = match stopped {
+            Stop::Interrupted => Why::Interrupted,
+            _ => Why::End,
+        };
+        self.land(position, hart, why)
+    }
+
+    /// `continue`: until a breakpoint or watch hit on one of `harts` (a
+    /// bit per hart; [`ALL_HARTS`]), or the end. Other harts run as far as
+    /// the recorded order requires, their hits ignored (gdb resumed only
+    /// some threads).
+    pub fn cont(&mut self, harts: u64, stop: &AtomicBool) -> Result<Landing, EngineError> {
+        let (stopped, found) = if self.breakpoints.is_empty() {
+            // Watches stop the session by themselves: no per-step observer.
+            self.forward::<false>(Goal::Break, harts, Position::END, stop)?
+        } else {
+            self.forward::<true>(Goal::Break, harts, Position::END, stop)?
+        };
+        Ok(match found {
+            Some(f) => self.land(f.at, f.hart, f.why),
+            None => self.ended(stopped),
+        })
+    }
+
+    /// `stepi` on `hart`: other harts run as far as the recorded order
+    /// requires before it (a hit of one of `harts` stops the step first).
+    pub fn step(
+        &mut self,
+        hart: usize,
+        harts: u64,
+        stop: &AtomicBool,
+    ) -> Result<Landing, EngineError> {
+        let (stopped, found) =
+            self.forward::<true>(Goal::Step { hart }, harts, Position::END, stop)?;
+        let Some(found) = found else {
+            return Ok(self.ended(stopped));
+        };
+        if found.why != Why::Step {
+            return Ok(self.land(found.at, found.hart, found.why));
+        }
+        // Stopped before the instruction: execute it.
+        let stopped = self.run_to(found.at, stop)?;
+        if stopped != Stop::Reached {
+            return Ok(self.ended(stopped));
+        }
+        Ok(self.land(found.at, hart, Why::Step))
+    }
+
+    /// Range stepping: `hart` runs until its pc leaves `[start, end)`.
+    pub fn step_range(
+        &mut self,
+        hart: usize,
+        start: u64,
+        end: u64,
+        harts: u64,
+        stop: &AtomicBool,
+    ) -> Result<Landing, EngineError> {
+        let goal = Goal::Range {
+            hart,
+            start,
+            end,
+            stepped: false,
+        };
+        let (stopped, found) = self.forward::<true>(goal, harts, Position::END, stop)?;
+        Ok(match found {
+            Some(f) => self.land(f.at, f.hart, f.why),
+            None => self.ended(stopped),
+        })
+    }
+
+    /// `reverse-stepi` on `hart`: to just before its previous instruction.
+    pub fn reverse_step(&mut self, hart: usize, stop: &AtomicBool) -> Result<Landing, EngineError> {
+        let goal = || Goal::Last {
+            hart: Some(hart),
+            breakpoints: false,
+        };
+        self.reverse::<true>(goal, hart, stop)
+    }
+
+    /// `reverse-continue`: to the last breakpoint or watch hit before now,
+    /// on any hart.
+    pub fn reverse_cont(&mut self, stop: &AtomicBool) -> Result<Landing, EngineError> {
+        let focus = self.focus;
+        let goal = || Goal::Last {
+            hart: None,
+            breakpoints: true,
+        };
+        if self.breakpoints.is_empty() {
+            // Only watches: the session finds their hits without a per-step observer.
+            return self.reverse::<false>(goal, focus, stop);
+        }
+        self.reverse::<true>(goal, focus, stop)
+    }
+
+    /// Searches the intervals between checkpoints, newest first, for the
+    /// last instruction the goal accepts before now; goes there.
+    fn reverse<const FINE: bool>(
+        &mut self,
+        goal: impl Fn() -> Goal,
+        hart: usize,
+        stop: &AtomicBool,
+    ) -> Result<Landing, EngineError> {
+        let now = self.session.position();
+        let mut end = now;
+        loop {
+            let Some(start) = self.checkpoints.before(end).map(|c| c.position()) else {
+                // Nothing before the recording's start.
+                self.restore_at_or_before(Position::START)?;
+                let hart = if self.session.harts().len() > hart {
+                    hart
+                } else {
+                    0
+                };
+                return Ok(self.land(Position::START, hart, Why::Begin));
+            };
+            self.restore_at_or_before(start)?;
+            self.skip = None;
+            let (stopped, found) = self.forward::<FINE>(goal(), ALL_HARTS, end, stop)?;
+            if stopped == Stop::Interrupted {
+                return self.go_back_to(now, hart, Why::Interrupted, stop);
+            }
+            if let Some(found) = found {
+                return self.go_to_instruction(found.at, found.hart, found.why, stop);
+            }
+            end = start;
+        }
+    }
+
+    /// Lands at `at`, the hart of entry `at.seq` stopped before its
+    /// `at.step`-th step (that entry started, even at step 0).
+    fn go_to_instruction(
+        &mut self,
+        at: Position,
+        hart: usize,
+        why: Why,
+        stop: &AtomicBool,
+    ) -> Result<Landing, EngineError> {
+        self.restore_at_or_before(at)?;
+        self.skip = None;
+        let stopped = self.run_to(at, stop)?;
+        if stopped != Stop::Reached {
+            return Ok(self.ended(stopped));
+        }
+        if self.session.current_hart().is_none() {
+            // Start the entry: stop at its first instruction.
+            let mut first = FirstInstruction;
+            self.session.run(&mut first, Position::END, stop)?;
+        }
+        Ok(self.land(at, hart, why))
+    }
+
+    /// Back to where a command started (after an interrupted search).
+    fn go_back_to(
+        &mut self,
+        at: Position,
+        hart: usize,
+        why: Why,
+        _stop: &AtomicBool,
+    ) -> Result<Landing, EngineError> {
+        let never = AtomicBool::new(false);
+        self.restore_at_or_before(at)?;
+        self.run_to(at, &never)?;
+        Ok(self.land(at, hart, why))
+    }
+
+    /// Goes to `target` (anywhere, forward or back).
+    pub fn seek(&mut self, target: Position, stop: &AtomicBool) -> Result<Landing, EngineError> {
+        self.restore_at_or_before(target)?;
+        self.skip = None;
+        match self.run_to(target, stop)? {
+            Stop::Reached => {
+                let hart = self.session.current_hart().unwrap_or(self.focus);
+                Ok(self.land(target, hart, Why::Step))
+            }
+            Stop::End => Err(EngineError::Options(format!(
+                "{target} is past the recording's end ({})",
+                self.session.position()
+            ))),
+            other => Ok(self.ended(other)),
+        }
+    }
+}
+
+/// Stops at the first instruction it sees.
+struct FirstInstruction;
+
+impl Observer for FirstInstruction {
+    const INSTRUCTIONS: bool = true;
+
+    fn instruction(&mut self, _at: Position, _hart: HartId, _pc: GuestVirtAddr) -> Flow {
+        Flow::Stop
+    }
+}
