@@ -256,6 +256,7 @@ impl HartReplayer {
             self.bus.table.reset(&self.sets);
             return false;
         }
+        shared.dirty.mark_all(&self.sets.dirty);
         self.bus.write_back(&self.sets);
         shared.wm.retire(seq);
         true

@@ -1,0 +1,143 @@
+//! Incremental checkpoints of RAM: which pages replay wrote since RAM last
+//! equalled a checkpoint ([`DirtyPages`]), and checkpoints' page copies
+//! shared between checkpoints ([`PageTable`]).
+
+use std::collections::HashSet;
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use samsara_machine::ram::GuestRam;
+
+/// u64 words in a page.
+const PAGE_WORDS: usize = 512;
+/// Bytes in a page.
+pub(crate) const PAGE_BYTES: u64 = 4096;
+
+/// One page of RAM as a checkpoint holds it.
+pub(crate) struct Page([u64; PAGE_WORDS]);
+
+/// A checkpoint's RAM: per RAM page (index from RAM's first page) its copy.
+/// Pages unchanged between two checkpoints are the same `Arc`; every page
+/// that is all zeros is the session's one zero page.
+pub(crate) type PageTable = Arc<[Arc<Page>]>;
+
+/// Pages (indices from RAM's first page) written since RAM last equalled
+/// the session's base checkpoint: one bit per page, set concurrently by
+/// hart threads at write-back (a load first, so a page written by every
+/// entry costs no contended read-modify-write after its first).
+pub(crate) struct DirtyPages {
+    words: Box<[AtomicU64]>,
+}
+
+impl DirtyPages {
+    pub(crate) fn new(pages: usize) -> Self {
+        Self {
+            words: (0..pages.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn mark(&self, page: usize) {
+        let Some(w) = self.words.get(page / 64) else {
+            return;
+        };
+        let bit = 1u64 << (page % 64);
+        if w.load(Ordering::Relaxed) & bit == 0 {
+            w.fetch_or(bit, Ordering::Relaxed);
+        }
+    }
+
+    #[inline]
+    pub(crate) fn mark_all(&self, pages: &[u32]) {
+        for &p in pages {
+            self.mark(p as usize);
+        }
+    }
+
+    /// The marked pages, ascending; clears them.
+    pub(crate) fn take(&self) -> Vec<usize> {
+        let mut out = Vec::new();
+        for (i, w) in self.words.iter().enumerate() {
+            let mut bits = w.swap(0, Ordering::Relaxed);
+            while bits != 0 {
+                out.push(i * 64 + bits.trailing_zeros() as usize);
+                bits &= bits - 1;
+            }
+        }
+        out
+    }
+}
+
+fn host(ram: &GuestRam, idx: usize) -> Option<NonNull<u8>> {
+    ram.host_page(ram.base().page() + idx as u64)
+}
+
+/// A copy of RAM page `idx` (`zero` if it is all zeros).
+pub(crate) fn copy_page(ram: &GuestRam, idx: usize, zero: &Arc<Page>) -> Arc<Page> {
+    let Some(src) = host(ram, idx) else {
+        return zero.clone();
+    };
+    let src = src.as_ptr().cast::<u64>();
+    let mut page = [0u64; PAGE_WORDS];
+    for (i, w) in page.iter_mut().enumerate() {
+        // SAFETY: `src` is a 4 KiB-aligned page of guest RAM, which harts
+        // access concurrently, always atomically (none runs here anyway).
+        *w = unsafe { AtomicU64::from_ptr(src.add(i)) }.load(Ordering::Relaxed);
+    }
+    if page.iter().all(|&w| w == 0) {
+        zero.clone()
+    } else {
+        Arc::new(Page(page))
+    }
+}
+
+/// Whether RAM page `idx` holds `page`'s contents.
+pub(crate) fn page_equals(ram: &GuestRam, idx: usize, page: &Page) -> bool {
+    let Some(src) = host(ram, idx) else {
+        return true;
+    };
+    let src = src.as_ptr().cast::<u64>();
+    page.0.iter().enumerate().all(|(i, &w)| {
+        // SAFETY: as in `copy_page`.
+        unsafe { AtomicU64::from_ptr(src.add(i)) }.load(Ordering::Relaxed) == w
+    })
+}
+
+/// Writes `page` into RAM page `idx`.
+pub(crate) fn write_page(ram: &GuestRam, idx: usize, page: &Page) {
+    let Some(dst) = host(ram, idx) else {
+        return;
+    };
+    let dst = dst.as_ptr().cast::<u64>();
+    for (i, &w) in page.0.iter().enumerate() {
+        // SAFETY: as in `copy_page`.
+        unsafe { AtomicU64::from_ptr(dst.add(i)) }.store(w, Ordering::Relaxed);
+    }
+}
+
+/// A page of zeros.
+pub(crate) fn zero_page() -> Arc<Page> {
+    Arc::new(Page([0; PAGE_WORDS]))
+}
+
+/// Memory of page tables and the distinct page copies they hold, each
+/// counted once (by `Arc` identity); `state` is added per table.
+pub(crate) fn unique_table_bytes<'a>(tables: impl IntoIterator<Item = (&'a PageTable, u64)>) -> u64 {
+    let mut seen_tables = HashSet::new();
+    let mut seen_pages = HashSet::new();
+    let mut bytes = 0;
+    for (table, state) in tables {
+        bytes += state;
+        if !seen_tables.insert(Arc::as_ptr(table).cast::<u8>()) {
+            continue;
+        }
+        bytes += (table.len() * size_of::<Arc<Page>>()) as u64;
+        for page in table.iter() {
+            if seen_pages.insert(Arc::as_ptr(page)) {
+                bytes += PAGE_BYTES;
+            }
+        }
+    }
+    bytes
+}
