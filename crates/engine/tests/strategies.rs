@@ -282,7 +282,12 @@ fn checkpoints_restore_exactly(trace: &Path) {
         } else {
             s.run(&mut NoObserver, Position::before(q), &stop).unwrap();
         }
-        assert_eq!(s.state_digests(), expected[i], "{}: at {q}", trace.display());
+        assert_eq!(
+            s.state_digests(),
+            expected[i],
+            "{}: at {q}",
+            trace.display()
+        );
         checkpoints.push(s.checkpoint().unwrap());
     }
     for _ in 0..12 {
@@ -291,7 +296,10 @@ fn checkpoints_restore_exactly(trace: &Path) {
         assert_eq!(s.state_digests(), expected[i], "restored {}", stops[i]);
         if i + 1 < stops.len() {
             let j = i + 1 + rand((stops.len() - i - 1) as u64) as usize;
-            assert_eq!(s.run_parallel_until(stops[j], &stop).unwrap(), Stop::Reached);
+            assert_eq!(
+                s.run_parallel_until(stops[j], &stop).unwrap(),
+                Stop::Reached
+            );
             assert_eq!(s.state_digests(), expected[j], "ran to {}", stops[j]);
         }
     }

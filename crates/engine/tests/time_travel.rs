@@ -55,7 +55,10 @@ impl Rng {
 }
 
 fn run_to(s: &mut ReplaySession, pos: Position) {
-    assert_eq!(s.run(&mut NoObserver, pos, &never()).unwrap(), Stop::Reached);
+    assert_eq!(
+        s.run(&mut NoObserver, pos, &never()).unwrap(),
+        Stop::Reached
+    );
     assert_eq!(s.position(), pos);
 }
 
@@ -101,7 +104,11 @@ fn checkpoints_restored_in_random_order_equal_a_fresh_replay() {
         let at = c.position().seq;
         s.restore(c).unwrap();
         assert_eq!(s.position(), c.position());
-        assert_eq!(&s.state_digests(), digests_at(at), "round {round}: restored {at}");
+        assert_eq!(
+            &s.state_digests(),
+            digests_at(at),
+            "round {round}: restored {at}"
+        );
         match rng.below(4) {
             // Forward to a later boundary, maybe checkpoint there.
             0 | 1 => {
@@ -112,7 +119,11 @@ fn checkpoints_restored_in_random_order_equal_a_fresh_replay() {
                     } else {
                         assert_eq!(s.run_parallel_until(q, &never()).unwrap(), Stop::Reached);
                     }
-                    assert_eq!(&s.state_digests(), digests_at(q), "round {round}: ran to {q}");
+                    assert_eq!(
+                        &s.state_digests(),
+                        digests_at(q),
+                        "round {round}: ran to {q}"
+                    );
                     if rng.below(2) == 0 {
                         checkpoints.push(s.checkpoint().unwrap());
                     }
@@ -140,7 +151,10 @@ fn checkpoints_restored_in_random_order_equal_a_fresh_replay() {
     let each: u64 = checkpoints.iter().map(Checkpoint::bytes).sum();
     let unique = unique_bytes(&checkpoints);
     assert!(unique < each, "{unique} unique, {each} summed");
-    assert!(unique < full * checkpoints.len() as u64 / 4, "{unique} bytes");
+    assert!(
+        unique < full * checkpoints.len() as u64 / 4,
+        "{unique} bytes"
+    );
     let last = checkpoints.last().unwrap();
     s.restore(&checkpoints[0]).unwrap();
     s.restore(last).unwrap();
@@ -186,7 +200,10 @@ fn run_parallel_until_stops_at_the_boundary_and_hands_over() {
     // From mid-entry, a parallel run finishes the entry first.
     par.restore(&a).unwrap();
     run_to(&mut par, mid);
-    assert_eq!(par.run_parallel_until(u64::MAX, &never()).unwrap(), Stop::End);
+    assert_eq!(
+        par.run_parallel_until(u64::MAX, &never()).unwrap(),
+        Stop::End
+    );
     assert!(par.outcome(Duration::ZERO).verified());
     // Interrupted: between entries, consistent, and goes on.
     let mut s = open();

@@ -27,8 +27,8 @@ use samsara_machine::board::Board;
 use samsara_trace::{Event, Footer, RecordedExit, TraceHeader};
 use samsara_types::GuestPhysAddr;
 
-pub use observer::{EntryView, Flow, NoObserver, Observer};
 pub use index::{EntryIndex, IndexedEntry};
+pub use observer::{EntryView, Flow, NoObserver, Observer};
 pub use session::{Checkpoint, ReplaySession, Stop, unique_bytes};
 
 use crate::EngineError;

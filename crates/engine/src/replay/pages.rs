@@ -123,7 +123,9 @@ pub(crate) fn zero_page() -> Arc<Page> {
 
 /// Memory of page tables and the distinct page copies they hold, each
 /// counted once (by `Arc` identity); `state` is added per table.
-pub(crate) fn unique_table_bytes<'a>(tables: impl IntoIterator<Item = (&'a PageTable, u64)>) -> u64 {
+pub(crate) fn unique_table_bytes<'a>(
+    tables: impl IntoIterator<Item = (&'a PageTable, u64)>,
+) -> u64 {
     let mut seen_tables = HashSet::new();
     let mut seen_pages = HashSet::new();
     let mut bytes = 0;

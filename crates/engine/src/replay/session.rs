@@ -20,13 +20,13 @@ use samsara_trace::{
 };
 use samsara_types::GuestPhysAddr;
 
-use super::index::EntryIndex;
 use super::hart::{Advance, HartReplayer, InProgress};
+use super::index::EntryIndex;
+use super::observer::{EntryView, Flow, NoObserver, Observer};
 use super::pages::{
     DirtyPages, PAGE_BYTES, Page, PageTable, copy_page, page_equals, unique_table_bytes,
     write_page, zero_page,
 };
-use super::observer::{EntryView, Flow, NoObserver, Observer};
 use super::policy::{Admission, CrewSaved, Policy};
 use super::{Mismatch, Position, ReplayConfig, ReplayOutcome, Shared};
 use crate::EngineError;
@@ -122,11 +122,7 @@ impl Checkpoint {
 /// Memory of a set of checkpoints: each one's state, and each page copy
 /// (or page table) once however many of them share it.
 pub fn unique_bytes<'a>(checkpoints: impl IntoIterator<Item = &'a Checkpoint>) -> u64 {
-    unique_table_bytes(
-        checkpoints
-            .into_iter()
-            .map(|c| (&c.ram, c.state_bytes())),
-    )
+    unique_table_bytes(checkpoints.into_iter().map(|c| (&c.ram, c.state_bytes())))
 }
 
 impl std::fmt::Debug for Checkpoint {
