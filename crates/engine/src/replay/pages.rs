@@ -17,10 +17,100 @@ pub(crate) const PAGE_BYTES: u64 = 4096;
 /// One page of RAM as a checkpoint holds it.
 pub(crate) struct Page([u64; PAGE_WORDS]);
 
-/// A checkpoint's RAM: per RAM page (index from RAM's first page) its copy.
-/// Pages unchanged between two checkpoints are the same `Arc`; every page
-/// that is all zeros is the session's one zero page.
-pub(crate) type PageTable = Arc<[Arc<Page>]>;
+/// Pages per group of a [`PageTable`] (2 MiB of RAM).
+const GROUP: usize = 512;
+
+/// A checkpoint's RAM: per RAM page (index from RAM's first page) its copy,
+/// in groups of [`GROUP`] pages. Pages unchanged between two checkpoints
+/// are the same `Arc`, and so are groups none of whose pages changed; every
+/// page that is all zeros is the session's one zero page.
+#[derive(Clone)]
+pub(crate) struct PageTable {
+    groups: Arc<[Arc<[Arc<Page>]>]>,
+    pages: usize,
+}
+
+impl PageTable {
+    /// A copy of all of RAM.
+    pub(crate) fn full(ram: &GuestRam, zero: &Arc<Page>) -> Self {
+        let pages = (ram.size() / PAGE_BYTES) as usize;
+        let groups = (0..pages.div_ceil(GROUP))
+            .map(|g| {
+                (g * GROUP..((g + 1) * GROUP).min(pages))
+                    .map(|i| copy_page(ram, i, zero))
+                    .collect()
+            })
+            .collect();
+        Self { groups, pages }
+    }
+
+    /// This table with the pages in `dirty` (ascending) copied again from
+    /// RAM where they changed; groups without changes are shared.
+    pub(crate) fn updated(&self, ram: &GuestRam, dirty: &[usize], zero: &Arc<Page>) -> Self {
+        let mut groups = self.groups.to_vec();
+        let mut rest = dirty;
+        while let Some(&first) = rest.first() {
+            let g = first / GROUP;
+            let n = rest.iter().take_while(|&&i| i / GROUP == g).count();
+            let (here, later) = rest.split_at(n);
+            rest = later;
+            let Some(group) = groups.get(g) else {
+                break;
+            };
+            let mut copy: Option<Vec<Arc<Page>>> = None;
+            for &i in here {
+                if !page_equals(ram, i, &group[i % GROUP]) {
+                    copy.get_or_insert_with(|| group.to_vec())[i % GROUP] = copy_page(ram, i, zero);
+                }
+            }
+            if let Some(copy) = copy {
+                groups[g] = copy.into();
+            }
+        }
+        Self {
+            groups: groups.into(),
+            pages: self.pages,
+        }
+    }
+
+    /// RAM pages it covers.
+    pub(crate) fn pages(&self) -> usize {
+        self.pages
+    }
+
+    /// Makes RAM equal `self`, RAM being equal to `base` (all of it if
+    /// `None`) but for the pages in `dirty`: writes those and the pages
+    /// whose copies differ between the two tables.
+    pub(crate) fn write_over(&self, base: Option<&PageTable>, dirty: &[usize], ram: &GuestRam) {
+        let Some(base) = base else {
+            for (g, group) in self.groups.iter().enumerate() {
+                for (j, page) in group.iter().enumerate() {
+                    write_page(ram, g * GROUP + j, page);
+                }
+            }
+            return;
+        };
+        for &i in dirty {
+            if let Some(group) = self.groups.get(i / GROUP) {
+                write_page(ram, i, &group[i % GROUP]);
+            }
+        }
+        if Arc::ptr_eq(&base.groups, &self.groups) {
+            return;
+        }
+        for (g, (a, b)) in base.groups.iter().zip(self.groups.iter()).enumerate() {
+            if Arc::ptr_eq(a, b) {
+                continue;
+            }
+            for (j, (pa, pb)) in a.iter().zip(b.iter()).enumerate() {
+                let i = g * GROUP + j;
+                if !Arc::ptr_eq(pa, pb) && dirty.binary_search(&i).is_err() {
+                    write_page(ram, i, pb);
+                }
+            }
+        }
+    }
+}
 
 /// Pages (indices from RAM's first page) written since RAM last equalled
 /// the session's base checkpoint: one bit per page, set concurrently by
@@ -122,22 +212,30 @@ pub(crate) fn zero_page() -> Arc<Page> {
 }
 
 /// Memory of page tables and the distinct page copies they hold, each
-/// counted once (by `Arc` identity); `state` is added per table.
+/// counted once (by `Arc` identity, as are groups and tables); `state` is
+/// added per table.
 pub(crate) fn unique_table_bytes<'a>(
     tables: impl IntoIterator<Item = (&'a PageTable, u64)>,
 ) -> u64 {
     let mut seen_tables = HashSet::new();
+    let mut seen_groups = HashSet::new();
     let mut seen_pages = HashSet::new();
     let mut bytes = 0;
     for (table, state) in tables {
         bytes += state;
-        if !seen_tables.insert(Arc::as_ptr(table).cast::<u8>()) {
+        if !seen_tables.insert(Arc::as_ptr(&table.groups).cast::<u8>()) {
             continue;
         }
-        bytes += (table.len() * size_of::<Arc<Page>>()) as u64;
-        for page in table.iter() {
-            if seen_pages.insert(Arc::as_ptr(page)) {
-                bytes += PAGE_BYTES;
+        bytes += (table.groups.len() * size_of::<Arc<[Arc<Page>]>>()) as u64;
+        for group in table.groups.iter() {
+            if !seen_groups.insert(Arc::as_ptr(group).cast::<u8>()) {
+                continue;
+            }
+            bytes += (group.len() * size_of::<Arc<Page>>()) as u64;
+            for page in group.iter() {
+                if seen_pages.insert(Arc::as_ptr(page)) {
+                    bytes += PAGE_BYTES;
+                }
             }
         }
     }

@@ -23,10 +23,7 @@ use samsara_types::GuestPhysAddr;
 use super::hart::{Advance, HartReplayer, InProgress};
 use super::index::EntryIndex;
 use super::observer::{EntryView, Flow, NoObserver, Observer};
-use super::pages::{
-    DirtyPages, PAGE_BYTES, Page, PageTable, copy_page, page_equals, unique_table_bytes,
-    write_page, zero_page,
-};
+use super::pages::{DirtyPages, PAGE_BYTES, Page, PageTable, unique_table_bytes, zero_page};
 use super::policy::{Admission, CrewSaved, Policy};
 use super::{Mismatch, Position, ReplayConfig, ReplayOutcome, Shared};
 use crate::EngineError;
@@ -129,7 +126,7 @@ impl std::fmt::Debug for Checkpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Checkpoint")
             .field("position", &self.position())
-            .field("ram_pages", &self.ram.len())
+            .field("ram_pages", &self.ram.pages())
             .finish_non_exhaustive()
     }
 }
@@ -570,18 +567,9 @@ impl ReplaySession {
         self.drain_tables();
         let dirty = self.shared.dirty.take();
         let ram = &self.shared.board.ram;
-        let pages = (ram.size() / PAGE_BYTES) as usize;
-        let table: PageTable = match &self.base {
-            None => (0..pages).map(|i| copy_page(ram, i, &self.zero)).collect(),
-            Some(base) => {
-                let mut table = base.to_vec();
-                for i in dirty {
-                    if !page_equals(ram, i, &table[i]) {
-                        table[i] = copy_page(ram, i, &self.zero);
-                    }
-                }
-                table.into()
-            }
+        let table = match &self.base {
+            None => PageTable::full(ram, &self.zero),
+            Some(base) => base.updated(ram, &dirty, &self.zero),
         };
         self.base = Some(table.clone());
         Ok(Checkpoint {
@@ -608,7 +596,7 @@ impl ReplaySession {
     /// `checkpoint` hold different copies.
     pub fn restore(&mut self, checkpoint: &Checkpoint) -> Result<(), EngineError> {
         let pages = (self.shared.board.ram.size() / PAGE_BYTES) as usize;
-        if checkpoint.ram.len() != pages || checkpoint.harts.len() != self.harts.len() {
+        if checkpoint.ram.pages() != pages || checkpoint.harts.len() != self.harts.len() {
             return Err(EngineError::Options(
                 "the checkpoint is of another machine".into(),
             ));
@@ -616,24 +604,8 @@ impl ReplaySession {
         self.source.seek(&checkpoint.source)?;
         self.drain_tables();
         let ram = &self.shared.board.ram;
-        let mut write = vec![false; pages];
-        for i in self.shared.dirty.take() {
-            write[i] = true;
-        }
-        match &self.base {
-            Some(base) if Arc::ptr_eq(base, &checkpoint.ram) => {}
-            Some(base) => {
-                for (w, (a, b)) in write.iter_mut().zip(base.iter().zip(checkpoint.ram.iter())) {
-                    *w |= !Arc::ptr_eq(a, b);
-                }
-            }
-            None => write.iter_mut().for_each(|w| *w = true),
-        }
-        for (i, page) in checkpoint.ram.iter().enumerate() {
-            if write[i] {
-                write_page(ram, i, page);
-            }
-        }
+        let dirty = self.shared.dirty.take();
+        checkpoint.ram.write_over(self.base.as_ref(), &dirty, ram);
         self.base = Some(checkpoint.ram.clone());
         for (hart, state) in self.harts.iter_mut().zip(&checkpoint.harts) {
             hart.restore(state);
