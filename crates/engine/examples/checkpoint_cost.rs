@@ -29,6 +29,12 @@ fn main() {
         index.bytes(),
         t.elapsed().as_secs_f64()
     );
+    // The same replay in one parallel run, for the cost of N stops.
+    let mut one = ReplaySession::open(&config).expect("open");
+    let t = Instant::now();
+    one.run_parallel(&AtomicBool::new(false)).expect("replay");
+    let whole = t.elapsed();
+    drop(one);
     let mut s = ReplaySession::open(&config).expect("open");
     let ram = s.board().ram.clone();
     let size = ram.size();
@@ -64,6 +70,17 @@ fn main() {
             dfull.as_secs_f64() * 1e3
         );
     }
+    let t = Instant::now();
+    assert_eq!(
+        s.run_parallel_until(u64::MAX, &stop).expect("replay"),
+        Stop::End
+    );
+    running += t.elapsed();
+    println!(
+        "replay in {n} parallel runs between the checkpoints: {:.3} s; in one: {:.3} s",
+        running.as_secs_f64(),
+        whole.as_secs_f64()
+    );
     let unique = unique_bytes(&checkpoints);
     println!(
         "{} checkpoints: {} KiB unique (sum of each: {} KiB; full copies: {} KiB); \
