@@ -241,3 +241,70 @@ pub(crate) fn unique_table_bytes<'a>(
     }
     bytes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use samsara_types::GuestPhysAddr;
+
+    const BASE: u64 = 0x8000_0000;
+
+    fn poke(ram: &GuestRam, page: u64, byte: u8) {
+        ram.write(GuestPhysAddr(BASE + page * PAGE_BYTES + 8), &[byte])
+            .unwrap();
+    }
+
+    fn peek(ram: &GuestRam, page: u64) -> u8 {
+        let mut b = [0];
+        ram.read(GuestPhysAddr(BASE + page * PAGE_BYTES + 8), &mut b)
+            .unwrap();
+        b[0]
+    }
+
+    #[test]
+    fn dirty_pages_take_in_order_and_clear() {
+        let d = DirtyPages::new(200);
+        d.mark_all(&[130, 3, 3, 64]);
+        d.mark(999); // outside: ignored
+        assert_eq!(d.take(), vec![3, 64, 130]);
+        assert!(d.take().is_empty());
+    }
+
+    #[test]
+    fn tables_share_unchanged_pages_and_groups_and_restore_only_differences() {
+        // 3 groups: 1024 + 100 pages.
+        let pages = 2 * GROUP as u64 + 100;
+        let ram = GuestRam::new(GuestPhysAddr(BASE), pages * PAGE_BYTES).unwrap();
+        let zero = zero_page();
+        poke(&ram, 5, 1);
+        let a = PageTable::full(&ram, &zero);
+        assert_eq!(a.pages(), pages as usize);
+        // All-zero pages share the zero page: one nonzero page copy.
+        let state = |t| (t, 0);
+        let table_only = unique_table_bytes([state(&a)]) - 2 * PAGE_BYTES;
+        poke(&ram, 5, 2);
+        poke(&ram, 600, 3);
+        poke(&ram, 700, 0); // marked, unchanged: stays shared
+        let b = a.updated(&ram, &[5, 600, 700], &zero);
+        assert!(Arc::ptr_eq(&a.groups[2], &b.groups[2]));
+        assert!(!Arc::ptr_eq(&a.groups[0], &b.groups[0]));
+        assert!(Arc::ptr_eq(
+            &a.groups[1][700 - GROUP],
+            &b.groups[1][700 - GROUP]
+        ));
+        // b adds two pages and two groups' tables.
+        let both = unique_table_bytes([state(&a), state(&b)]);
+        let one_table = unique_table_bytes([state(&a)]);
+        assert_eq!(
+            both,
+            one_table + 2 * PAGE_BYTES + 2 * (GROUP * size_of::<Arc<Page>>()) as u64 + table_only
+                - (2 * GROUP + 100) as u64 * size_of::<Arc<Page>>() as u64
+        );
+        // RAM is b; page 9 written since: back to a writes 5, 600 and 9.
+        poke(&ram, 9, 7);
+        a.write_over(Some(&b), &[9], &ram);
+        assert_eq!((peek(&ram, 5), peek(&ram, 600), peek(&ram, 9)), (1, 0, 0));
+        b.write_over(Some(&a), &[], &ram);
+        assert_eq!((peek(&ram, 5), peek(&ram, 600)), (2, 3));
+    }
+}
