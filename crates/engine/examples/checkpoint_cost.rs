@@ -104,6 +104,14 @@ fn main() {
         s.restore(&checkpoints[i]).expect("restore");
         restore += t.elapsed();
     }
+    // Restored checkpoints replay to a verified end (in a mixed order).
+    for i in [checkpoints.len() / 2, 0, checkpoints.len() - 1, 1] {
+        s.restore(&checkpoints[i]).expect("restore");
+        s.run_parallel(&stop).expect("replay");
+        let o = s.outcome(Duration::ZERO);
+        assert!(o.verified(), "from checkpoint {i}: {:?}", o.mismatches);
+    }
+    println!("verified to the end from 4 restored checkpoints");
     // What restoring was: all of RAM written each time (after this, the
     // session's RAM is no longer what its checkpoints know).
     for _ in &order {
