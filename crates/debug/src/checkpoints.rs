@@ -4,15 +4,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use samsara_engine::replay::{Checkpoint, Position};
+use samsara_engine::replay::{Checkpoint, Position, unique_bytes};
 
-/// A checkpoint and what it costs.
+/// A checkpoint and where it is.
 pub struct Saved {
     pub checkpoint: Checkpoint,
     /// Steps of all harts together at the checkpoint.
     pub total: u64,
-    /// Memory it holds.
-    pub bytes: u64,
 }
 
 /// The timeline's checkpoints, by position.
@@ -39,9 +37,10 @@ impl Checkpoints {
         self.saved.is_empty()
     }
 
-    /// Memory they hold, in bytes.
+    /// Memory they hold, in bytes: page copies shared between
+    /// checkpoints (copy-on-write) count once.
     pub fn bytes(&self) -> u64 {
-        self.saved.values().map(|s| s.bytes).sum()
+        unique_bytes(self.saved.values().map(|s| &s.checkpoint))
     }
 
     /// The memory budget.
@@ -84,34 +83,22 @@ impl Checkpoints {
     }
 
     /// Keeps `checkpoint`, taken when all harts had run `total` steps,
-    /// making room within the budget first; false if it cannot fit at all
-    /// (then it is dropped). The one at the recording's start is never
-    /// evicted: every backward search can end there.
-    pub fn insert(
-        &mut self,
-        checkpoint: Checkpoint,
-        total: u64,
-        bytes: u64,
-        interval: u64,
-    ) -> bool {
+    /// evicting others to stay within the budget; false if it cannot fit
+    /// at all (then it is dropped). The one at the recording's start is
+    /// never evicted: every backward search can end there.
+    pub fn insert(&mut self, checkpoint: Checkpoint, total: u64, interval: u64) -> bool {
         let position = checkpoint.position();
         if self.saved.contains_key(&position) {
             return true;
         }
-        while self.bytes() + bytes > self.budget {
-            if !self.evict_one(total, interval) {
+        self.saved.insert(position, Saved { checkpoint, total });
+        self.thin(total, interval);
+        while self.bytes() > self.budget {
+            if self.saved.len() <= 1 || !self.evict_one(total, interval, position) {
+                self.saved.remove(&position);
                 return false;
             }
         }
-        self.saved.insert(
-            position,
-            Saved {
-                checkpoint,
-                total,
-                bytes,
-            },
-        );
-        self.thin(total, interval);
         true
     }
 
@@ -142,11 +129,12 @@ impl Checkpoints {
     }
 
     /// Evicts the checkpoint whose loss costs least: the smallest gap it
-    /// would leave, relative to its distance from `now`. False if only the
-    /// start's is left.
-    fn evict_one(&mut self, now: u64, interval: u64) -> bool {
+    /// would leave, relative to its distance from `now`; never the start's
+    /// nor `keep`. False if there is none to evict.
+    fn evict_one(&mut self, now: u64, interval: u64, keep: Position) -> bool {
         let totals: Vec<(Position, u64)> = self.saved.iter().map(|(&p, s)| (p, s.total)).collect();
         let victim = (1..totals.len())
+            .filter(|&i| totals[i].0 != keep)
             .min_by(|&a, &b| {
                 let score = |i: usize| {
                     let prev = totals[i - 1].1;

@@ -12,7 +12,8 @@ use std::sync::atomic::AtomicBool;
 
 use samsara_engine::EngineError;
 use samsara_engine::replay::{
-    EntryView, Flow, Observer, Position, ReplayConfig, ReplaySession, Stop, Watch, WatchKind,
+    EntryIndex, EntryView, Flow, Observer, Position, ReplayConfig, ReplaySession, Stop, Watch,
+    WatchKind,
 };
 use samsara_types::{GuestVirtAddr, HartId};
 
@@ -71,6 +72,8 @@ pub struct Landing {
 /// A recording opened for moving about in.
 pub struct Timeline {
     session: ReplaySession,
+    /// Who ran each entry and how far: reverse steps and seeks are lookups.
+    index: EntryIndex,
     checkpoints: Checkpoints,
     breakpoints: BTreeSet<u64>,
     watches: Vec<Watch>,
@@ -218,8 +221,10 @@ impl Timeline {
     /// Opens the trace at the recording's start.
     pub fn open(config: &ReplayConfig, options: TimelineOptions) -> Result<Self, EngineError> {
         let session = ReplaySession::open(config)?;
+        let index = session.build_index()?;
         let mut timeline = Self {
             session,
+            index,
             checkpoints: Checkpoints::new(options.checkpoint_memory),
             breakpoints: BTreeSet::new(),
             watches: Vec::new(),
@@ -239,6 +244,11 @@ impl Timeline {
     /// Where the timeline stands.
     pub fn position(&self) -> Position {
         self.session.position()
+    }
+
+    /// The recording's entries, harts and step counts.
+    pub fn index(&self) -> &EntryIndex {
+        &self.index
     }
 
     /// The hart of the last landing.
@@ -306,23 +316,18 @@ impl Timeline {
         }
     }
 
-    /// Memory one checkpoint holds (a full copy of RAM, and the rest).
-    fn checkpoint_bytes(&self) -> u64 {
-        self.session.header().ram_size + 64 * 1024
-    }
-
     /// Takes a checkpoint here (between entries) unless one is here.
     fn save_here(&mut self) -> Result<(), EngineError> {
         let total = self.total_steps();
         let checkpoint = self.session.checkpoint()?;
-        let bytes = self.checkpoint_bytes();
+        let bytes = checkpoint.bytes();
         if !self
             .checkpoints
-            .insert(checkpoint, total, bytes, self.options.checkpoint_interval)
+            .insert(checkpoint, total, self.options.checkpoint_interval)
             && self.checkpoints.is_empty()
         {
             return Err(EngineError::Options(format!(
-                "--checkpoint-memory {} is too small for one checkpoint of this machine ({bytes} bytes)",
+                "--checkpoint-memory {} is too small for the recording's first checkpoint ({bytes} bytes)",
                 self.options.checkpoint_memory
             )));
         }
@@ -361,7 +366,6 @@ impl Timeline {
             .map(|_| self.checkpoints.total_at_or_before(here))
             .unwrap_or(0);
         let positions = self.checkpoints.positions();
-        let checkpoint_bytes = self.checkpoint_bytes();
         let interval = self.options.checkpoint_interval;
         // The landing's own access was reported (or landed on) already.
         let skip_watch = self.skip;
@@ -414,11 +418,7 @@ impl Timeline {
             if stopped == Stop::Observer && runner.want_checkpoint {
                 runner.want_checkpoint = false;
                 let checkpoint = self.session.checkpoint()?;
-                let bytes = checkpoint_bytes;
-                if self
-                    .checkpoints
-                    .insert(checkpoint, runner.total, bytes, interval)
-                {
+                if self.checkpoints.insert(checkpoint, runner.total, interval) {
                     runner
                         .checkpoint_at
                         .insert(Position::before(self.session.position().seq));
@@ -510,13 +510,17 @@ impl Timeline {
         })
     }
 
-    /// `reverse-stepi` on `hart`: to just before its previous instruction.
+    /// `reverse-stepi` on `hart`: to just before its previous instruction
+    /// (found in the index: one restore and one forward run).
     pub fn reverse_step(&mut self, hart: usize, stop: &AtomicBool) -> Result<Landing, EngineError> {
-        let goal = || Goal::Last {
-            hart: Some(hart),
-            breakpoints: false,
-        };
-        self.reverse::<true>(goal, hart, stop)
+        let now = self.session.position();
+        match self.index.previous_step(hart, now) {
+            Some(at) => self.go_to_instruction(at, hart, Why::Step, stop),
+            None => {
+                self.restore_at_or_before(Position::START)?;
+                Ok(self.land(Position::START, hart, Why::Begin))
+            }
+        }
     }
 
     /// `reverse-continue`: to the last breakpoint or watch hit before now,
@@ -607,6 +611,20 @@ impl Timeline {
 
     /// Goes to `target` (anywhere, forward or back).
     pub fn seek(&mut self, target: Position, stop: &AtomicBool) -> Result<Landing, EngineError> {
+        let end = self.index.end();
+        if target > end {
+            return Err(EngineError::Options(format!(
+                "{target} is past the recording's end ({end})"
+            )));
+        }
+        if let Some(entry) = self.index.entry(target.seq)
+            && target.step > entry.steps
+        {
+            return Err(EngineError::Options(format!(
+                "entry {} has {} steps",
+                target.seq, entry.steps
+            )));
+        }
         self.restore_at_or_before(target)?;
         self.skip = None;
         match self.run_to(target, stop)? {
@@ -614,10 +632,6 @@ impl Timeline {
                 let hart = self.session.current_hart().unwrap_or(self.focus);
                 Ok(self.land(target, hart, Why::Step))
             }
-            Stop::End => Err(EngineError::Options(format!(
-                "{target} is past the recording's end ({})",
-                self.session.position()
-            ))),
             other => Ok(self.ended(other)),
         }
     }

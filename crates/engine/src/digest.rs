@@ -32,6 +32,13 @@ pub(crate) struct OutputState {
     hasher: blake3::Hasher,
 }
 
+impl OutputState {
+    /// Heap memory it holds (the head of the output).
+    pub fn heap_bytes(&self) -> usize {
+        self.head.capacity()
+    }
+}
+
 /// A finished [`OutputLog`].
 pub(crate) struct OutputSummary {
     /// The first [`FOOTER_OUTPUT_BYTES`] bytes.

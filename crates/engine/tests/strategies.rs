@@ -312,3 +312,75 @@ fn a_write_watch_sees_every_store_under_every_strategy() {
         assert_eq!(stored, replayed_counter(&trace), "{strategy}");
     }
 }
+
+/// Checkpoints taken at entry boundaries (after sequential and parallel
+/// runs), restored in a fixed pseudo-random order, give the hart digests
+/// and RAM hash a fresh sequential replay has there, whichever way the
+/// strategy writes RAM (write-back of private pages, CREW's direct writes).
+fn checkpoints_restore_exactly(trace: &Path) {
+    use samsara_engine::replay::Stop;
+    let stop = AtomicBool::new(false);
+    let n = entries(trace).len() as u64;
+    let mut x: u64 = 0x5eed;
+    let mut rand = move |m: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m
+    };
+    let mut stops: Vec<u64> = (0..8).map(|_| 1 + rand(n)).collect();
+    stops.sort_unstable();
+    stops.dedup();
+    let mut fresh = ReplaySession::open(&replay_config(trace)).unwrap();
+    let expected: Vec<_> = stops
+        .iter()
+        .map(|&q| {
+            fresh
+                .run(&mut NoObserver, Position::before(q), &stop)
+                .unwrap();
+            fresh.state_digests()
+        })
+        .collect();
+    let mut s = ReplaySession::open(&replay_config(trace)).unwrap();
+    let mut checkpoints = Vec::new();
+    for (i, &q) in stops.iter().enumerate() {
+        if i % 2 == 0 {
+            assert_eq!(s.run_parallel_until(q, &stop).unwrap(), Stop::Reached);
+        } else {
+            s.run(&mut NoObserver, Position::before(q), &stop).unwrap();
+        }
+        assert_eq!(
+            s.state_digests(),
+            expected[i],
+            "{}: at {q}",
+            trace.display()
+        );
+        checkpoints.push(s.checkpoint().unwrap());
+    }
+    for _ in 0..12 {
+        let i = rand(stops.len() as u64) as usize;
+        s.restore(&checkpoints[i]).unwrap();
+        assert_eq!(s.state_digests(), expected[i], "restored {}", stops[i]);
+        if i + 1 < stops.len() {
+            let j = i + 1 + rand((stops.len() - i - 1) as u64) as usize;
+            assert_eq!(
+                s.run_parallel_until(stops[j], &stop).unwrap(),
+                Stop::Reached
+            );
+            assert_eq!(s.state_digests(), expected[j], "ran to {}", stops[j]);
+        }
+    }
+    s.restore(&checkpoints[0]).unwrap();
+    s.run_parallel(&stop).unwrap();
+    let o = s.outcome(Duration::ZERO);
+    assert!(o.verified(), "{}: {:?}", trace.display(), o.mismatches);
+}
+
+#[test]
+fn checkpoints_restore_exactly_under_every_strategy() {
+    let dir = tempfile::tempdir().unwrap();
+    for strategy in [Strategy::Chunk, Strategy::Serial, Strategy::Crew] {
+        let (trace, _) = record_it(dir.path(), strategy, 3, 1);
+        checkpoints_restore_exactly(&trace);
+    }
+}

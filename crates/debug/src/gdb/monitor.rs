@@ -61,8 +61,17 @@ impl Debuggee {
 
     fn when(&self) -> String {
         let session = self.timeline.session();
+        let index = self.timeline.index();
         let p = session.position();
-        let mut s = format!("position: entry {} step {}", p.seq, p.step);
+        let total = index.total_steps().max(1);
+        let mut s = format!(
+            "position: entry {} step {} of {} entries ({:.2}% of {} instructions)",
+            p.seq,
+            p.step,
+            index.entries(),
+            100.0 * index.steps_at(p) as f64 / total as f64,
+            index.total_steps()
+        );
         if let Some(h) = session.current_hart() {
             let _ = write!(s, " (hart {h} is running that entry)");
         } else {
@@ -80,7 +89,7 @@ impl Debuggee {
     }
 
     fn seek(&mut self, target: &str) -> Result<String, EngineError> {
-        let position = parse_position(target)?;
+        let position = self.parse_position(target)?;
         let never = AtomicBool::new(false);
         let landing = self.timeline.seek(position, &never)?;
         self.last = Some(landing);
@@ -102,10 +111,10 @@ impl Debuggee {
             let p = saved.checkpoint.position();
             let _ = write!(
                 s,
-                "\n  before entry {} ({} instructions, {} KiB)",
+                "\n  before entry {} ({} instructions; {} KiB with what it shares)",
                 p.seq,
                 saved.total,
-                saved.bytes / 1024
+                saved.checkpoint.bytes() / 1024
             );
         }
         s
@@ -176,15 +185,47 @@ fn parse_number(s: &str) -> Result<u64, EngineError> {
     parsed.map_err(|_| EngineError::Options(format!("'{s}' is not a number")))
 }
 
-/// `ENTRY[+STEP]` (hart and percent forms are resolved by the timeline).
-fn parse_position(s: &str) -> Result<Position, EngineError> {
-    let (entry, step) = s.split_once('+').unwrap_or((s, "0"));
-    let seq = parse_number(entry)?;
-    if seq == 0 {
-        return Err(EngineError::Options("entries are numbered from 1".into()));
+impl Debuggee {
+    /// `ENTRY[+STEP]`, `hartN:COUNT` or `P%`.
+    fn parse_position(&self, s: &str) -> Result<Position, EngineError> {
+        let index = self.timeline.index();
+        if let Some(percent) = s.strip_suffix('%') {
+            let p: f64 = percent
+                .parse()
+                .ok()
+                .filter(|p: &f64| (0.0..=100.0).contains(p))
+                .ok_or_else(|| {
+                    EngineError::Options(format!("'{s}' is not a percentage from 0% to 100%"))
+                })?;
+            return Ok(index.position_at_percent(p));
+        }
+        if let Some((hart, count)) = s.strip_prefix("hart").and_then(|r| r.split_once(':')) {
+            let hart: usize = hart
+                .parse()
+                .ok()
+                .filter(|&h| h < index.harts())
+                .ok_or_else(|| {
+                    EngineError::Options(format!(
+                        "no hart '{hart}': the recording has harts 0 to {}",
+                        index.harts() - 1
+                    ))
+                })?;
+            let count = parse_number(count)?;
+            return index.position_of_hart_step(hart, count).ok_or_else(|| {
+                EngineError::Options(format!(
+                    "hart {hart} executes {} instructions in the whole recording",
+                    index.hart_total_steps(hart)
+                ))
+            });
+        }
+        let (entry, step) = s.split_once('+').unwrap_or((s, "0"));
+        let seq = parse_number(entry)?;
+        if seq == 0 {
+            return Err(EngineError::Options("entries are numbered from 1".into()));
+        }
+        Ok(Position {
+            seq,
+            step: parse_number(step)?,
+        })
     }
-    Ok(Position {
-        seq,
-        step: parse_number(step)?,
-    })
 }

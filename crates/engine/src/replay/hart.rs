@@ -101,11 +101,10 @@ impl HartReplayer {
     }
 
     /// Drops an entry part-way through (the session goes back to a
-    /// checkpoint): its private pages and access bits are cleared, as a
-    /// squash does, so that the hart's next entry starts clean.
+    /// checkpoint) so that the hart's next entry starts clean. The access
+    /// table (private pages, and for CREW the record of direct writes the
+    /// restore needs) is the session's to drain.
     pub fn abandon(&mut self) {
-        self.bus.table.walk(&mut self.sets);
-        self.bus.table.reset(&self.sets);
         self.bus.divergence = None;
         self.bus.watches.hit = None;
         self.bus.touched.clear();
@@ -310,6 +309,7 @@ impl HartReplayer {
             self.bus.table.reset(&self.sets);
             return false;
         }
+        shared.dirty.mark_all(&self.sets.dirty);
         self.bus.write_back(&self.sets);
         shared.wm.retire(seq);
         true

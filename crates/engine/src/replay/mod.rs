@@ -11,7 +11,9 @@
 //! each strategy are ordered is the strategy's [`policy`].
 
 mod hart;
+mod index;
 mod observer;
+mod pages;
 mod policy;
 mod session;
 pub(crate) mod watch;
@@ -26,8 +28,9 @@ use samsara_machine::board::Board;
 use samsara_trace::{Event, Footer, RecordedExit, TraceHeader};
 use samsara_types::GuestPhysAddr;
 
+pub use index::{EntryIndex, IndexedEntry};
 pub use observer::{EntryView, Flow, NoObserver, Observer};
-pub use session::{Checkpoint, ReplaySession, Stop};
+pub use session::{Checkpoint, ReplaySession, Stop, unique_bytes};
 pub use watch::{Watch, WatchHit, WatchKind};
 
 use crate::EngineError;
@@ -386,6 +389,10 @@ pub(crate) struct Shared {
     /// Steps per `Hart::run` call inside an entry (the trace header's).
     pub batch: u64,
     pub error: Mutex<Option<EngineError>>,
+    /// RAM pages written since RAM last equalled the session's base
+    /// checkpoint (write-back, DMA; CREW's direct writes are folded in
+    /// from its tables when a checkpoint is taken or restored).
+    pub dirty: pages::DirtyPages,
 }
 
 impl Shared {

@@ -21,7 +21,9 @@ use samsara_trace::{
 use samsara_types::{GuestPhysAddr, GuestVirtAddr};
 
 use super::hart::{Advance, HartReplayer, InProgress};
+use super::index::EntryIndex;
 use super::observer::{EntryView, Flow, NoObserver, Observer};
+use super::pages::{DirtyPages, PAGE_BYTES, Page, PageTable, unique_table_bytes, zero_page};
 use super::policy::{Admission, CrewSaved, Policy};
 use super::watch::{Watch, WatchHit};
 use super::{Mismatch, Position, ReplayConfig, ReplayOutcome, Shared};
@@ -29,6 +31,7 @@ use crate::EngineError;
 use crate::digest::{Console, OutputLog, OutputState, blake3_hex, digests, ram_blake3};
 use crate::guest::LoadedGuest;
 use crate::sequencer::Watermark;
+use crate::table::ChunkSets;
 
 /// How far (in sequence numbers) the parallel dispatcher may run ahead of
 /// write-back: bounds the memory of queued entries whatever the trace's length.
@@ -54,6 +57,7 @@ pub enum Stop {
 pub struct ReplaySession {
     header: TraceHeader,
     path: String,
+    trace: std::path::PathBuf,
     source: EntrySource,
     shared: Shared,
     harts: Vec<Hart>,
@@ -69,16 +73,23 @@ pub struct ReplaySession {
     /// The observer stopped before this step: the next run does not show
     /// it the same step again.
     instruction_seen: Option<Position>,
+    /// The RAM of the checkpoint last taken or restored: RAM equals it but
+    /// for the pages in `shared.dirty` (`None`: no checkpoint yet).
+    base: Option<PageTable>,
+    /// The page every all-zero page of a checkpoint shares.
+    zero: Arc<Page>,
 }
 
-/// The state of a session between two entries, to come back to.
+/// The state of a session between two entries, to come back to. Its RAM
+/// is a table of shared page copies: pages a later checkpoint did not see
+/// written are the same copies (see [`unique_bytes`]).
 pub struct Checkpoint {
     next_seq: u64,
     source: SourcePoint,
     staged: Option<DmaRecord>,
     harts: Vec<HartState>,
     lines: Vec<u64>,
-    ram: Vec<u8>,
+    ram: PageTable,
     output: OutputState,
     uart: UartSnapshot,
     exit: Option<MachineExit>,
@@ -91,13 +102,35 @@ impl Checkpoint {
     pub fn position(&self) -> Position {
         Position::before(self.next_seq)
     }
+
+    /// Memory it holds: its state, its page table and every page copy it
+    /// refers to (shared ones too; see [`unique_bytes`] for a set).
+    pub fn bytes(&self) -> u64 {
+        unique_bytes([self])
+    }
+
+    /// Memory of its own state and page table, without page copies.
+    fn state_bytes(&self) -> u64 {
+        let dma = |d: &DmaRecord| -> usize { d.writes.iter().map(|(_, w)| w.len() + 16).sum() };
+        (size_of::<Self>()
+            + self.harts.len() * size_of::<HartState>()
+            + self.lines.len() * 8
+            + self.output.heap_bytes()
+            + self.staged.as_ref().map_or(0, dma)) as u64
+    }
+}
+
+/// Memory of a set of checkpoints: each one's state, and each page copy
+/// (or page table) once however many of them share it.
+pub fn unique_bytes<'a>(checkpoints: impl IntoIterator<Item = &'a Checkpoint>) -> u64 {
+    unique_table_bytes(checkpoints.into_iter().map(|c| (&c.ram, c.state_bytes())))
 }
 
 impl std::fmt::Debug for Checkpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Checkpoint")
             .field("position", &self.position())
-            .field("ram_bytes", &self.ram.len())
+            .field("ram_pages", &self.ram.pages())
             .finish_non_exhaustive()
     }
 }
@@ -141,7 +174,9 @@ impl ReplaySession {
             .iter()
             .map(|h| HartReplayer::new(board.clone(), h.hart_id(), header.strategy))
             .collect();
+        let pages = (board.ram.size() / PAGE_BYTES) as usize;
         let shared = Shared {
+            dirty: DirtyPages::new(pages),
             board,
             policy,
             wm: Watermark::new(),
@@ -153,6 +188,7 @@ impl ReplaySession {
             source: EntrySource::new(reader),
             header,
             path,
+            trace: config.trace.clone(),
             shared,
             harts,
             workers,
@@ -161,12 +197,19 @@ impl ReplaySession {
             current: None,
             staged: None,
             instruction_seen: None,
+            base: None,
+            zero: zero_page(),
         })
     }
 
     /// The trace's header.
     pub fn header(&self) -> &TraceHeader {
         &self.header
+    }
+
+    /// The [`EntryIndex`] of this session's trace (a read-only scan).
+    pub fn build_index(&self) -> Result<EntryIndex, EngineError> {
+        EntryIndex::build(&self.trace)
     }
 
     /// The harts, as they are at [`ReplaySession::position`].
@@ -479,7 +522,7 @@ impl ReplaySession {
     }
 
     fn apply_dma(&mut self, seq: u64, dma: &DmaRecord) -> Result<(), EngineError> {
-        apply_dma(&self.shared.board, dma).map_err(|what| self.bad_entry(seq, what))?;
+        apply_dma(&self.shared, dma).map_err(|what| self.bad_entry(seq, what))?;
         self.shared.wm.retire(seq);
         self.next_seq = seq + 1;
         Ok(())
@@ -488,10 +531,32 @@ impl ReplaySession {
     /// Runs the rest of the recording with harts in parallel, each on its
     /// own thread (an entry in progress is finished first, on this one).
     pub fn run_parallel(&mut self, stop: &AtomicBool) -> Result<(), EngineError> {
+        self.run_parallel_until(u64::MAX, stop).map(|_| ())
+    }
+
+    /// Runs with harts in parallel, each on its own thread (an entry in
+    /// progress is finished first, on this one), until every entry before
+    /// `until_seq` has finished and been written back and none after it
+    /// has started: [`Stop::Reached`] at `Position::before(until_seq)`.
+    /// Or [`Stop::End`] (the recording ended first) or
+    /// [`Stop::Interrupted`] (`stop` raised: every entry handed to a hart
+    /// finishes, the session stands between entries). The hart threads are
+    /// gone when it returns: `run`, `checkpoint` and `restore` go on from
+    /// there. Already at or past `until_seq`: `Reached`, nothing runs.
+    pub fn run_parallel_until(
+        &mut self,
+        until_seq: u64,
+        stop: &AtomicBool,
+    ) -> Result<Stop, EngineError> {
+        let until = Position::before(until_seq);
+        if self.position() >= until {
+            return Ok(Stop::Reached);
+        }
         if let Some(cur) = &self.current {
             let next = Position::before(cur.seq + 1);
-            if self.run(&mut NoObserver, next, stop)? != Stop::Reached {
-                return Ok(());
+            match self.run(&mut NoObserver, next, stop)? {
+                Stop::Reached => {}
+                other => return Ok(other),
             }
         }
         for w in &mut self.workers {
@@ -510,7 +575,7 @@ impl ReplaySession {
             ..
         } = self;
         let shared = &*shared;
-        std::thread::scope(|scope| {
+        let stopped = std::thread::scope(|scope| {
             let mut senders: Vec<Sender<(u64, ChunkRecord)>> = Vec::with_capacity(harts.len());
             for (hart, worker) in harts.iter_mut().zip(workers.iter_mut()) {
                 let (tx, rx) = crossbeam_channel::unbounded::<(u64, ChunkRecord)>();
@@ -532,79 +597,111 @@ impl ReplaySession {
                 seq,
                 what,
             };
-            loop {
+            let stopped = loop {
+                if *next_seq >= until_seq {
+                    break Stop::Reached;
+                }
                 if stop.load(Ordering::Relaxed) {
                     source.partial = Some(format!("interrupted after entry {}", *next_seq - 1));
-                    break;
+                    break Stop::Interrupted;
                 }
                 let entry = match staged.take() {
                     Some(dma) => Entry::Dma(dma),
                     None => match source.next() {
                         Ok(Some(entry)) => entry,
-                        Ok(None) => break,
+                        Ok(None) => break Stop::End,
                         Err(e) => {
                             shared.fail(e);
-                            break;
+                            break Stop::End;
                         }
                     },
                 };
                 let seq = *next_seq;
                 *next_seq += 1;
                 if seq > READ_AHEAD && !shared.wm.wait_for(seq - READ_AHEAD) {
-                    break;
+                    break Stop::End;
                 }
                 match entry {
                     Entry::Chunk(record) => {
                         if let Err(what) = admission.admit(seq, &record) {
                             shared.fail(bad(seq, what));
-                            break;
+                            break Stop::End;
                         }
                         let _ = senders[usize::from(record.hart)].send((seq, record));
                     }
                     Entry::Dma(dma) => {
                         if !shared.wm.wait_for(seq - 1) {
-                            break;
+                            break Stop::End;
                         }
-                        if let Err(what) = apply_dma(&shared.board, &dma) {
+                        if let Err(what) = apply_dma(shared, &dma) {
                             shared.fail(bad(seq, what));
-                            break;
+                            break Stop::End;
                         }
                         shared.wm.retire(seq);
                     }
                 }
                 if shared.wm.is_aborted() {
-                    break;
+                    break Stop::End;
                 }
-            }
+            };
             // Let the hart threads finish what was handed out.
             drop(senders);
+            stopped
         });
         if let Some(e) = self.shared.error.lock().take() {
             return Err(e);
         }
-        Ok(())
+        Ok(stopped)
+    }
+
+    /// Forgets what the harts' tables hold (an entry cut part-way through
+    /// by a restore leaves private pages there); CREW's tables, written
+    /// through to RAM, say which pages its entries wrote: into `dirty`.
+    fn drain_tables(&mut self) {
+        let direct = self.shared.policy.direct();
+        let mut sets = ChunkSets::default();
+        for w in &mut self.workers {
+            w.bus.table.walk(&mut sets);
+            if direct {
+                self.shared.dirty.mark_all(&sets.dirty);
+            }
+            w.bus.table.reset(&sets);
+        }
+        // The HTIF mailbox is written by its device model, not by harts.
+        let ram = &self.shared.board.ram;
+        if let Some(page) = self.shared.board.htif_page()
+            && let Some(idx) = page.checked_sub(ram.base().page())
+        {
+            self.shared.dirty.mark(idx as usize);
+        }
     }
 
     /// The state here, to [`ReplaySession::restore`] later. Checkpoints are
-    /// taken between entries: part-way through one, `Err` says where.
-    pub fn checkpoint(&self) -> Result<Checkpoint, EngineError> {
+    /// taken between entries: part-way through one, `Err` says where. Only
+    /// pages written since the last checkpoint taken or restored are
+    /// copied; the others are shared with that one.
+    pub fn checkpoint(&mut self) -> Result<Checkpoint, EngineError> {
         if self.current.is_some() {
             return Err(EngineError::Options(format!(
                 "a checkpoint is taken between entries; the replay is at {}",
                 self.position()
             )));
         }
+        self.drain_tables();
+        let dirty = self.shared.dirty.take();
         let ram = &self.shared.board.ram;
-        let mut bytes = vec![0u8; ram.size() as usize];
-        ram.read(ram.base(), &mut bytes)
-            .map_err(|e| EngineError::Internal(format!("reading RAM for a checkpoint: {e}")))?;
+        let table = match &self.base {
+            None => PageTable::full(ram, &self.zero),
+            Some(base) => base.updated(ram, &dirty, &self.zero),
+        };
+        self.base = Some(table.clone());
         Ok(Checkpoint {
             next_seq: self.next_seq,
             source: self.source.point(),
             staged: self.staged.clone(),
             harts: self.harts.iter().map(Hart::snapshot).collect(),
             lines: self.workers.iter().map(|w| w.lines).collect(),
-            ram: bytes,
+            ram: table,
             output: self.output.save(),
             uart: self.shared.board.uart.snapshot(),
             exit: self.shared.board.exit.get(),
@@ -617,21 +714,28 @@ impl ReplaySession {
     }
 
     /// Goes back (or forward) to `checkpoint`, taken from this session.
+    /// Writes only the pages that may differ: those written since the
+    /// last checkpoint taken or restored, and those in which that one and
+    /// `checkpoint` hold different copies.
     pub fn restore(&mut self, checkpoint: &Checkpoint) -> Result<(), EngineError> {
-        let ram = &self.shared.board.ram;
-        if checkpoint.ram.len() as u64 != ram.size() || checkpoint.harts.len() != self.harts.len() {
+        let pages = (self.shared.board.ram.size() / PAGE_BYTES) as usize;
+        if checkpoint.ram.pages() != pages || checkpoint.harts.len() != self.harts.len() {
             return Err(EngineError::Options(
                 "the checkpoint is of another machine".into(),
             ));
         }
         // An entry part-way through is abandoned: its hart's private pages
-        // and access bits must not leak into that hart's next entry.
+        // and access bits (drained below) must not leak into that hart's
+        // next entry.
         if let Some(cur) = self.current.take() {
             self.workers[usize::from(cur.record.hart)].abandon();
         }
         self.source.seek(&checkpoint.source)?;
-        ram.write(ram.base(), &checkpoint.ram)
-            .map_err(|e| EngineError::Internal(format!("restoring RAM: {e}")))?;
+        self.drain_tables();
+        let ram = &self.shared.board.ram;
+        let dirty = self.shared.dirty.take();
+        checkpoint.ram.write_over(self.base.as_ref(), &dirty, ram);
+        self.base = Some(checkpoint.ram.clone());
         for (hart, state) in self.harts.iter_mut().zip(&checkpoint.harts) {
             hart.restore(state);
         }
@@ -652,6 +756,12 @@ impl ReplaySession {
         self.current = None;
         self.instruction_seen = None;
         Ok(())
+    }
+
+    /// The hart digests and the BLAKE3 of all of RAM, as they are now
+    /// (between entries: the global state at [`ReplaySession::position`]).
+    pub fn state_digests(&self) -> (Vec<u64>, String) {
+        digests(&self.harts, &self.shared.board.ram)
     }
 
     /// The replay's result: what it regenerated, compared with the footer.
@@ -764,11 +874,19 @@ fn compare(
     mismatches
 }
 
-fn apply_dma(board: &Board, dma: &DmaRecord) -> Result<(), String> {
+fn apply_dma(shared: &Shared, dma: &DmaRecord) -> Result<(), String> {
+    let ram = &shared.board.ram;
+    let first = ram.base().page();
     for (addr, data) in &dma.writes {
-        board
-            .ram
-            .write(GuestPhysAddr(*addr), data)
+        if !data.is_empty() {
+            let last = (addr + data.len() as u64 - 1) >> 12;
+            for page in (addr >> 12)..=last {
+                if let Some(idx) = page.checked_sub(first) {
+                    shared.dirty.mark(idx as usize);
+                }
+            }
+        }
+        ram.write(GuestPhysAddr(*addr), data)
             .map_err(|e| format!("DMA entry writes outside RAM: {e}"))?;
     }
     Ok(())
