@@ -266,3 +266,55 @@ fn read_and_access_watches_and_amos() {
     let o = s.outcome(Duration::ZERO);
     assert!(o.verified(), "{:?} {:?}", o.mismatches, o.partial);
 }
+
+/// Counts the instructions it is shown, in order.
+#[derive(Default)]
+struct Steps {
+    count: u64,
+    last: Option<Position>,
+}
+
+impl samsara_engine::replay::Observer for Steps {
+    const INSTRUCTIONS: bool = true;
+
+    fn instruction(
+        &mut self,
+        at: Position,
+        _: samsara_types::HartId,
+        _: GuestVirtAddr,
+    ) -> samsara_engine::replay::Flow {
+        assert!(self.last.is_none_or(|l| l < at), "{at} after {:?}", self.last);
+        self.last = Some(at);
+        self.count += 1;
+        samsara_engine::replay::Flow::Continue
+    }
+}
+
+#[test]
+fn an_instruction_observer_sees_a_caught_instruction_once() {
+    let mut s = open();
+    s.set_watches(vec![Watch {
+        addr: GuestVirtAddr(RACY),
+        len: 8,
+        kind: WatchKind::Access,
+    }]);
+    let until = Position::before(40);
+    let mut observer = Steps::default();
+    let mut hits = 0;
+    loop {
+        match s.run(&mut observer, until, &AtomicBool::new(false)).unwrap() {
+            Stop::Watch(hit) => {
+                // Shown before it was caught.
+                assert_eq!(observer.last, Some(hit.at));
+                hits += 1;
+            }
+            Stop::Reached => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(hits > 1000);
+    let steps: u64 = s.harts().iter().map(|h| h.steps().0).sum();
+    assert_eq!(observer.count, steps);
+    s.set_watches(Vec::new());
+    finish_verified(&mut s);
+}
