@@ -34,6 +34,17 @@ fn open() -> ReplaySession {
     .expect("the fixture opens")
 }
 
+/// The fixture with a watch of `kind` on the counter.
+fn open_watching(kind: WatchKind) -> ReplaySession {
+    let mut s = open();
+    s.set_watches(vec![Watch {
+        addr: GuestVirtAddr(RACY),
+        len: 8,
+        kind,
+    }]);
+    s
+}
+
 fn u64_at(s: &ReplaySession, hart: usize, addr: u64) -> u64 {
     let mut b = [0u8; 8];
     assert_eq!(s.read_virt(hart, GuestVirtAddr(addr), &mut b), 8);
@@ -55,12 +66,7 @@ fn printed_racy(output: &[u8]) -> u64 {
 #[test]
 fn a_write_watch_stops_at_every_write_of_the_counter_in_order() {
     let never = AtomicBool::new(false);
-    let mut s = open();
-    s.set_watches(vec![Watch {
-        addr: GuestVirtAddr(RACY),
-        len: 8,
-        kind: WatchKind::Write,
-    }]);
+    let mut s = open_watching(WatchKind::Write);
     let mut hits = 0u64;
     let mut last: Option<WatchHit> = None;
     let mut stored = 0;
@@ -142,12 +148,7 @@ fn finish_verified(s: &mut ReplaySession) {
 
 #[test]
 fn reads_are_of_the_harts_view_and_change_nothing() {
-    let mut s = open();
-    s.set_watches(vec![Watch {
-        addr: GuestVirtAddr(RACY),
-        len: 8,
-        kind: WatchKind::Write,
-    }]);
+    let mut s = open_watching(WatchKind::Write);
     // A hit after an earlier write by the same hart in the same entry: its
     // private copy of the page differs from shared RAM.
     let mut prev = next_hit(&mut s);
@@ -283,7 +284,11 @@ impl samsara_engine::replay::Observer for Steps {
         _: samsara_types::HartId,
         _: GuestVirtAddr,
     ) -> samsara_engine::replay::Flow {
-        assert!(self.last.is_none_or(|l| l < at), "{at} after {:?}", self.last);
+        assert!(
+            self.last.is_none_or(|l| l < at),
+            "{at} after {:?}",
+            self.last
+        );
         self.last = Some(at);
         self.count += 1;
         samsara_engine::replay::Flow::Continue
@@ -292,17 +297,15 @@ impl samsara_engine::replay::Observer for Steps {
 
 #[test]
 fn an_instruction_observer_sees_a_caught_instruction_once() {
-    let mut s = open();
-    s.set_watches(vec![Watch {
-        addr: GuestVirtAddr(RACY),
-        len: 8,
-        kind: WatchKind::Access,
-    }]);
+    let mut s = open_watching(WatchKind::Access);
     let until = Position::before(40);
     let mut observer = Steps::default();
     let mut hits = 0;
     loop {
-        match s.run(&mut observer, until, &AtomicBool::new(false)).unwrap() {
+        match s
+            .run(&mut observer, until, &AtomicBool::new(false))
+            .unwrap()
+        {
             Stop::Watch(hit) => {
                 // Shown before it was caught.
                 assert_eq!(observer.last, Some(hit.at));
