@@ -32,13 +32,19 @@ fn with_satp(hart: &mut Hart, satp: u64) {
 }
 
 #[test]
-fn peek_translate_walks_sv39_without_side_effects() {
+fn peek_translate_walks_sv39_and_sv48_without_side_effects() {
+    for levels in [3, 4] {
+        peek_translate_case(levels);
+    }
+}
+
+fn peek_translate_case(levels: u32) {
     let mut bus = TestBus::new(4 << 20);
     let mut hart = Hart::new(HartId(0), GuestVirtAddr(RAM_BASE));
     // Bare: identity, whatever the address.
     assert_eq!(peek(&hart, &bus, 0x1234_5678), Some(0x1234_5678));
 
-    let mut pt = PageTable::new(3, PT_AREA);
+    let mut pt = PageTable::new(levels, PT_AREA);
     // No A/D, no R/W/X beyond what makes a leaf, U set: all ignored.
     let leaf = pt.map(&mut bus, VA, PA_DATA, 0, V | R | U);
     let mega = pt.map(&mut bus, VA + 0x20_0000, PA_DATA, 1, V | X);
@@ -50,7 +56,7 @@ fn peek_translate_walks_sv39_without_side_effects() {
     let high = pt.map(&mut bus, VA + 0x3000, PA_DATA, 0, V | R);
     bus.write_u64(high, bus.read_u64(high) | (1 << 60));
     with_satp(&mut hart, pt.satp());
-    let before = bus.read_bytes(PT_AREA, 0x4000);
+    let before = bus.read_bytes(PT_AREA, 0x5000);
     bus.grants.clear();
 
     // The hart is in M-mode: peek follows satp anyway.
@@ -69,12 +75,13 @@ fn peek_translate_walks_sv39_without_side_effects() {
     assert_eq!(peek(&hart, &bus, VA + 0x2000), None, "W without R");
     assert_eq!(peek(&hart, &bus, VA + 0x3000), None, "reserved bits");
     assert_eq!(peek(&hart, &bus, VA + 0x60_0000), None, "unmapped");
-    assert_eq!(peek(&hart, &bus, 1 << 40), None, "not canonical");
+    let beyond = 1u64 << (12 + 9 * levels);
+    assert_eq!(peek(&hart, &bus, beyond), None, "not canonical");
     // A PTE the reader cannot read: not mapped.
     assert_eq!(hart.peek_translate(GuestVirtAddr(VA), |_| None), None);
 
     // Nothing changed: no A/D bits, no bus call.
-    assert_eq!(bus.read_bytes(PT_AREA, 0x4000), before);
+    assert_eq!(bus.read_bytes(PT_AREA, 0x5000), before);
     assert_eq!(bus.read_u64(leaf) & (A | D), 0);
     assert_eq!(bus.read_u64(mega) & (A | D), 0);
     assert!(bus.grants.is_empty());

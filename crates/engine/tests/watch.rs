@@ -34,6 +34,17 @@ fn open() -> ReplaySession {
     .expect("the fixture opens")
 }
 
+/// The fixture with a watch of `kind` on the counter.
+fn open_watching(kind: WatchKind) -> ReplaySession {
+    let mut s = open();
+    s.set_watches(vec![Watch {
+        addr: GuestVirtAddr(RACY),
+        len: 8,
+        kind,
+    }]);
+    s
+}
+
 fn u64_at(s: &ReplaySession, hart: usize, addr: u64) -> u64 {
     let mut b = [0u8; 8];
     assert_eq!(s.read_virt(hart, GuestVirtAddr(addr), &mut b), 8);
@@ -55,12 +66,7 @@ fn printed_racy(output: &[u8]) -> u64 {
 #[test]
 fn a_write_watch_stops_at_every_write_of_the_counter_in_order() {
     let never = AtomicBool::new(false);
-    let mut s = open();
-    s.set_watches(vec![Watch {
-        addr: GuestVirtAddr(RACY),
-        len: 8,
-        kind: WatchKind::Write,
-    }]);
+    let mut s = open_watching(WatchKind::Write);
     let mut hits = 0u64;
     let mut last: Option<WatchHit> = None;
     let mut stored = 0;
@@ -142,12 +148,7 @@ fn finish_verified(s: &mut ReplaySession) {
 
 #[test]
 fn reads_are_of_the_harts_view_and_change_nothing() {
-    let mut s = open();
-    s.set_watches(vec![Watch {
-        addr: GuestVirtAddr(RACY),
-        len: 8,
-        kind: WatchKind::Write,
-    }]);
+    let mut s = open_watching(WatchKind::Write);
     // A hit after an earlier write by the same hart in the same entry: its
     // private copy of the page differs from shared RAM.
     let mut prev = next_hit(&mut s);
@@ -265,4 +266,58 @@ fn read_and_access_watches_and_amos() {
     }
     let o = s.outcome(Duration::ZERO);
     assert!(o.verified(), "{:?} {:?}", o.mismatches, o.partial);
+}
+
+/// Counts the instructions it is shown, in order.
+#[derive(Default)]
+struct Steps {
+    count: u64,
+    last: Option<Position>,
+}
+
+impl samsara_engine::replay::Observer for Steps {
+    const INSTRUCTIONS: bool = true;
+
+    fn instruction(
+        &mut self,
+        at: Position,
+        _: samsara_types::HartId,
+        _: GuestVirtAddr,
+    ) -> samsara_engine::replay::Flow {
+        assert!(
+            self.last.is_none_or(|l| l < at),
+            "{at} after {:?}",
+            self.last
+        );
+        self.last = Some(at);
+        self.count += 1;
+        samsara_engine::replay::Flow::Continue
+    }
+}
+
+#[test]
+fn an_instruction_observer_sees_a_caught_instruction_once() {
+    let mut s = open_watching(WatchKind::Access);
+    let until = Position::before(40);
+    let mut observer = Steps::default();
+    let mut hits = 0;
+    loop {
+        match s
+            .run(&mut observer, until, &AtomicBool::new(false))
+            .unwrap()
+        {
+            Stop::Watch(hit) => {
+                // Shown before it was caught.
+                assert_eq!(observer.last, Some(hit.at));
+                hits += 1;
+            }
+            Stop::Reached => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(hits > 1000);
+    let steps: u64 = s.harts().iter().map(|h| h.steps().0).sum();
+    assert_eq!(observer.count, steps);
+    s.set_watches(Vec::new());
+    finish_verified(&mut s);
 }
