@@ -33,6 +33,7 @@ impl CheckpointArgs {
         TimelineOptions {
             checkpoint_memory: self.checkpoint_memory,
             checkpoint_interval: self.checkpoint_interval,
+            parallel: true,
         }
     }
 }

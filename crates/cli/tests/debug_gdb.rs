@@ -232,7 +232,7 @@ end
 fn stepi_then_reverse_stepi_on_every_hart_retraces_the_same_states() {
     gdb_available();
     let (trace, elf, _) = racy_trace();
-    let server = Server::start(trace, &["--checkpoint-interval", "200000"]);
+    let server = Server::start(trace, &["--checkpoint-interval", "30000"]);
     let n = 1000;
     let script = format!(
         "break guest_main\ncontinue\ncontinue\ndelete\n{}",

@@ -220,8 +220,11 @@ impl Hart {
         self.take_exception(e);
     }
 
-    /// Takes the highest-priority deliverable interrupt, if any.
-    fn check_interrupts<B: Bus>(&mut self, bus: &mut B) {
+    /// Takes the highest-priority deliverable interrupt, if any: what
+    /// [`Hart::run`] does before [`Hart::resume`]. A replay that shows each
+    /// instruction to an observer calls the two apart, so that the first
+    /// instruction it shows is the trap handler's when an interrupt is taken.
+    pub fn check_interrupts<B: Bus>(&mut self, bus: &mut B) {
         let lines = bus.interrupt_lines();
         if let Some(cause) = self.pending_interrupt(lines) {
             self.take_interrupt(cause);

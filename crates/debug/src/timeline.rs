@@ -30,6 +30,9 @@ pub struct TimelineOptions {
     /// Instructions (all harts together) between two checkpoints taken
     /// while replaying forward.
     pub checkpoint_interval: u64,
+    /// `continue` with no breakpoint or watchpoint runs harts in parallel
+    /// (false: on one thread, as every other command does).
+    pub parallel: bool,
 }
 
 impl Default for TimelineOptions {
@@ -39,6 +42,7 @@ impl Default for TimelineOptions {
             // Replaying this many steps sequentially takes ~0.1 s, which
             // bounds what a reverse-stepi costs.
             checkpoint_interval: 1 << 24,
+            parallel: true,
         }
     }
 }
@@ -303,17 +307,37 @@ impl Timeline {
         self.watches.clear();
         self.session.set_watches(Vec::new());
         self.restore_at_or_before(Position::START)?;
-        Ok(self.land(Position::START, 0, Why::Begin))
+        self.land(Position::START, 0, Why::Begin)
     }
 
-    fn land(&mut self, position: Position, hart: usize, why: Why) -> Landing {
+    /// After a run that stopped at a position part-way through an entry
+    /// (not by an observer): brings the hart to where an observer sees its
+    /// next instruction (an interrupt due at a run call's start is taken
+    /// first), so that a position shows the same state however it was
+    /// reached. The position does not change.
+    fn settle(&mut self) -> Result<(), EngineError> {
+        if let Some(record) = self.session.current_entry()
+            && self.session.position().step < record.steps
+        {
+            let never = AtomicBool::new(false);
+            self.session
+                .run(&mut FirstInstruction, Position::END, &never)?;
+        }
+        Ok(())
+    }
+
+    /// Finishes a command at `position`. The next command's run starts by
+    /// seeing the instruction here (the runner skips what must not be
+    /// reported twice).
+    fn land(&mut self, position: Position, hart: usize, why: Why) -> Result<Landing, EngineError> {
+        self.session.reshow();
         self.focus = hart;
         self.skip = self.session.current_hart().map(|_| position);
-        Landing {
+        Ok(Landing {
             position,
             hart,
             why,
-        }
+        })
     }
 
     /// Takes a checkpoint here (between entries) unless one is here.
@@ -437,7 +461,7 @@ impl Timeline {
             .0)
     }
 
-    fn ended(&mut self, stopped: Stop) -> Landing {
+    fn ended(&mut self, stopped: Stop) -> Result<Landing, EngineError> {
         let position = self.session.position();
         let hart = self.session.current_hart().unwrap_or(self.focus);
         let why = match stopped {
@@ -447,11 +471,39 @@ impl Timeline {
         self.land(position, hart, why)
     }
 
+    /// Forward with harts in parallel (nothing to look for), to the end,
+    /// checkpointing every `checkpoint_interval` steps on the way.
+    fn forward_parallel(&mut self, stop: &AtomicBool) -> Result<Stop, EngineError> {
+        let interval = self.options.checkpoint_interval;
+        loop {
+            let here = self.session.position();
+            let base = self.checkpoints.total_at_or_before(here);
+            let target = self.index.position_at_step(base.saturating_add(interval));
+            // The first entry boundary at or after it, and past here.
+            let seq = (target.seq + u64::from(target.step > 0)).max(here.seq + 1);
+            if seq > self.index.entries() {
+                return self.session.run_parallel_until(u64::MAX, stop);
+            }
+            match self.session.run_parallel_until(seq, stop)? {
+                Stop::Reached => {
+                    let total = self.total_steps();
+                    let checkpoint = self.session.checkpoint()?;
+                    self.checkpoints.insert(checkpoint, total, interval);
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+
     /// `continue`: until a breakpoint or watch hit on one of `harts` (a
     /// bit per hart; [`ALL_HARTS`]), or the end. Other harts run as far as
     /// the recorded order requires, their hits ignored (gdb resumed only
-    /// some threads).
+    /// some threads). With nothing to look for, harts run in parallel.
     pub fn cont(&mut self, harts: u64, stop: &AtomicBool) -> Result<Landing, EngineError> {
+        if self.breakpoints.is_empty() && self.watches.is_empty() && self.options.parallel {
+            let stopped = self.forward_parallel(stop)?;
+            return self.ended(stopped);
+        }
         let (stopped, found) = if self.breakpoints.is_empty() {
             // Watches stop the session by themselves: no per-step observer.
             self.forward::<false>(Goal::Break, harts, Position::END, stop)?
@@ -459,8 +511,8 @@ impl Timeline {
             self.forward::<true>(Goal::Break, harts, Position::END, stop)?
         };
         Ok(match found {
-            Some(f) => self.land(f.at, f.hart, f.why),
-            None => self.ended(stopped),
+            Some(f) => self.land(f.at, f.hart, f.why)?,
+            None => self.ended(stopped)?,
         })
     }
 
@@ -475,17 +527,18 @@ impl Timeline {
         let (stopped, found) =
             self.forward::<true>(Goal::Step { hart }, harts, Position::END, stop)?;
         let Some(found) = found else {
-            return Ok(self.ended(stopped));
+            return self.ended(stopped);
         };
         if found.why != Why::Step {
-            return Ok(self.land(found.at, found.hart, found.why));
+            return self.land(found.at, found.hart, found.why);
         }
         // Stopped before the instruction: execute it.
         let stopped = self.run_to(found.at, stop)?;
         if stopped != Stop::Reached {
-            return Ok(self.ended(stopped));
+            return self.ended(stopped);
         }
-        Ok(self.land(found.at, hart, Why::Step))
+        self.settle()?;
+        self.land(found.at, hart, Why::Step)
     }
 
     /// Range stepping: `hart` runs until its pc leaves `[start, end)`.
@@ -505,8 +558,8 @@ impl Timeline {
         };
         let (stopped, found) = self.forward::<true>(goal, harts, Position::END, stop)?;
         Ok(match found {
-            Some(f) => self.land(f.at, f.hart, f.why),
-            None => self.ended(stopped),
+            Some(f) => self.land(f.at, f.hart, f.why)?,
+            None => self.ended(stopped)?,
         })
     }
 
@@ -518,7 +571,7 @@ impl Timeline {
             Some(at) => self.go_to_instruction(at, hart, Why::Step, stop),
             None => {
                 self.restore_at_or_before(Position::START)?;
-                Ok(self.land(Position::START, hart, Why::Begin))
+                self.land(Position::START, hart, Why::Begin)
             }
         }
     }
@@ -557,7 +610,7 @@ impl Timeline {
                 } else {
                     0
                 };
-                return Ok(self.land(Position::START, hart, Why::Begin));
+                return self.land(Position::START, hart, Why::Begin);
             };
             self.restore_at_or_before(start)?;
             self.skip = None;
@@ -585,14 +638,16 @@ impl Timeline {
         self.skip = None;
         let stopped = self.run_to(at, stop)?;
         if stopped != Stop::Reached {
-            return Ok(self.ended(stopped));
+            return self.ended(stopped);
         }
         if self.session.current_hart().is_none() {
             // Start the entry: stop at its first instruction.
             let mut first = FirstInstruction;
             self.session.run(&mut first, Position::END, stop)?;
+        } else {
+            self.settle()?;
         }
-        Ok(self.land(at, hart, why))
+        self.land(at, hart, why)
     }
 
     /// Back to where a command started (after an interrupted search).
@@ -606,7 +661,8 @@ impl Timeline {
         let never = AtomicBool::new(false);
         self.restore_at_or_before(at)?;
         self.run_to(at, &never)?;
-        Ok(self.land(at, hart, why))
+        self.settle()?;
+        self.land(at, hart, why)
     }
 
     /// Goes to `target` (anywhere, forward or back).
@@ -629,10 +685,11 @@ impl Timeline {
         self.skip = None;
         match self.run_to(target, stop)? {
             Stop::Reached => {
+                self.settle()?;
                 let hart = self.session.current_hart().unwrap_or(self.focus);
-                Ok(self.land(target, hart, Why::Step))
+                self.land(target, hart, Why::Step)
             }
-            other => Ok(self.ended(other)),
+            other => self.ended(other),
         }
     }
 }

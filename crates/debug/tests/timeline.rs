@@ -34,6 +34,7 @@ fn open(interval: u64, memory: u64) -> Timeline {
         TimelineOptions {
             checkpoint_memory: memory,
             checkpoint_interval: interval,
+            parallel: true,
         },
     )
     .expect("the fixture opens")

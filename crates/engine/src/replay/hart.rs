@@ -52,6 +52,11 @@ pub(crate) struct HartReplayer {
     /// call continues that run (no interrupt check first) and executes the
     /// caught instruction with the watches off. Cleared at an entry's start.
     after_watch: bool,
+    /// The observer was shown the caught instruction before the hit.
+    watch_seen: bool,
+    /// Interrupts were checked for the run call starting at this step of
+    /// the entry (an observer saw its first instruction after that check).
+    interrupts_checked_at: Option<u64>,
 }
 
 impl HartReplayer {
@@ -61,6 +66,8 @@ impl HartReplayer {
             sets: ChunkSets::default(),
             lines: 0,
             after_watch: false,
+            watch_seen: false,
+            interrupts_checked_at: None,
         }
     }
 
@@ -100,6 +107,12 @@ impl HartReplayer {
         });
     }
 
+    /// The next observed advance shows the instruction caught by a watch
+    /// again (see [`ReplaySession::reshow`](super::ReplaySession::reshow)).
+    pub fn reshow(&mut self) {
+        self.watch_seen = false;
+    }
+
     /// Drops an entry part-way through (the session goes back to a
     /// checkpoint) so that the hart's next entry starts clean. The access
     /// table (private pages, and for CREW the record of direct writes the
@@ -137,6 +150,7 @@ impl HartReplayer {
         }
         hart.flush_tlb();
         self.after_watch = false;
+        self.interrupts_checked_at = None;
         self.bus.watches.hit = None;
         if !shared.policy.direct() {
             // Recording drops reservations at chunk boundaries; CREW
@@ -182,8 +196,19 @@ impl HartReplayer {
             if done >= limit {
                 return Advance::Reached;
             }
-            // The observer saw the caught instruction before the hit.
-            if O::INSTRUCTIONS && !self.after_watch {
+            let into_batch = done % batch;
+            if O::INSTRUCTIONS
+                && into_batch == 0
+                && !self.after_watch
+                && self.interrupts_checked_at != Some(done)
+            {
+                // `run`'s interrupt check, first: the observer then sees
+                // the instruction that really executes (a trap handler's).
+                hart.check_interrupts(&mut self.bus);
+                self.interrupts_checked_at = Some(done);
+            }
+            // Unless the observer saw the caught instruction before the hit.
+            if O::INSTRUCTIONS && !(self.after_watch && self.watch_seen) {
                 let at = Position {
                     seq: cur.seq,
                     step: done,
@@ -192,7 +217,6 @@ impl HartReplayer {
                     return Advance::Observer;
                 }
             }
-            let into_batch = done % batch;
             let mut max = (batch - into_batch).min(limit - done);
             if O::INSTRUCTIONS {
                 max = 1;
@@ -204,7 +228,7 @@ impl HartReplayer {
                 let stop = resume_cut_run(hart, &mut self.bus, 1);
                 self.bus.watches.suppressed = false;
                 stop
-            } else if into_batch == 0 {
+            } else if into_batch == 0 && self.interrupts_checked_at != Some(done) {
                 hart.run(&mut self.bus, max)
             } else {
                 resume_cut_run(hart, &mut self.bus, max)
@@ -218,6 +242,7 @@ impl HartReplayer {
             // A hit is reported even if the observer wants to stop too.
             if stop == StopReason::Watch {
                 self.after_watch = true;
+                self.watch_seen = O::INSTRUCTIONS;
                 return Advance::Watch;
             }
             if pages == Flow::Stop {

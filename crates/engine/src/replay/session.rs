@@ -241,6 +241,18 @@ impl ReplaySession {
         self.current.as_ref().map(|c| usize::from(c.record.hart))
     }
 
+    /// Makes the next `run` with an instruction observer show the
+    /// instruction at the current position again, even if an observer was
+    /// shown it before this stop (each hook otherwise sees each event once).
+    /// A debugger that reports its own stops wants each command's run to
+    /// start by seeing where it stands.
+    pub fn reshow(&mut self) {
+        self.instruction_seen = None;
+        if let Some(h) = self.current_hart() {
+            self.workers[h].reshow();
+        }
+    }
+
     /// The entry in progress, if one is.
     pub fn current_entry(&self) -> Option<&ChunkRecord> {
         self.current.as_ref().map(|c| &c.record)
