@@ -341,3 +341,29 @@ end
     let out = gdb(&server, elf, "monitor when\n");
     assert!(out.contains("position: entry 1 step 0"), "{out}");
 }
+
+#[test]
+fn samsara_debug_starts_gdb_on_the_recording_with_its_symbols() {
+    gdb_available();
+    let (trace, _, _) = racy_trace();
+    let mut cmd = Command::new("sh");
+    // gdb's errors go to stderr: merge them in order.
+    cmd.args(["-c", "exec \"$@\" 2>&1", "sh", SAMSARA, "debug"])
+        .arg(trace)
+        .args([
+            "--",
+            "-batch",
+            "-ex",
+            "info threads",
+            "-ex",
+            "break guest_main",
+        ])
+        .args(["-ex", "continue", "-ex", "seek 50%", "-ex", "monitor when"]);
+    let run = run_with_timeout(cmd, GDB_TIMEOUT);
+    let out = run.stdout_str();
+    assert_eq!(run.code(), Some(0), "{out}");
+    assert!(out.contains("hart 3 M-mode"), "{out}");
+    assert!(out.contains("hit Breakpoint 1"), "{out}");
+    assert!(out.contains("guest_main (hart="), "symbols loaded: {out}");
+    assert!(out.contains("% of "), "{out}");
+}

@@ -104,12 +104,9 @@ enum Goal {
         end: u64,
         stepped: bool,
     },
-    /// The last instruction of `hart` (any hart: `None`) before the run's
-    /// end that `matches` accepts, without stopping.
-    Last {
-        hart: Option<usize>,
-        breakpoints: bool,
-    },
+    /// The last breakpoint or watch hit (any hart) before the run's end,
+    /// noted without stopping.
+    LastHit,
 }
 
 /// What a forward run found.
@@ -189,17 +186,13 @@ impl<const FINE: bool> Observer for Runner<'_, FINE> {
                 }
                 Flow::Continue
             }
-            Goal::Last {
-                hart: want,
-                breakpoints,
-            } => {
-                if want.is_none_or(|h| h == hart) && (!*breakpoints || breakpoint) {
-                    let why = if *breakpoints {
-                        Why::Breakpoint { pc }
-                    } else {
-                        Why::Step
-                    };
-                    self.found = Some(Found { at, hart, why });
+            Goal::LastHit => {
+                if breakpoint {
+                    self.found = Some(Found {
+                        at,
+                        hart,
+                        why: Why::Breakpoint { pc },
+                    });
                 }
                 Flow::Continue
             }
@@ -416,12 +409,9 @@ impl Timeline {
                     kind: hit.kind,
                 };
                 match &runner.goal {
-                    // Looking for an instruction, not an access.
-                    Goal::Nothing
-                    | Goal::Last {
-                        breakpoints: false, ..
-                    } => continue,
-                    Goal::Last { .. } => {
+                    // Looking for a position, not an access.
+                    Goal::Nothing => continue,
+                    Goal::LastHit => {
                         runner.found = Some(Found {
                             at: hit.at,
                             hart: hit.hart,
@@ -580,22 +570,17 @@ impl Timeline {
     /// on any hart.
     pub fn reverse_cont(&mut self, stop: &AtomicBool) -> Result<Landing, EngineError> {
         let focus = self.focus;
-        let goal = || Goal::Last {
-            hart: None,
-            breakpoints: true,
-        };
         if self.breakpoints.is_empty() {
             // Only watches: the session finds their hits without a per-step observer.
-            return self.reverse::<false>(goal, focus, stop);
+            return self.reverse::<false>(focus, stop);
         }
-        self.reverse::<true>(goal, focus, stop)
+        self.reverse::<true>(focus, stop)
     }
 
     /// Searches the intervals between checkpoints, newest first, for the
-    /// last instruction the goal accepts before now; goes there.
+    /// last hit before now; goes there.
     fn reverse<const FINE: bool>(
         &mut self,
-        goal: impl Fn() -> Goal,
         hart: usize,
         stop: &AtomicBool,
     ) -> Result<Landing, EngineError> {
@@ -614,7 +599,7 @@ impl Timeline {
             };
             self.restore_at_or_before(start)?;
             self.skip = None;
-            let (stopped, found) = self.forward::<FINE>(goal(), ALL_HARTS, end, stop)?;
+            let (stopped, found) = self.forward::<FINE>(Goal::LastHit, ALL_HARTS, end, stop)?;
             if stopped == Stop::Interrupted {
                 return self.go_back_to(now, hart, Why::Interrupted, stop);
             }
