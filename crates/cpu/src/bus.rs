@@ -68,6 +68,17 @@ impl PageGrant {
     }
 }
 
+/// What [`Bus::breakpoint`] says of an instruction about to execute.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum FetchBreakpoint {
+    /// No breakpoint there.
+    None,
+    /// A breakpoint: stop before it (`StopReason::Breakpoint`).
+    Stop,
+    /// A breakpoint, but execute it this once (resuming from it).
+    Pass,
+}
+
 /// Result of a device (MMIO) access.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum MmioError {
@@ -162,6 +173,16 @@ pub unsafe trait Bus {
     /// may give its host thread's CPU away here; it must not change what
     /// the hart does. The default: nothing.
     fn pause_hint(&mut self) {}
+
+    /// Whether the instruction at virtual address `pc`, just fetched and
+    /// decoded (a decode-cache miss), is at a breakpoint. An instruction at
+    /// a breakpoint is never put in the decode cache, so every execution of
+    /// it is asked again; whoever sets breakpoints flushes the decode cache
+    /// (`Hart::flush_decode_cache`). The other instructions run at full
+    /// speed. Fetch faults come first. The default: none.
+    fn breakpoint(&mut self, _pc: GuestVirtAddr) -> FetchBreakpoint {
+        FetchBreakpoint::None
+    }
 
     /// Whether any watch is set. Asked only on the TLB slow path (a miss),
     /// before [`Bus::watched_page`]; keep it cheap. The default: never.

@@ -3,7 +3,7 @@
 use samsara_isa::Inst;
 use samsara_types::{GuestVirtAddr, HartId, InstrCount};
 
-use crate::bus::Bus;
+use crate::bus::{Bus, FetchBreakpoint};
 use crate::state::{HartState, Privilege};
 use crate::tlb::{DecodeCache, Tlb};
 use crate::trap::Exception;
@@ -26,6 +26,9 @@ pub enum StopReason {
     /// instruction did not execute, had no effect (no step), and `pc` is
     /// at it.
     Watch,
+    /// The bus reported a breakpoint at the instruction about to execute
+    /// (`Bus::breakpoint`): it did not execute (no step), `pc` is at it.
+    Breakpoint,
 }
 
 /// Why an instruction did not complete.
@@ -37,6 +40,8 @@ pub(crate) enum ExecError {
     Deferred,
     /// The bus reported a watch hit: no step, no effect.
     Watch,
+    /// The bus reported a breakpoint at the instruction: no step, no effect.
+    Breakpoint,
 }
 
 impl From<Exception> for ExecError {
@@ -65,6 +70,8 @@ pub(crate) enum Flow {
     Deferred,
     /// A watch hit: no step, no effect.
     Watch,
+    /// A breakpoint: no step, no effect.
+    Breakpoint,
 }
 
 /// One RV64GC hart.
@@ -193,6 +200,7 @@ impl Hart {
             // No step: pc and steps stay as they are.
             Flow::Deferred => return Some(StopReason::DeviceAccess),
             Flow::Watch => return Some(StopReason::Watch),
+            Flow::Breakpoint => return Some(StopReason::Breakpoint),
         }
         None
     }
@@ -209,6 +217,7 @@ impl Hart {
             }
             ExecError::Deferred => Flow::Deferred,
             ExecError::Watch => Flow::Watch,
+            ExecError::Breakpoint => Flow::Breakpoint,
         }
     }
 
@@ -245,6 +254,12 @@ impl Hart {
             u32::from(lo)
         };
         let inst = samsara_isa::decode(word);
+        match bus.breakpoint(GuestVirtAddr(pc)) {
+            FetchBreakpoint::None => {}
+            FetchBreakpoint::Stop => return Err(ExecError::Breakpoint),
+            // Never cached: every execution of it comes back here.
+            FetchBreakpoint::Pass => return Ok(Some(inst)),
+        }
         if cacheable {
             self.dcache.insert(pc, inst);
             Ok(None)

@@ -61,7 +61,7 @@ fn run_elf(path: &Path) -> Outcome {
     while hart.steps().0 < STEP_LIMIT {
         match hart.run(&mut bus, 100_000) {
             StopReason::StepLimit | StopReason::Wfi | StopReason::Pause => {}
-            StopReason::DeviceAccess | StopReason::Watch => {
+            StopReason::DeviceAccess | StopReason::Watch | StopReason::Breakpoint => {
                 return Outcome::Fail("unexpected deferred access".into());
             }
         }

@@ -275,3 +275,39 @@ fn watches_are_on_virtual_addresses() {
         Some(GuestPhysAddr(PA_DATA + 0x18))
     );
 }
+
+#[test]
+fn a_breakpoint_stops_before_the_instruction_every_time_and_costs_the_others_nothing() {
+    let (prog, mut vm) = data_prog(|a| {
+        a.label("loop")
+            .w(addi(T0, T0, 1))
+            .label("bp")
+            .w(sd(T0, S0, 0))
+            .w(jal(0, -8));
+    });
+    let bp = prog.addr("bp");
+    vm.bus.breakpoints.push(bp);
+    assert_eq!(vm.hart.run(&mut vm.bus, 1000), StopReason::Breakpoint);
+    assert_eq!(vm.hart.pc().raw(), bp);
+    let steps = vm.hart.steps();
+    assert_eq!(vm.bus.read_u64(DATA), 0, "the store did not happen");
+    // Stopping again changes nothing.
+    assert_eq!(vm.hart.run(&mut vm.bus, 1000), StopReason::Breakpoint);
+    assert_eq!((vm.hart.pc().raw(), vm.hart.steps()), (bp, steps));
+    // Passing it once executes it, and the next round stops again.
+    vm.bus.pass_breakpoint = Some(bp);
+    assert_eq!(vm.hart.run(&mut vm.bus, 1), StopReason::StepLimit);
+    vm.bus.pass_breakpoint = None;
+    assert_eq!(vm.bus.read_u64(DATA), 0x1235);
+    assert_eq!(vm.hart.run(&mut vm.bus, 1000), StopReason::Breakpoint);
+    assert_eq!(vm.hart.steps().0, steps.0 + 3);
+    // Around once more: only the breakpoint's instruction is decoded
+    // again, the others stay in the decode cache.
+    vm.bus.breakpoint_checks.clear();
+    vm.bus.pass_breakpoint = Some(bp);
+    assert_eq!(vm.hart.run(&mut vm.bus, 1), StopReason::StepLimit);
+    vm.bus.pass_breakpoint = None;
+    assert_eq!(vm.hart.run(&mut vm.bus, 1000), StopReason::Breakpoint);
+    assert_eq!(vm.hart.steps().0, steps.0 + 6);
+    assert_eq!(vm.bus.breakpoint_checks, vec![bp, bp]);
+}

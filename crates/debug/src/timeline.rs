@@ -117,14 +117,11 @@ struct Found {
     why: Why,
 }
 
-/// The observer of every forward run: looks for its goal and asks for a
-/// checkpoint every `interval` steps.
-struct Runner<'a, const FINE: bool> {
+/// The observer of every forward run: looks for its goal among the
+/// instructions (steps only: breakpoints and watches stop the session by
+/// themselves) and asks for a checkpoint every `interval` steps.
+struct Runner<const FINE: bool> {
     goal: Goal,
-    /// The harts whose breakpoint and watch hits count (a bit per hart).
-    harts: u64,
-    breakpoints: &'a BTreeSet<u64>,
-    skip: Option<Position>,
     found: Option<Found>,
     /// Steps of all harts at the last entry boundary seen.
     total: u64,
@@ -135,22 +132,12 @@ struct Runner<'a, const FINE: bool> {
     want_checkpoint: bool,
 }
 
-impl<const FINE: bool> Observer for Runner<'_, FINE> {
+impl<const FINE: bool> Observer for Runner<FINE> {
     const INSTRUCTIONS: bool = FINE;
 
     fn instruction(&mut self, at: Position, hart: HartId, pc: GuestVirtAddr) -> Flow {
         let hart = hart.0 as usize;
-        let skip = self.skip.take() == Some(at);
-        let pc = pc.0;
-        let breakpoint = !skip && (self.harts >> hart) & 1 == 1 && self.breakpoints.contains(&pc);
-        let stop = |found: &mut Option<Found>, why| {
-            *found = Some(Found { at, hart, why });
-            Flow::Stop
-        };
         match &mut self.goal {
-            Goal::Nothing => Flow::Continue,
-            Goal::Break if breakpoint => stop(&mut self.found, Why::Breakpoint { pc }),
-            Goal::Break => Flow::Continue,
             Goal::Step { hart: h } if *h == hart => {
                 // Run this one instruction: the landing is just after it.
                 let after = Position {
@@ -164,38 +151,25 @@ impl<const FINE: bool> Observer for Runner<'_, FINE> {
                 });
                 Flow::Stop
             }
-            Goal::Step { .. } if breakpoint => stop(&mut self.found, Why::Breakpoint { pc }),
-            Goal::Step { .. } => Flow::Continue,
             Goal::Range {
                 hart: h,
                 start,
                 end,
                 stepped,
-            } => {
-                if *h == hart {
-                    if !*stepped {
-                        *stepped = true;
-                        return Flow::Continue;
-                    }
-                    if !(*start..*end).contains(&pc) {
-                        return stop(&mut self.found, Why::Step);
-                    }
-                }
-                if breakpoint {
-                    return stop(&mut self.found, Why::Breakpoint { pc });
-                }
-                Flow::Continue
-            }
-            Goal::LastHit => {
-                if breakpoint {
+            } if *h == hart => {
+                if !*stepped {
+                    *stepped = true;
+                } else if !(*start..*end).contains(&pc.0) {
                     self.found = Some(Found {
                         at,
                         hart,
-                        why: Why::Breakpoint { pc },
+                        why: Why::Step,
                     });
+                    return Flow::Stop;
                 }
                 Flow::Continue
             }
+            _ => Flow::Continue,
         }
     }
 
@@ -263,14 +237,26 @@ impl Timeline {
         self.session.harts().iter().map(|h| h.steps().0).sum()
     }
 
-    /// Adds a breakpoint at virtual address `pc` (every hart).
+    /// Adds a breakpoint at virtual address `pc` (every hart). Nothing is
+    /// patched: the harts check the instructions they decode.
     pub fn add_breakpoint(&mut self, pc: u64) {
-        self.breakpoints.insert(pc);
+        if self.breakpoints.insert(pc) {
+            self.sync_breakpoints();
+        }
     }
 
     /// Removes a breakpoint; false if none was there.
     pub fn remove_breakpoint(&mut self, pc: u64) -> bool {
-        self.breakpoints.remove(&pc)
+        let had = self.breakpoints.remove(&pc);
+        if had {
+            self.sync_breakpoints();
+        }
+        had
+    }
+
+    fn sync_breakpoints(&mut self) {
+        let pcs: Vec<u64> = self.breakpoints.iter().copied().collect();
+        self.session.set_breakpoints(&pcs);
     }
 
     /// Watches `len` bytes at virtual address `addr` (as each hart maps it)
@@ -297,6 +283,7 @@ impl Timeline {
     /// debugger connection starts there).
     pub fn reset(&mut self) -> Result<Landing, EngineError> {
         self.breakpoints.clear();
+        self.sync_breakpoints();
         self.watches.clear();
         self.session.set_watches(Vec::new());
         self.restore_at_or_before(Position::START)?;
@@ -384,13 +371,11 @@ impl Timeline {
             .unwrap_or(0);
         let positions = self.checkpoints.positions();
         let interval = self.options.checkpoint_interval;
-        // The landing's own access was reported (or landed on) already.
-        let skip_watch = self.skip;
+        // The landing's own breakpoint or access was reported (or landed
+        // on) already.
+        let skip = self.skip.take();
         let mut runner = Runner::<FINE> {
             goal,
-            harts,
-            breakpoints: &self.breakpoints,
-            skip: self.skip.take(),
             found: None,
             total,
             last_checkpoint,
@@ -400,33 +385,34 @@ impl Timeline {
         };
         loop {
             let stopped = self.session.run(&mut runner, until, stop)?;
-            if let Stop::Watch(hit) = stopped {
-                if Some(hit.at) == skip_watch || (harts >> hit.hart) & 1 == 0 {
+            let hit = match stopped {
+                Stop::Watch(hit) => Some(Found {
+                    at: hit.at,
+                    hart: hit.hart,
+                    why: Why::Watch {
+                        addr: hit.addr.0,
+                        kind: hit.kind,
+                    },
+                }),
+                Stop::Breakpoint(hit) => Some(Found {
+                    at: hit.at,
+                    hart: hit.hart,
+                    why: Why::Breakpoint { pc: hit.pc.0 },
+                }),
+                _ => None,
+            };
+            if let Some(found) = hit {
+                if Some(found.at) == skip || (harts >> found.hart) & 1 == 0 {
                     continue;
                 }
-                let why = Why::Watch {
-                    addr: hit.addr.0,
-                    kind: hit.kind,
-                };
-                match &runner.goal {
-                    // Looking for a position, not an access.
+                match runner.goal {
+                    // Looking for a position, not a hit.
                     Goal::Nothing => continue,
                     Goal::LastHit => {
-                        runner.found = Some(Found {
-                            at: hit.at,
-                            hart: hit.hart,
-                            why,
-                        });
+                        runner.found = Some(found);
                         continue;
                     }
-                    _ => {
-                        let found = Found {
-                            at: hit.at,
-                            hart: hit.hart,
-                            why,
-                        };
-                        return Ok((Stop::Observer, Some(found)));
-                    }
+                    _ => return Ok((Stop::Observer, Some(found))),
                 }
             }
             if stopped == Stop::Observer && runner.want_checkpoint {
@@ -494,12 +480,9 @@ impl Timeline {
             let stopped = self.forward_parallel(stop)?;
             return self.ended(stopped);
         }
-        let (stopped, found) = if self.breakpoints.is_empty() {
-            // Watches stop the session by themselves: no per-step observer.
-            self.forward::<false>(Goal::Break, harts, Position::END, stop)?
-        } else {
-            self.forward::<true>(Goal::Break, harts, Position::END, stop)?
-        };
+        // Breakpoints and watches stop the session by themselves: no
+        // per-instruction observer, harts in whole batches.
+        let (stopped, found) = self.forward::<false>(Goal::Break, harts, Position::END, stop)?;
         Ok(match found {
             Some(f) => self.land(f.at, f.hart, f.why)?,
             None => self.ended(stopped)?,
@@ -570,20 +553,12 @@ impl Timeline {
     /// on any hart.
     pub fn reverse_cont(&mut self, stop: &AtomicBool) -> Result<Landing, EngineError> {
         let focus = self.focus;
-        if self.breakpoints.is_empty() {
-            // Only watches: the session finds their hits without a per-step observer.
-            return self.reverse::<false>(focus, stop);
-        }
-        self.reverse::<true>(focus, stop)
+        self.reverse(focus, stop)
     }
 
     /// Searches the intervals between checkpoints, newest first, for the
     /// last hit before now; goes there.
-    fn reverse<const FINE: bool>(
-        &mut self,
-        hart: usize,
-        stop: &AtomicBool,
-    ) -> Result<Landing, EngineError> {
+    fn reverse(&mut self, hart: usize, stop: &AtomicBool) -> Result<Landing, EngineError> {
         let now = self.session.position();
         let mut end = now;
         loop {
@@ -599,7 +574,7 @@ impl Timeline {
             };
             self.restore_at_or_before(start)?;
             self.skip = None;
-            let (stopped, found) = self.forward::<FINE>(Goal::LastHit, ALL_HARTS, end, stop)?;
+            let (stopped, found) = self.forward::<false>(Goal::LastHit, ALL_HARTS, end, stop)?;
             if stopped == Stop::Interrupted {
                 return self.go_back_to(now, hart, Why::Interrupted, stop);
             }

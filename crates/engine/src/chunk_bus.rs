@@ -2,13 +2,13 @@
 //! the second-level table (copy-on-write, A/D bits), devices only in a
 //! device-access slot, time and interrupt lines from the log's point of view.
 
-use samsara_cpu::bus::{AccessKind, Bus, MmioError, PageGrant};
+use samsara_cpu::bus::{AccessKind, Bus, FetchBreakpoint, MmioError, PageGrant};
 use samsara_machine::board::Board;
 use samsara_trace::{Event, Strategy};
 use samsara_types::{GuestPhysAddr, GuestPhysPage, GuestVirtAddr, HartId};
 
 use crate::replay::Divergence;
-use crate::replay::watch::WatchSet;
+use crate::replay::watch::{BreakpointSet, WatchSet};
 use crate::table::{AdTable, ChunkSets};
 
 /// Where non-deterministic inputs come from.
@@ -67,6 +67,9 @@ pub(crate) struct ChunkBus<'a> {
     /// Replay under a debugger: the watched virtual ranges (empty: none,
     /// and the hart's hooks cost one test on a TLB miss).
     pub watches: WatchSet,
+    /// Replay under a debugger: breakpoints (virtual pcs), checked when an
+    /// instruction is decoded (those at a breakpoint are never cached).
+    pub breakpoints: BreakpointSet,
 }
 
 impl<'a> ChunkBus<'a> {
@@ -104,6 +107,7 @@ impl<'a> ChunkBus<'a> {
             crew_written: None,
             yield_on_pause: strategy == Strategy::Crew,
             watches: WatchSet::default(),
+            breakpoints: BreakpointSet::default(),
         }
     }
 
@@ -264,6 +268,11 @@ unsafe impl Bus for ChunkBus<'_> {
         if self.yield_on_pause {
             std::thread::yield_now();
         }
+    }
+
+    #[inline]
+    fn breakpoint(&mut self, pc: GuestVirtAddr) -> FetchBreakpoint {
+        self.breakpoints.check(pc)
     }
 
     #[inline]

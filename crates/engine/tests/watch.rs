@@ -321,3 +321,85 @@ fn an_instruction_observer_sees_a_caught_instruction_once() {
     s.set_watches(Vec::new());
     finish_verified(&mut s);
 }
+
+/// Where an instruction observer first sees `pc` executed, `n` times.
+struct PcSeen {
+    pc: u64,
+    seen: Vec<(Position, usize)>,
+    n: usize,
+}
+
+impl samsara_engine::replay::Observer for PcSeen {
+    const INSTRUCTIONS: bool = true;
+
+    fn instruction(
+        &mut self,
+        at: Position,
+        hart: samsara_types::HartId,
+        pc: GuestVirtAddr,
+    ) -> samsara_engine::replay::Flow {
+        if pc.raw() == self.pc {
+            self.seen.push((at, hart.0 as usize));
+        }
+        if self.seen.len() >= self.n {
+            samsara_engine::replay::Flow::Stop
+        } else {
+            samsara_engine::replay::Flow::Continue
+        }
+    }
+}
+
+#[test]
+fn breakpoints_stop_where_an_instruction_observer_sees_the_pc_and_the_replay_verifies() {
+    let never = AtomicBool::new(false);
+    let n = 2000;
+    let mut reference = open();
+    let mut seen = PcSeen {
+        pc: LOOP_STORE,
+        seen: Vec::new(),
+        n,
+    };
+    reference.run(&mut seen, Position::END, &never).unwrap();
+    assert_eq!(seen.seen.len(), n);
+
+    let mut s = open();
+    s.set_breakpoints(&[LOOP_STORE, 0x10]);
+    let mut hits = Vec::new();
+    while hits.len() < n {
+        match s.run(&mut NoObserver, Position::END, &never).unwrap() {
+            Stop::Breakpoint(hit) => {
+                assert_eq!(hit.pc, GuestVirtAddr(LOOP_STORE));
+                assert_eq!(s.position(), hit.at);
+                assert_eq!(s.harts()[hit.hart].pc(), hit.pc);
+                hits.push((hit.at, hit.hart));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(hits, seen.seen);
+    // Watches and breakpoints together on the same store: both reported,
+    // the breakpoint first, each once. The store stopped at last is passed
+    // its breakpoint, not its watch.
+    s.set_watches(vec![Watch {
+        addr: GuestVirtAddr(RACY),
+        len: 8,
+        kind: WatchKind::Write,
+    }]);
+    let next = |s: &mut ReplaySession| s.run(&mut NoObserver, Position::END, &never).unwrap();
+    let last = *hits.last().unwrap();
+    assert!(matches!(next(&mut s), Stop::Watch(w) if (w.at, w.hart) == last));
+    let Stop::Breakpoint(bp) = next(&mut s) else {
+        panic!("a breakpoint first")
+    };
+    assert!(bp.at > last.0);
+    assert!(matches!(next(&mut s), Stop::Watch(w) if (w.at, w.hart) == (bp.at, bp.hart)));
+    assert!(matches!(next(&mut s), Stop::Breakpoint(b) if b.at > bp.at));
+    s.set_watches(Vec::new());
+    s.set_breakpoints(&[]);
+    assert_eq!(
+        s.run(&mut NoObserver, Position::END, &never).unwrap(),
+        Stop::End
+    );
+    let o = s.outcome(Duration::ZERO);
+    assert!(o.verified(), "{:?}", o.mismatches);
+}

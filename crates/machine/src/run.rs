@@ -331,7 +331,10 @@ fn run_hart(
             }
             StopReason::Pause => std::thread::yield_now(),
             // Run mode sets no watches.
-            StopReason::StepLimit | StopReason::DeviceAccess | StopReason::Watch => {}
+            StopReason::StepLimit
+            | StopReason::DeviceAccess
+            | StopReason::Watch
+            | StopReason::Breakpoint => {}
         }
     }
 }

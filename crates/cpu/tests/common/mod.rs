@@ -57,6 +57,11 @@ pub struct TestBus {
     pub checked: Vec<(u64, u64, AccessKind)>,
     /// `check_access` reports nothing (the re-execution after a hit).
     pub watch_off: bool,
+    /// Breakpoints (virtual pcs), and the one to pass once.
+    pub breakpoints: Vec<u64>,
+    pub pass_breakpoint: Option<u64>,
+    /// Every pc asked about by `breakpoint`.
+    pub breakpoint_checks: Vec<u64>,
 }
 
 /// Addresses of the HTIF mailboxes.
@@ -91,6 +96,9 @@ impl TestBus {
             hits: Vec::new(),
             checked: Vec::new(),
             watch_off: false,
+            breakpoints: Vec::new(),
+            pass_breakpoint: None,
+            breakpoint_checks: Vec::new(),
         }
     }
 
@@ -264,6 +272,18 @@ unsafe impl Bus for TestBus {
 
     fn watching(&self) -> bool {
         !self.watches.is_empty()
+    }
+
+    fn breakpoint(&mut self, pc: GuestVirtAddr) -> samsara_cpu::bus::FetchBreakpoint {
+        use samsara_cpu::bus::FetchBreakpoint;
+        self.breakpoint_checks.push(pc.raw());
+        if !self.breakpoints.contains(&pc.raw()) {
+            FetchBreakpoint::None
+        } else if self.pass_breakpoint == Some(pc.raw()) {
+            FetchBreakpoint::Pass
+        } else {
+            FetchBreakpoint::Stop
+        }
     }
 
     fn watched_page(&self, vaddr: GuestVirtAddr) -> bool {

@@ -380,7 +380,9 @@ impl<'a> HartRecorder<'a> {
                     batch_ended = false;
                 }
                 StopReason::StepLimit => {}
-                StopReason::Watch => unreachable!("a recording sets no watches"),
+                StopReason::Watch | StopReason::Breakpoint => {
+                    unreachable!("a recording sets no watches or breakpoints")
+                }
             }
             if self.hart.steps().0 - start_steps >= budget {
                 break;

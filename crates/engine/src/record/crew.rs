@@ -535,7 +535,9 @@ impl<'a> CrewHart<'a> {
             let budget = (CREW_BATCH - into).min(self.limit - done);
             match self.hart.run(&mut self.bus, budget) {
                 StopReason::StepLimit | StopReason::Pause => {}
-                StopReason::Watch => unreachable!("a recording sets no watches"),
+                StopReason::Watch | StopReason::Breakpoint => {
+                    unreachable!("a recording sets no watches or breakpoints")
+                }
                 StopReason::Wfi => {
                     self.cut(Truncation::Wfi);
                     self.park();

@@ -38,6 +38,9 @@ pub(crate) enum Advance {
     /// A watch caught the hart's next instruction (`bus.watches.hit`), which
     /// has not executed; the next `advance` executes it unchecked.
     Watch,
+    /// The hart's next instruction is at a breakpoint; it has not executed,
+    /// the next `advance` executes it.
+    Breakpoint,
     /// The replay failed (the error is in `Shared`).
     Failed,
 }
@@ -52,7 +55,10 @@ pub(crate) struct HartReplayer {
     /// call continues that run (no interrupt check first) and executes the
     /// caught instruction with the watches off. Cleared at an entry's start.
     after_watch: bool,
-    /// The observer was shown the caught instruction before the hit.
+    /// The hart stopped at a breakpoint (or a watch) inside a `Hart::run`
+    /// call: the next call continues that run with one step.
+    after_stop: bool,
+    /// The observer was shown the stopped instruction before the stop.
     watch_seen: bool,
     /// Interrupts were checked for the run call starting at this step of
     /// the entry (an observer saw its first instruction after that check).
@@ -66,6 +72,7 @@ impl HartReplayer {
             sets: ChunkSets::default(),
             lines: 0,
             after_watch: false,
+            after_stop: false,
             watch_seen: false,
             interrupts_checked_at: None,
         }
@@ -90,7 +97,7 @@ impl HartReplayer {
                     return;
                 }
                 // Nobody to stop for on this path: run on.
-                Advance::Watch => {}
+                Advance::Watch | Advance::Breakpoint => {}
                 Advance::Observer | Advance::Failed => return,
             }
         }
@@ -123,7 +130,9 @@ impl HartReplayer {
         self.bus.touched.clear();
         self.bus.crew_pending = None;
         self.bus.refuse = None;
+        self.bus.breakpoints.pass = None;
         self.after_watch = false;
+        self.after_stop = false;
     }
 
     /// Waits for the entry's turn and sets the hart's bus up for it.
@@ -150,6 +159,8 @@ impl HartReplayer {
         }
         hart.flush_tlb();
         self.after_watch = false;
+        self.after_stop = false;
+        self.bus.breakpoints.pass = None;
         self.interrupts_checked_at = None;
         self.bus.watches.hit = None;
         if !shared.policy.direct() {
@@ -199,7 +210,7 @@ impl HartReplayer {
             let into_batch = done % batch;
             if O::INSTRUCTIONS
                 && into_batch == 0
-                && !self.after_watch
+                && !self.after_stop
                 && self.interrupts_checked_at != Some(done)
             {
                 // `run`'s interrupt check, first: the observer then sees
@@ -208,7 +219,7 @@ impl HartReplayer {
                 self.interrupts_checked_at = Some(done);
             }
             // Unless the observer saw the caught instruction before the hit.
-            if O::INSTRUCTIONS && !(self.after_watch && self.watch_seen) {
+            if O::INSTRUCTIONS && !(self.after_stop && self.watch_seen) {
                 let at = Position {
                     seq: cur.seq,
                     step: done,
@@ -221,12 +232,18 @@ impl HartReplayer {
             if O::INSTRUCTIONS {
                 max = 1;
             }
-            let stop = if self.after_watch {
-                // The caught instruction, unchecked, in the run it was cut from.
+            let stop = if self.after_stop {
+                // The stopped instruction, in the run it was cut from, past
+                // what stopped it (a breakpoint stays passed until it has
+                // executed: a watch may stop it after the breakpoint did).
+                self.after_stop = false;
+                self.bus.watches.suppressed = self.after_watch;
                 self.after_watch = false;
-                self.bus.watches.suppressed = true;
                 let stop = resume_cut_run(hart, &mut self.bus, 1);
                 self.bus.watches.suppressed = false;
+                if stop != StopReason::Watch {
+                    self.bus.breakpoints.pass = None;
+                }
                 stop
             } else if into_batch == 0 && self.interrupts_checked_at != Some(done) {
                 hart.run(&mut self.bus, max)
@@ -241,9 +258,16 @@ impl HartReplayer {
             };
             // A hit is reported even if the observer wants to stop too.
             if stop == StopReason::Watch {
+                self.after_stop = true;
                 self.after_watch = true;
                 self.watch_seen = O::INSTRUCTIONS;
                 return Advance::Watch;
+            }
+            if stop == StopReason::Breakpoint {
+                self.after_stop = true;
+                self.bus.breakpoints.pass = Some(hart.pc().raw());
+                self.watch_seen = O::INSTRUCTIONS;
+                return Advance::Breakpoint;
             }
             if pages == Flow::Stop {
                 return Advance::Observer;
@@ -284,8 +308,10 @@ impl HartReplayer {
     pub fn finish(&mut self, hart: &mut Hart, shared: &Shared, cur: &InProgress) -> bool {
         // The attempt did not execute in the recording: nothing to watch.
         self.bus.watches.suppressed = true;
+        self.bus.breakpoints.off = true;
         let redone = self.redo_final_attempt(hart, shared, cur);
         self.bus.watches.suppressed = false;
+        self.bus.breakpoints.off = false;
         if let Err(what) = redone {
             self.diverged(hart, shared, cur, what);
             return false;

@@ -31,7 +31,7 @@ use samsara_types::GuestPhysAddr;
 pub use index::{EntryIndex, IndexedEntry};
 pub use observer::{EntryView, Flow, NoObserver, Observer};
 pub use session::{Checkpoint, ReplaySession, Stop, unique_bytes};
-pub use watch::{Watch, WatchHit, WatchKind};
+pub use watch::{BreakpointHit, Watch, WatchHit, WatchKind};
 
 use crate::EngineError;
 use crate::guest::FileOverrides;

@@ -25,7 +25,7 @@ use super::index::EntryIndex;
 use super::observer::{EntryView, Flow, NoObserver, Observer};
 use super::pages::{DirtyPages, PAGE_BYTES, Page, PageTable, unique_table_bytes, zero_page};
 use super::policy::{Admission, CrewSaved, Policy};
-use super::watch::{Watch, WatchHit};
+use super::watch::{BreakpointHit, Watch, WatchHit};
 use super::{Mismatch, Position, ReplayConfig, ReplayOutcome, Shared};
 use crate::EngineError;
 use crate::digest::{Console, OutputLog, OutputState, blake3_hex, digests, ram_blake3};
@@ -51,6 +51,9 @@ pub enum Stop {
     /// A watch caught a data access (see [`ReplaySession::set_watches`]):
     /// the hart stands before the accessing instruction.
     Watch(WatchHit),
+    /// A breakpoint (see [`ReplaySession::set_breakpoints`]): the hart
+    /// stands before the instruction.
+    Breakpoint(BreakpointHit),
 }
 
 /// A trace opened for replay on a freshly built machine.
@@ -421,6 +424,15 @@ impl ReplaySession {
                     watch,
                 })));
             }
+            Advance::Breakpoint => {
+                let at = Position {
+                    seq: cur.seq,
+                    step: cur.done(&self.harts[h]),
+                };
+                let pc = self.harts[h].pc();
+                self.current = Some(cur);
+                return Ok(Some(Stop::Breakpoint(BreakpointHit { at, hart: h, pc })));
+            }
             Advance::Reached => {}
         }
         let done = cur.done(&self.harts[h]);
@@ -456,6 +468,22 @@ impl ReplaySession {
         }
         for hart in &mut self.harts {
             hart.flush_tlb();
+        }
+    }
+
+    /// Replaces the breakpoints (virtual addresses of instructions; empty:
+    /// none). From now on `run` stops with [`Stop::Breakpoint`] before any
+    /// hart executes an instruction at one of them, at full speed
+    /// otherwise: they are checked when an instruction is decoded, and one
+    /// at a breakpoint is never cached (the harts' decode caches are
+    /// flushed here). The replay is unchanged: the instruction runs when
+    /// `run` is called again, unreported. `run_parallel` does not stop.
+    pub fn set_breakpoints(&mut self, pcs: &[u64]) {
+        for w in &mut self.workers {
+            w.bus.breakpoints.set(pcs);
+        }
+        for hart in &mut self.harts {
+            hart.flush_decode_cache();
         }
     }
 

@@ -2,7 +2,7 @@
 //! [`ReplaySession::run`](super::ReplaySession::run) before the accessing
 //! instruction executes (`docs/time-travel.md`, "Watchpoints").
 
-use samsara_cpu::bus::AccessKind;
+use samsara_cpu::bus::{AccessKind, FetchBreakpoint};
 use samsara_types::{GuestPhysAddr, GuestVirtAddr};
 
 use super::Position;
@@ -131,5 +131,51 @@ impl WatchSet {
         };
         self.hit = Some((vaddr, len, paddr, kind, index));
         true
+    }
+}
+
+/// A breakpoint hit: [`ReplaySession::run`](super::ReplaySession::run)
+/// returned `Stop::Breakpoint` with hart `hart` about to execute the
+/// instruction at `pc`, the `at.step`-th of entry `at.seq`, which has not
+/// executed. The next `run` executes it without reporting it again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BreakpointHit {
+    /// Where the replay stands.
+    pub at: Position,
+    /// The hart (index).
+    pub hart: usize,
+    /// The instruction's (virtual) address.
+    pub pc: GuestVirtAddr,
+}
+
+/// What a hart's bus keeps of the breakpoints.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct BreakpointSet {
+    /// Virtual addresses, sorted.
+    pcs: Vec<u64>,
+    /// Execute the instruction at this address once more without stopping
+    /// (the hart resumes from a stop there).
+    pub pass: Option<u64>,
+    /// Checks off (the attempt an entry ended at is redone, not executed).
+    pub off: bool,
+}
+
+impl BreakpointSet {
+    pub fn set(&mut self, pcs: &[u64]) {
+        self.pcs = pcs.to_vec();
+        self.pcs.sort_unstable();
+        self.pcs.dedup();
+        self.pass = None;
+    }
+
+    #[inline]
+    pub fn check(&self, pc: GuestVirtAddr) -> FetchBreakpoint {
+        if self.pcs.is_empty() || self.pcs.binary_search(&pc.raw()).is_err() {
+            FetchBreakpoint::None
+        } else if self.off || self.pass == Some(pc.raw()) {
+            FetchBreakpoint::Pass
+        } else {
+            FetchBreakpoint::Stop
+        }
     }
 }
