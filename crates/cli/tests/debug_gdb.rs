@@ -367,3 +367,99 @@ fn samsara_debug_starts_gdb_on_the_recording_with_its_symbols() {
     assert!(out.contains("guest_main (hart="), "symbols loaded: {out}");
     assert!(out.contains("% of "), "{out}");
 }
+
+/// One remote-protocol packet, framed and checksummed.
+fn packet(body: &str) -> Vec<u8> {
+    let sum = body.bytes().fold(0u8, |s, b| s.wrapping_add(b));
+    format!("${body}#{sum:02x}").into_bytes()
+}
+
+/// Reads until a packet whose body starts with one of `prefixes` (acks,
+/// console output and other packets are skipped); its body.
+fn read_reply(stream: &mut std::net::TcpStream, prefixes: &[&str]) -> String {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut byte = [0u8];
+    loop {
+        stream
+            .read_exact(&mut byte)
+            .expect("a reply before the timeout");
+        buf.push(byte[0]);
+        if let Some(start) = buf.iter().position(|&b| b == b'$')
+            && buf.len() >= 3
+            && buf[buf.len() - 3] == b'#'
+        {
+            // Run-length encoding: `X*n` is X and n - 29 more of it.
+            let raw = &buf[start + 1..buf.len() - 3];
+            let mut body = String::new();
+            let mut i = 0;
+            while i < raw.len() {
+                if raw[i] == b'*' && i + 1 < raw.len() {
+                    let last = body.chars().last().unwrap_or(' ');
+                    (0..raw[i + 1] - 29).for_each(|_| body.push(last));
+                    i += 2;
+                } else {
+                    body.push(char::from(raw[i]));
+                    i += 1;
+                }
+            }
+            buf.clear();
+            if prefixes.iter().any(|p| body.starts_with(p)) {
+                return body;
+            }
+        }
+    }
+}
+
+#[test]
+fn ctrl_c_interrupts_a_long_continue_and_the_session_goes_on() {
+    use std::io::Write;
+    let (trace, _, _) = racy_trace();
+    let server = Server::start(trace, &[]);
+    let mut stream = std::net::TcpStream::connect(&server.address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    stream.write_all(b"+").unwrap();
+    stream
+        .write_all(&packet("qSupported:multiprocess+"))
+        .unwrap();
+    read_reply(&mut stream, &["PacketSize"]);
+    stream.write_all(b"+").unwrap();
+    // A watch nothing writes keeps the continue sequential and long (the
+    // whole recording); Ctrl-C (0x03) arrives right after it starts.
+    stream.write_all(&packet("Z2,10,8")).unwrap();
+    assert_eq!(read_reply(&mut stream, &["OK", "E"]), "OK");
+    stream.write_all(b"+").unwrap();
+    stream.write_all(&packet("vCont;c")).unwrap();
+    stream.write_all(b"\x03").unwrap();
+    let stop = read_reply(&mut stream, &["T", "S"]);
+    assert!(stop.starts_with("T02"), "a SIGINT stop: {stop}");
+    stream.write_all(b"+").unwrap();
+    // The session goes on: where are we, and continue to the end.
+    stream.write_all(&packet("qRcmd,7768656e")).unwrap(); // "when"
+    let mut when = String::new();
+    loop {
+        let reply = read_reply(&mut stream, &["O", "OK"]);
+        stream.write_all(b"+").unwrap();
+        if reply == "OK" {
+            break;
+        }
+        let hex = &reply[1..];
+        let bytes: Vec<u8> = (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        when.push_str(&String::from_utf8_lossy(&bytes));
+    }
+    assert!(when.contains("position: entry"), "{when}");
+    assert!(
+        !when.contains("position: entry 1 step 0 "),
+        "it ran a little: {when}"
+    );
+    stream.write_all(&packet("z2,10,8")).unwrap();
+    read_reply(&mut stream, &["OK"]);
+    stream.write_all(b"+").unwrap();
+    stream.write_all(&packet("vCont;c")).unwrap();
+    let end = read_reply(&mut stream, &["T", "S"]);
+    assert!(end.contains("replaylog:end"), "{end}");
+}
