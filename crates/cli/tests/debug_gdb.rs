@@ -463,3 +463,90 @@ fn ctrl_c_interrupts_a_long_continue_and_the_session_goes_on() {
     let end = read_reply(&mut stream, &["T", "S"]);
     assert!(end.contains("replaylog:end"), "{end}");
 }
+
+/// dma_mix at 2 harts with a disk: a watch on a DMA buffer's first word
+/// stops before the DMA entry that fills it as well as before the harts'
+/// own stores, and reverse-continue from the end finds the same hits in
+/// the opposite order.
+#[test]
+fn watches_see_dma_writes_and_reverse_continue_retraces_every_hit() {
+    use samsara_debug::{ALL_HARTS, Timeline, TimelineOptions, Why};
+    use samsara_engine::guest::FileOverrides;
+    use samsara_engine::replay::{Position, ReplayConfig, Watch, WatchKind};
+    use samsara_trace::{Block, Entry, TraceReader};
+    use samsara_types::GuestVirtAddr;
+    use std::sync::atomic::AtomicBool;
+
+    let dir = scratch_dir("debug-dma");
+    let disk = dir.join("disk.img");
+    std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
+    let trace = dir.join("dma_mix-2.trace");
+    let run = samsara([
+        OsString::from("record"),
+        guest("dma_mix").into(),
+        "--harts".into(),
+        "2".into(),
+        "--disk".into(),
+        disk.into(),
+        "-o".into(),
+        trace.clone().into(),
+        "--quiet".into(),
+    ]);
+    run.assert_code(0);
+    // The first DMA entry: its sequence number and first written address.
+    let mut reader = TraceReader::open(&trace).unwrap();
+    let (mut seq, mut dma) = (0u64, None);
+    'scan: while let Some(block) = reader.next_block().unwrap() {
+        if let Block::Entries { entries, .. } = block {
+            for e in entries {
+                seq += 1;
+                if let Entry::Dma(d) = e {
+                    dma = Some((seq, d.writes[0].0));
+                    break 'scan;
+                }
+            }
+        }
+    }
+    let (dma_seq, addr) = dma.expect("dma_mix does DMA");
+    let config = ReplayConfig {
+        trace,
+        files: FileOverrides::default(),
+        serial: true,
+        echo: false,
+    };
+    let options = TimelineOptions {
+        checkpoint_interval: 1 << 20,
+        ..TimelineOptions::default()
+    };
+    let mut t = Timeline::open(&config, options).unwrap();
+    t.add_watch(Watch {
+        addr: GuestVirtAddr(addr),
+        len: 8,
+        kind: WatchKind::Write,
+    });
+    let never = AtomicBool::new(false);
+    let mut forward = Vec::new();
+    loop {
+        let l = t.cont(ALL_HARTS, &never).unwrap();
+        if l.why == Why::End {
+            break;
+        }
+        assert!(matches!(l.why, Why::Watch { .. }), "{l:?}");
+        forward.push(l.position);
+        assert!(forward.len() < 2000, "too many hits");
+    }
+    assert!(
+        forward.contains(&Position::before(dma_seq)),
+        "the DMA entry {dma_seq} writing {addr:#x} was not reported: {forward:?}"
+    );
+    let mut backward = Vec::new();
+    loop {
+        let l = t.reverse_cont(&never).unwrap();
+        if l.why == Why::Begin {
+            break;
+        }
+        backward.push(l.position);
+    }
+    backward.reverse();
+    assert_eq!(forward, backward);
+}

@@ -123,6 +123,14 @@ struct Found {
 struct Runner<const FINE: bool> {
     goal: Goal,
     found: Option<Found>,
+    /// Physical ranges of the write and access watches (as the harts map
+    /// them when the run starts), against which DMA entries are checked,
+    /// with the virtual address each starts at.
+    dma_watches: Vec<(u64, u64, u64)>,
+    /// A DMA entry reported already (the landing stands before it).
+    skip_dma: Option<Position>,
+    /// The hart a DMA hit is reported on (devices are no hart).
+    focus: usize,
     /// Steps of all harts at the last entry boundary seen.
     total: u64,
     /// Steps at the latest checkpoint behind.
@@ -170,6 +178,44 @@ impl<const FINE: bool> Observer for Runner<FINE> {
                 Flow::Continue
             }
             _ => Flow::Continue,
+        }
+    }
+
+    fn entry_start(&mut self, at: Position, entry: EntryView<'_>) -> Flow {
+        let EntryView::Dma(dma) = entry else {
+            return Flow::Continue;
+        };
+        if self.dma_watches.is_empty() || self.skip_dma == Some(at) {
+            return Flow::Continue;
+        }
+        let hit = dma.writes.iter().find_map(|(addr, data)| {
+            let end = addr + data.len() as u64;
+            self.dma_watches
+                .iter()
+                .find(|&&(start, len, _)| *addr < start + len && start < end)
+                .map(|&(start, _, vaddr)| vaddr + addr.saturating_sub(start))
+        });
+        let Some(addr) = hit else {
+            return Flow::Continue;
+        };
+        let found = Found {
+            at,
+            hart: self.focus,
+            why: Why::Watch {
+                addr,
+                kind: WatchKind::Write,
+            },
+        };
+        match self.goal {
+            Goal::Nothing | Goal::Step { .. } | Goal::Range { .. } => Flow::Continue,
+            Goal::LastHit => {
+                self.found = Some(found);
+                Flow::Continue
+            }
+            Goal::Break => {
+                self.found = Some(found);
+                Flow::Stop
+            }
         }
     }
 
@@ -312,7 +358,9 @@ impl Timeline {
     fn land(&mut self, position: Position, hart: usize, why: Why) -> Result<Landing, EngineError> {
         self.session.reshow();
         self.focus = hart;
-        self.skip = self.session.current_hart().map(|_| position);
+        // Part-way through an entry, or before a DMA entry a watch stopped.
+        let reported = self.session.current_hart().is_some() || matches!(why, Why::Watch { .. });
+        self.skip = reported.then_some(position);
         Ok(Landing {
             position,
             hart,
@@ -374,9 +422,13 @@ impl Timeline {
         // The landing's own breakpoint or access was reported (or landed
         // on) already.
         let skip = self.skip.take();
+        let dma_watches = self.dma_watches();
         let mut runner = Runner::<FINE> {
             goal,
             found: None,
+            dma_watches,
+            skip_dma: skip,
+            focus: self.focus,
             total,
             last_checkpoint,
             interval: self.options.checkpoint_interval,
@@ -445,6 +497,34 @@ impl Timeline {
             _ => Why::End,
         };
         self.land(position, hart, why)
+    }
+
+    /// The physical ranges of the write and access watches, as each hart
+    /// maps them now: (physical start, length, virtual start), page by page.
+    fn dma_watches(&self) -> Vec<(u64, u64, u64)> {
+        let mut ranges = Vec::new();
+        for w in self.watches.iter().filter(|w| w.kind != WatchKind::Read) {
+            let mut vaddr = w.addr.0;
+            let end = w.addr.0.saturating_add(w.len);
+            while vaddr < end {
+                let len = (4096 - (vaddr & 0xfff)).min(end - vaddr);
+                for hart in self.session.harts() {
+                    let read_pte = |pa: samsara_types::GuestPhysAddr| {
+                        let mut word = [0u8; 8];
+                        let n = self.session.read_phys(0, pa, &mut word);
+                        (n == 8).then(|| u64::from_le_bytes(word))
+                    };
+                    if let Some(pa) = hart.peek_translate(GuestVirtAddr(vaddr), read_pte) {
+                        let range = (pa.0, len, vaddr);
+                        if !ranges.contains(&range) {
+                            ranges.push(range);
+                        }
+                    }
+                }
+                vaddr += len;
+            }
+        }
+        ranges
     }
 
     /// Forward with harts in parallel (nothing to look for), to the end,
@@ -600,7 +680,10 @@ impl Timeline {
         if stopped != Stop::Reached {
             return self.ended(stopped);
         }
-        if self.session.current_hart().is_none() {
+        let dma = self.index.entry(at.seq).is_some_and(|e| e.hart.is_none());
+        if dma {
+            // A DMA write watched: the landing stands before the entry.
+        } else if self.session.current_hart().is_none() {
             // Start the entry: stop at its first instruction.
             let mut first = FirstInstruction;
             self.session.run(&mut first, Position::END, stop)?;
