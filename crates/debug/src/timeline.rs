@@ -93,9 +93,9 @@ pub struct Timeline {
 enum Goal {
     /// Nothing: run to the position asked for.
     Nothing,
-    /// The first breakpoint hit on any hart.
+    /// The first breakpoint or watch hit (of the harts that count).
     Break,
-    /// One instruction of `hart` (breakpoints of other harts stop it first).
+    /// One instruction of `hart` (hits of other harts stop it first).
     Step { hart: usize },
     /// `hart` leaving `[start, end)` after at least one instruction.
     Range {
@@ -469,6 +469,9 @@ impl Timeline {
             }
             if stopped == Stop::Observer && runner.want_checkpoint {
                 runner.want_checkpoint = false;
+                // Exact here (the count of a run started part-way through an
+                // entry is not).
+                runner.total = self.total_steps();
                 let checkpoint = self.session.checkpoint()?;
                 if self.checkpoints.insert(checkpoint, runner.total, interval) {
                     runner
