@@ -28,3 +28,17 @@ record_s=$(sed -n 's/.* instructions in \([0-9.]*\) s .*/\1/p' "$work/record.err
 bytes=$(sed -n 's/.*: \([0-9]*\) bytes, .*/\1/p' "$work/record.err")
 awk -v n="$native_s" -v r="$record_s" -v b="$bytes" 'BEGIN {
     printf "== summary: 4 harts; native %.3f s, record %.3f s: recording overhead %.2fx; trace %d bytes\n", n, r, r / n, b }'
+
+# Time travel: a racy guest whose result depends on the interleaving,
+# recorded at 4 harts and debugged backwards in gdb (scripted here).
+racy=guests/build/racy_counter.elf
+mkdir -p target/demo
+racy_trace=target/demo/racy_counter.trace
+echo
+echo "== record a data race: samsara record $racy --harts 4 -o $racy_trace"
+"$samsara" record "$racy" --harts 4 -o "$racy_trace" 2>/dev/null | grep "racy="
+echo "== debug it backwards: samsara debug $racy_trace (continue; watch racy; reverse-continue x2)"
+"$samsara" debug "$racy_trace" -- -batch -ex continue -ex "watch racy" \
+    -ex reverse-continue -ex "info threads" -ex reverse-continue -ex "monitor when" 2>&1 |
+    grep -v '^\[Inferior'
+echo "== interactively: $samsara debug $racy_trace"
