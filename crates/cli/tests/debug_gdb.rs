@@ -550,3 +550,52 @@ fn watches_see_dma_writes_and_reverse_continue_retraces_every_hit() {
     backward.reverse();
     assert_eq!(forward, backward);
 }
+
+#[test]
+fn reverse_step_next_and_finish_work_at_source_level() {
+    gdb_available();
+    let (trace, elf, _) = racy_trace();
+    let server = Server::start(trace, &["--checkpoint-interval", "100000"]);
+    let script = "\
+break barrier_wait
+continue
+delete
+info symbol $pc
+reverse-finish
+info symbol $pc
+step
+info symbol $pc
+finish
+info symbol $pc
+reverse-step
+info symbol $pc
+reverse-next
+info symbol $pc
+";
+    let out = gdb(&server, elf, script);
+    let symbols: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains(" in section .text"))
+        .map(|l| l.split_whitespace().next().unwrap_or(""))
+        .collect();
+    // In the callee, back at the call, into it again, out of it, back into
+    // it from after the call (barrier_wait tail-calls barrier_episode), and
+    // back over a line there.
+    assert_eq!(
+        symbols,
+        [
+            "barrier_wait",
+            "guest_main",
+            "barrier_wait",
+            "guest_main",
+            "barrier_episode",
+            "barrier_episode"
+        ],
+        "{out}"
+    );
+    assert!(
+        out.contains("start.c:120") && out.contains("119\t"),
+        "{out}"
+    );
+    assert!(!out.contains("Error") && !out.contains("error"), "{out}");
+}
