@@ -11,6 +11,10 @@ use samsara_types::GuestPhysAddr;
 
 use super::target::{Debuggee, say};
 
+/// Instructions (all harts) a seek runs between two signs of life to gdb:
+/// well under gdb's 2 s reply timeout on a loaded host.
+const SEEK_HOP: u64 = 1 << 26;
+
 pub const HELP: &str = "\
 samsara monitor commands:
   when                 the position (entry, step) and each hart's instruction count
@@ -30,7 +34,7 @@ impl MonitorCmd for Debuggee {
         mut out: ConsoleOutput<'_>,
     ) -> Result<(), EngineError> {
         let cmd = String::from_utf8_lossy(cmd);
-        let text = match self.monitor(cmd.trim()) {
+        let text = match self.monitor(cmd.trim(), &mut out) {
             Ok(text) => text,
             Err(e) => format!("error: {e}"),
         };
@@ -41,14 +45,18 @@ impl MonitorCmd for Debuggee {
 
 impl Debuggee {
     /// Runs one monitor command; the text to show.
-    pub(crate) fn monitor(&mut self, cmd: &str) -> Result<String, EngineError> {
+    pub(crate) fn monitor(
+        &mut self,
+        cmd: &str,
+        out: &mut ConsoleOutput<'_>,
+    ) -> Result<String, EngineError> {
         let mut words = cmd.split_whitespace();
         let verb = words.next().unwrap_or("help");
         let args: Vec<&str> = words.collect();
         match (verb, args.as_slice()) {
             ("help", _) => Ok(HELP.to_string()),
             ("when", []) => Ok(self.when()),
-            ("seek", [target]) => self.seek(target),
+            ("seek", [target]) => self.seek(target, out),
             ("checkpoints", []) => Ok(self.checkpoints()),
             ("entry", []) => Ok(self.entry()),
             ("phys", [addr]) => self.phys(addr, "64"),
@@ -88,9 +96,41 @@ impl Debuggee {
         s
     }
 
-    fn seek(&mut self, target: &str) -> Result<String, EngineError> {
+    /// A long seek goes in hops of [`SEEK_HOP`] instructions, printing a
+    /// dot after each: gdb gives up on a `monitor` reply after
+    /// `remotetimeout` (2 s) without a packet, and each dot is one. The
+    /// hops depend on the positions only, so the output is the same every
+    /// time.
+    fn seek(&mut self, target: &str, out: &mut ConsoleOutput<'_>) -> Result<String, EngineError> {
         let position = self.parse_position(target)?;
         let never = AtomicBool::new(false);
+        let index = self.timeline.index();
+        let here = self.timeline.position();
+        let to = index.steps_at(position);
+        // Forward from here, or from the checkpoint a backward seek restores.
+        let from = if position >= here {
+            index.steps_at(here)
+        } else {
+            self.timeline.checkpoints().total_at_or_before(position)
+        };
+        let hops: Vec<Position> = (1..)
+            .map(|k| from.saturating_add(k * SEEK_HOP))
+            .take_while(|&at| at < to)
+            .map(|at| index.position_at_step(at))
+            .filter(|&p| p < position)
+            .collect();
+        if !hops.is_empty() {
+            gdbstub::output!(out, "seeking ");
+            out.flush();
+        }
+        for hop in &hops {
+            self.timeline.seek(*hop, &never)?;
+            gdbstub::output!(out, ".");
+            out.flush();
+        }
+        if !hops.is_empty() {
+            gdbstub::outputln!(out, "");
+        }
         let landing = self.timeline.seek(position, &never)?;
         self.last = Some(landing);
         Ok(format!(
