@@ -222,7 +222,9 @@ fn kernel_symbols(explicit: Option<&Path>, kernel: Option<&Path>) -> Result<Opti
 /// The gdb commands `samsara debug` starts with.
 fn gdb_script(files: &TraceFiles, image: &Path, symbols: Option<&Path>, address: &str) -> String {
     let image = files.image.as_deref().unwrap_or(image);
-    let mut s = String::from("set pagination off\nset confirm off\n");
+    // A long `monitor seek` on a loaded host may keep gdb waiting past its
+    // default 2 s (the seek prints a dot per hop to restart its timer).
+    let mut s = String::from("set pagination off\nset confirm off\nset remotetimeout 30\n");
     if let Some(symbols) = symbols {
         s.push_str(&format!("symbol-file {}\n", symbols.display()));
     } else if is_elf(image) {
