@@ -216,6 +216,20 @@ reverse-stepi
 echo RSTEP-START\\n
 monitor when
 echo RSTEP-END\\n
+python
+import gdb
+checked = 0
+for t in sorted(gdb.selected_inferior().threads(), key=lambda t: t.num):
+    t.switch()
+    pc = int(gdb.parse_and_eval('$pc')) & 0xffffffffffffffff
+    if int(gdb.parse_and_eval('$priv')) == 3 and int(gdb.parse_and_eval('$satp')) != 0:
+        mem = gdb.selected_inferior().read_memory(pc, 4).tobytes().hex()
+        phys = gdb.execute('monitor phys %#x 4' % pc, to_string=True)
+        print('MMODE %s %s' % (mem, ''.join(phys.split(':', 1)[1].split())))
+        checked += 1
+print('MMODE-CHECKED %d' % checked)
+end
+delete
 continue
 ",
     );
@@ -293,6 +307,20 @@ continue
     for h in 0..4 {
         assert!(counts_back[h] <= counts_seek[h], "hart {h}: {out}");
     }
+    // An M-mode hart (in OpenSBI; its satp the kernel's) shows physical
+    // memory at its pc, as it fetches it.
+    for line in marked(&out, "MMODE ") {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(words.len(), 2, "{out}");
+        assert_eq!(
+            words[0], words[1],
+            "gdb's view differs from physical memory: {out}"
+        );
+    }
+    eprintln!(
+        "debug_linux: M-mode harts checked at 50%: {:?}",
+        marked(&out, "MMODE-CHECKED")
+    );
     // And on to the end of the recording.
     assert!(out.contains("No more reverse-execution history"), "{out}");
     assert!(!out.contains("Remote communication error"), "{out}");

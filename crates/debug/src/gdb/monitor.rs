@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
 
 use gdbstub::target::ext::monitor_cmd::{ConsoleOutput, MonitorCmd};
 use samsara_engine::EngineError;
@@ -11,9 +12,12 @@ use samsara_types::GuestPhysAddr;
 
 use super::target::{Debuggee, say};
 
-/// Instructions (all harts) a seek runs between two signs of life to gdb:
-/// well under gdb's 2 s reply timeout on a loaded host.
-const SEEK_HOP: u64 = 1 << 26;
+/// Instructions (all harts) a seek runs between two looks at the clock
+/// (~30 ms).
+const SEEK_HOP: u64 = 1 << 22;
+
+/// How often a long seek shows gdb it is alive: well under gdb's 2 s.
+const KEEP_ALIVE: Duration = Duration::from_millis(500);
 
 pub const HELP: &str = "\
 samsara monitor commands:
@@ -96,11 +100,12 @@ impl Debuggee {
         s
     }
 
-    /// A long seek goes in hops of [`SEEK_HOP`] instructions, printing a
-    /// dot after each: gdb gives up on a `monitor` reply after
-    /// `remotetimeout` (2 s) without a packet, and each dot is one. The
-    /// hops depend on the positions only, so the output is the same every
-    /// time.
+    /// A long seek goes in hops of [`SEEK_HOP`] instructions and sends
+    /// gdb an invisible console packet (one NUL byte, which gdb prints as
+    /// nothing) every [`KEEP_ALIVE`]: gdb gives up on a `monitor` reply
+    /// after `remotetimeout` (2 s) without a packet, and gdbstub cannot
+    /// resend one gdb then refuses. What gdb shows does not depend on the
+    /// host's speed.
     fn seek(&mut self, target: &str, out: &mut ConsoleOutput<'_>) -> Result<String, EngineError> {
         let position = self.parse_position(target)?;
         let never = AtomicBool::new(false);
@@ -119,17 +124,14 @@ impl Debuggee {
             .map(|at| index.position_at_step(at))
             .filter(|&p| p < position)
             .collect();
-        if !hops.is_empty() {
-            gdbstub::output!(out, "seeking ");
-            out.flush();
-        }
+        let mut said = Instant::now();
         for hop in &hops {
             self.timeline.seek(*hop, &never)?;
-            gdbstub::output!(out, ".");
-            out.flush();
-        }
-        if !hops.is_empty() {
-            gdbstub::outputln!(out, "");
+            if said.elapsed() >= KEEP_ALIVE {
+                out.write_raw(&[0]);
+                out.flush();
+                said = Instant::now();
+            }
         }
         let landing = self.timeline.seek(position, &never)?;
         self.last = Some(landing);
