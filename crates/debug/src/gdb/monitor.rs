@@ -118,7 +118,14 @@ impl Debuggee {
         } else {
             self.timeline.checkpoints().total_at_or_before(position)
         };
+        // A position the timeline refuses (past the end, past its entry's
+        // length) is refused at once, without hops.
+        let valid = position <= index.end()
+            && index
+                .entry(position.seq)
+                .is_none_or(|e| position.step <= e.steps);
         let hops: Vec<Position> = (1..)
+            .take_while(|_| valid)
             .map(|k| from.saturating_add(k * SEEK_HOP))
             .take_while(|&at| at < to)
             .map(|at| index.position_at_step(at))
