@@ -10,8 +10,9 @@
 //! itself.
 //!
 //! One boot without workload (`samsara.noload`, ~2.3·10⁹ instructions):
-//! about 70 s on the 2-core build host (record ~22 s, gdb session ~25 s,
-//! replay ~20 s).
+//! 52–81 s on the 2-core build host shared with other builds (record
+//! 16–23 s, gdb session 20–31 s, replay 15–24 s), plus one ~15 s boot by
+//! scripts/setup-linux.sh the first time (System.map).
 
 mod common;
 
