@@ -195,6 +195,10 @@ fn a_linux_boot_at_four_harts_reverse_debugs_in_gdb_by_kernel_symbol() {
     script.push_str(
         "\
 x/s &linux_banner
+python
+a = int(gdb.parse_and_eval('(long)&schedule')) & 0xffffffffffffffff
+print('SCHEDULE %x %s' % (a, gdb.selected_inferior().read_memory(a, 32).tobytes().hex()))
+end
 delete
 break handle_exception
 continue
@@ -277,6 +281,19 @@ continue
     );
     // Kernel virtual memory through satp, found by symbol.
     assert!(out.contains("<linux_banner>:\t\"Linux version 6."), "{out}");
+    // System.map fits the kernel that ran: the code at `schedule` in the
+    // recording (read through satp) is the Image's at the same offset from
+    // its link address.
+    let schedule = marked(&out, "SCHEDULE ");
+    assert_eq!(schedule.len(), 1, "{out}");
+    let (addr, bytes) = schedule[0].split_once(' ').expect("address and bytes");
+    let offset = u64::from_str_radix(addr, 16).unwrap() - 0xffff_ffff_8000_0000;
+    let image = std::fs::read(dir.join("Image")).expect("reading the Image");
+    let expected: String = image[offset as usize..offset as usize + 32]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(bytes, expected, "{out}");
     // The trap entry: the breakpoint is where stvec points, in S-mode,
     // and stepi goes on inside the handler.
     let trap = marked(&out, "TRAP");
