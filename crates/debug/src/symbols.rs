@@ -31,6 +31,10 @@ pub enum SymbolsError {
         "no symbols: expected 'ADDRESS TYPE NAME' lines (Debian's linux-image ships a stub System.map; scripts/setup-linux.sh makes a real one from /proc/kallsyms)"
     )]
     Empty,
+    #[error(
+        "this is Debian's stub System.map (the real one is in the -dbg package); scripts/setup-linux.sh makes one from /proc/kallsyms"
+    )]
+    DebianStub,
     #[error("line {line}: '{text}' is not 'ADDRESS TYPE NAME'")]
     Malformed { line: usize, text: String },
 }
@@ -61,6 +65,9 @@ fn is_weak(kind: u8) -> bool {
 /// line that is not `ADDRESS TYPE NAME` is an error, so is a map without
 /// symbols.
 pub fn parse_system_map(text: &str) -> Result<Vec<MapSymbol>, SymbolsError> {
+    if text.len() < 256 && text.contains("The real System.map is in") {
+        return Err(SymbolsError::DebianStub);
+    }
     let mut symbols = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -382,8 +389,9 @@ ffffffffc0000000 t virtio_probe\t[virtio_blk]
     fn debians_stub_and_garbage_are_refused() {
         let stub =
             "ffffffffffffffff B The real System.map is in the linux-image-<version>-dbg package\n";
+        assert_eq!(parse_system_map(stub), Err(SymbolsError::DebianStub));
         assert!(matches!(
-            parse_system_map(stub),
+            parse_system_map("ffffffff80000000 T two words\n"),
             Err(SymbolsError::Malformed { line: 1, .. })
         ));
         assert_eq!(parse_system_map("\n\n"), Err(SymbolsError::Empty));
