@@ -8,6 +8,10 @@
 #   disk.img            a virtio disk: a tar of parsec-test and parsec-bench,
 #                       with room after it for /init to write results
 #   cmdline             the default kernel command line
+#   System.map          the kernel's symbols (`ADDR TYPE NAME`), read from
+#                       /proc/kallsyms by booting the kernel once on samsara
+#                       (Debian's linux-image ships a stub System.map; the
+#                       real one is in the -dbg package)
 #
 # The PARSEC-like programs (guests/parsec/*.c) are built for Linux user
 # space with Debian's gcc-riscv64-linux-gnu (`make -C guests linux`), which
@@ -191,6 +195,50 @@ build_disk() {
     say "disk.img: $(stat -c %s "$OUT/disk.img") bytes (tar of parsec-test, parsec-bench)"
 }
 
+# The kernel's symbols. Debian's System.map is an 83-byte stub, so the
+# kernel is booted once (samsara run, 1 hart, "samsara.kallsyms": /init
+# copies /proc/kallsyms, read before any module loads, to a scratch disk and
+# powers off). The addresses are those of every boot: the kernel is built
+# without CONFIG_RANDOMIZE_BASE (no KASLR) and without CONFIG_RELOCATABLE
+# (checked here against the package's config), so it runs at its link
+# addresses whatever the machine.
+SAMSARA=${SAMSARA:-target/release/samsara}
+build_system_map() {
+    local deb config
+    deb=$(ls "$DEBS"/linux-image-*.deb)
+    config=$(dpkg-deb --fsys-tarfile "$deb" | tar -xO --wildcards './boot/config-*')
+    if grep -qx 'CONFIG_RANDOMIZE_BASE=y' <<<"$config" || grep -qx 'CONFIG_RELOCATABLE=y' <<<"$config"; then
+        say "warning: the kernel is relocatable or randomized (KASLR): /proc/kallsyms of one boot may not match another; no System.map"
+        return 0
+    fi
+    if [ ! -x "$SAMSARA" ]; then
+        say "building samsara (cargo build --release -p samsara) to read the kernel's symbols"
+        cargo build -q --release -p samsara
+    fi
+    local disk=$OUT/kallsyms.disk
+    rm -f "$disk" && truncate -s 32M "$disk"
+    say "booting the kernel once to read /proc/kallsyms (System.map)"
+    SAMSARA_LINUX_DIR=$OUT "$SAMSARA" run --linux --harts 1 --disk "$disk" --timeout 900 \
+        --append "console=ttyS0 samsara.kallsyms" > "$OUT/kallsyms.console" 2>&1 ||
+        { rm -f "$disk"; die "the kallsyms boot failed (see $OUT/kallsyms.console)"; }
+    local header bytes
+    header=$(head -c 64 "$disk" | head -n1 | tr -d '\0')
+    bytes=${header#samsara-kallsyms }
+    case "$header:$bytes" in samsara-kallsyms\ *:[0-9]*) ;; *)
+        rm -f "$disk"; die "the kallsyms boot wrote no symbols (see $OUT/kallsyms.console)" ;;
+    esac
+    # Kernel symbols only (modules' are "[name]"-tagged), sorted by address.
+    head -c $(( ${#header} + 1 + bytes )) "$disk" | tail -c +$(( ${#header} + 2 )) | grep -v '\[' |
+        LC_ALL=C sort -k1,1 > "$OUT/System.map.tmp"
+    rm -f "$disk"
+    # Without the right to see addresses, kallsyms shows zeros.
+    awk '$1 !~ /^0+$/ { n++ } END { exit n < 1000 }' "$OUT/System.map.tmp" ||
+        die "/proc/kallsyms showed no addresses (kptr_restrict?)"
+    grep -q ' [Tt] schedule$' "$OUT/System.map.tmp" || die "no 'schedule' in /proc/kallsyms"
+    mv "$OUT/System.map.tmp" "$OUT/System.map"
+    say "System.map: $(wc -l < "$OUT/System.map") symbols"
+}
+
 mkdir -p "$OUT"
 # A run killed before its cleanup may have left the temporary source behind.
 cleanup_apt
@@ -214,4 +262,7 @@ if [ ! -s "$OUT/disk.img" ] || [ "$PARSEC/parsec-test" -nt "$OUT/disk.img" ] ||
     build_disk
 fi
 echo "console=ttyS0 earlycon=sbi" > "$OUT/cmdline"
-say "ready: $OUT/{fw_dynamic.bin,Image,initramfs.cpio.gz,disk.img} (kernel $(cat "$OUT/kernel-release"))"
+if [ ! -s "$OUT/System.map" ] || [ "$OUT/Image" -nt "$OUT/System.map" ]; then
+    build_system_map
+fi
+say "ready: $OUT/{fw_dynamic.bin,Image,initramfs.cpio.gz,disk.img,System.map} (kernel $(cat "$OUT/kernel-release"))"

@@ -44,6 +44,11 @@ pub(crate) struct DebugArgs {
     pub files: TraceFiles,
     #[command(flatten)]
     pub checkpoints: CheckpointArgs,
+    /// Kernel symbols for gdb: a System.map (`ADDRESS TYPE NAME` lines, as
+    /// /proc/kallsyms prints them) or an ELF (a vmlinux). Default for a
+    /// Linux trace: System.map next to its kernel Image.
+    #[arg(long, value_name = "FILE")]
+    pub symbols: Option<PathBuf>,
     /// The gdb to start.
     #[arg(long, default_value = "gdb-multiarch", value_name = "PATH")]
     pub gdb_binary: PathBuf,
@@ -95,13 +100,25 @@ pub(crate) fn serve_gdb(args: &ReplayArgs, address: &str) -> Result<ExitCode> {
 /// `samsara debug TRACE`: a free local port, and gdb-multiarch on it.
 pub(crate) fn debug_command(args: &DebugArgs) -> Result<ExitCode> {
     let timeline = open_timeline(&args.files, &args.checkpoints)?;
-    let image = PathBuf::from(&timeline.session().header().image_path);
+    let header = timeline.session().header();
+    let image = PathBuf::from(&header.image_path);
+    let kernel = args
+        .files
+        .kernel
+        .clone()
+        .or_else(|| header.kernel.as_ref().map(|k| PathBuf::from(&k.path)));
+    let symbols = kernel_symbols(args.symbols.as_deref(), kernel.as_deref())?;
     let listener = TcpListener::bind("127.0.0.1:0").context("cannot listen on a local port")?;
     let address = listener.local_addr()?;
     let script = tempfile_path("samsara-debug", ".gdb");
     fs::write(
         &script,
-        gdb_script(&args.files, &image, &address.to_string()),
+        gdb_script(
+            &args.files,
+            &image,
+            symbols.as_ref().map(|s| s.path()),
+            &address.to_string(),
+        ),
     )
     .with_context(|| format!("cannot write {}", script.display()))?;
     eprintln!(
@@ -119,6 +136,7 @@ pub(crate) fn debug_command(args: &DebugArgs) -> Result<ExitCode> {
         .args(&args.gdb_args)
         .status();
     let _ = fs::remove_file(&script);
+    drop(symbols);
     let status = status.with_context(|| {
         format!(
             "cannot start {} (scripts/setup.sh installs gdb-multiarch)",
@@ -137,11 +155,79 @@ pub(crate) fn debug_command(args: &DebugArgs) -> Result<ExitCode> {
     ))
 }
 
+/// The ELF of kernel symbols gdb loads: `explicit` (a System.map,
+/// converted, or an ELF), else the System.map next to `kernel`.
+enum Symbols {
+    /// An ELF given as is.
+    Elf(PathBuf),
+    /// Converted from a System.map: removed when dropped.
+    Converted(PathBuf),
+}
+
+impl Symbols {
+    fn path(&self) -> &Path {
+        match self {
+            Symbols::Elf(p) | Symbols::Converted(p) => p,
+        }
+    }
+}
+
+impl Drop for Symbols {
+    fn drop(&mut self) {
+        if let Symbols::Converted(p) = self {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+fn convert_system_map(map: &Path) -> Result<Symbols> {
+    let text = fs::read_to_string(map).with_context(|| format!("cannot read {}", map.display()))?;
+    let elf = samsara_debug::symbols::system_map_to_elf(&text)
+        .with_context(|| format!("{} is not a usable System.map", map.display()))?;
+    let out = tempfile_path("samsara-debug-symbols", ".elf");
+    fs::write(&out, elf).with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(Symbols::Converted(out))
+}
+
+fn kernel_symbols(explicit: Option<&Path>, kernel: Option<&Path>) -> Result<Option<Symbols>> {
+    if let Some(file) = explicit {
+        if is_elf(file) {
+            return Ok(Some(Symbols::Elf(file.to_path_buf())));
+        }
+        return convert_system_map(file).map(Some);
+    }
+    let Some(kernel) = kernel else {
+        return Ok(None);
+    };
+    let map = kernel.with_file_name("System.map");
+    if !map.is_file() {
+        eprintln!(
+            "samsara: no kernel symbols: no {} (scripts/setup-linux.sh makes it; or give --symbols FILE)",
+            map.display()
+        );
+        return Ok(None);
+    }
+    match convert_system_map(&map) {
+        Ok(symbols) => {
+            eprintln!("samsara: kernel symbols from {}", map.display());
+            Ok(Some(symbols))
+        }
+        Err(e) => {
+            eprintln!("samsara: no kernel symbols: {e:#}");
+            Ok(None)
+        }
+    }
+}
+
 /// The gdb commands `samsara debug` starts with.
-fn gdb_script(files: &TraceFiles, image: &Path, address: &str) -> String {
+fn gdb_script(files: &TraceFiles, image: &Path, symbols: Option<&Path>, address: &str) -> String {
     let image = files.image.as_deref().unwrap_or(image);
-    let mut s = String::from("set pagination off\nset confirm off\n");
-    if is_elf(image) {
+    // A long `monitor seek` on a loaded host may keep gdb waiting past its
+    // default 2 s (the seek prints a dot per hop to restart its timer).
+    let mut s = String::from("set pagination off\nset confirm off\nset remotetimeout 30\n");
+    if let Some(symbols) = symbols {
+        s.push_str(&format!("symbol-file {}\n", symbols.display()));
+    } else if is_elf(image) {
         s.push_str(&format!("file {}\n", image.display()));
     }
     s.push_str(&format!("target remote {address}\n"));

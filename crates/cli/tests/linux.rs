@@ -44,9 +44,11 @@ fn linux_dir() -> &'static PathBuf {
         };
         // The script is idempotent and cheap when everything is there; it
         // also rebuilds the initramfs when linux/init changed.
+        // SAMSARA: the binary under test boots the kernel for System.map.
         let ran = Command::new("bash")
             .arg(root.join("scripts/setup-linux.sh"))
             .current_dir(&root)
+            .env("SAMSARA", SAMSARA)
             .output();
         let still = missing();
         if still.is_empty() {

@@ -6,6 +6,7 @@
 
 pub mod checkpoints;
 pub mod gdb;
+pub mod symbols;
 pub mod timeline;
 
 pub use timeline::{ALL_HARTS, Landing, Timeline, TimelineOptions, Why};

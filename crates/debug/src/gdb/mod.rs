@@ -3,6 +3,7 @@
 //! long is interrupted by Ctrl-C (or any byte gdb sends, or its leaving).
 
 pub mod arch;
+mod memory;
 mod monitor;
 mod target;
 

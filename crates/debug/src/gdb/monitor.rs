@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
 
 use gdbstub::target::ext::monitor_cmd::{ConsoleOutput, MonitorCmd};
 use samsara_engine::EngineError;
@@ -10,6 +11,13 @@ use samsara_engine::replay::Position;
 use samsara_types::GuestPhysAddr;
 
 use super::target::{Debuggee, say};
+
+/// Instructions (all harts) a seek runs between two looks at the clock
+/// (~30 ms).
+const SEEK_HOP: u64 = 1 << 22;
+
+/// How often a long seek shows gdb it is alive: well under gdb's 2 s.
+const KEEP_ALIVE: Duration = Duration::from_millis(500);
 
 pub const HELP: &str = "\
 samsara monitor commands:
@@ -30,7 +38,7 @@ impl MonitorCmd for Debuggee {
         mut out: ConsoleOutput<'_>,
     ) -> Result<(), EngineError> {
         let cmd = String::from_utf8_lossy(cmd);
-        let text = match self.monitor(cmd.trim()) {
+        let text = match self.monitor(cmd.trim(), &mut out) {
             Ok(text) => text,
             Err(e) => format!("error: {e}"),
         };
@@ -41,14 +49,18 @@ impl MonitorCmd for Debuggee {
 
 impl Debuggee {
     /// Runs one monitor command; the text to show.
-    pub(crate) fn monitor(&mut self, cmd: &str) -> Result<String, EngineError> {
+    pub(crate) fn monitor(
+        &mut self,
+        cmd: &str,
+        out: &mut ConsoleOutput<'_>,
+    ) -> Result<String, EngineError> {
         let mut words = cmd.split_whitespace();
         let verb = words.next().unwrap_or("help");
         let args: Vec<&str> = words.collect();
         match (verb, args.as_slice()) {
             ("help", _) => Ok(HELP.to_string()),
             ("when", []) => Ok(self.when()),
-            ("seek", [target]) => self.seek(target),
+            ("seek", [target]) => self.seek(target, out),
             ("checkpoints", []) => Ok(self.checkpoints()),
             ("entry", []) => Ok(self.entry()),
             ("phys", [addr]) => self.phys(addr, "64"),
@@ -88,9 +100,46 @@ impl Debuggee {
         s
     }
 
-    fn seek(&mut self, target: &str) -> Result<String, EngineError> {
+    /// A long seek goes in hops of [`SEEK_HOP`] instructions and sends
+    /// gdb an invisible console packet (one NUL byte, which gdb prints as
+    /// nothing) every [`KEEP_ALIVE`]: gdb gives up on a `monitor` reply
+    /// after `remotetimeout` (2 s) without a packet, and gdbstub cannot
+    /// resend one gdb then refuses. What gdb shows does not depend on the
+    /// host's speed.
+    fn seek(&mut self, target: &str, out: &mut ConsoleOutput<'_>) -> Result<String, EngineError> {
         let position = self.parse_position(target)?;
         let never = AtomicBool::new(false);
+        let index = self.timeline.index();
+        let here = self.timeline.position();
+        let to = index.steps_at(position);
+        // Forward from here, or from the checkpoint a backward seek restores.
+        let from = if position >= here {
+            index.steps_at(here)
+        } else {
+            self.timeline.checkpoints().total_at_or_before(position)
+        };
+        // A position the timeline refuses (past the end, past its entry's
+        // length) is refused at once, without hops.
+        let valid = position <= index.end()
+            && index
+                .entry(position.seq)
+                .is_none_or(|e| position.step <= e.steps);
+        let hops: Vec<Position> = (1..)
+            .take_while(|_| valid)
+            .map(|k| from.saturating_add(k * SEEK_HOP))
+            .take_while(|&at| at < to)
+            .map(|at| index.position_at_step(at))
+            .filter(|&p| p < position)
+            .collect();
+        let mut said = Instant::now();
+        for hop in &hops {
+            self.timeline.seek(*hop, &never)?;
+            if said.elapsed() >= KEEP_ALIVE {
+                out.write_raw(&[0]);
+                out.flush();
+                said = Instant::now();
+            }
+        }
         let landing = self.timeline.seek(position, &never)?;
         self.last = Some(landing);
         Ok(format!(

@@ -253,10 +253,7 @@ impl MultiThreadBase for Debuggee {
 
     fn read_addrs(&mut self, start: u64, data: &mut [u8], tid: Tid) -> TargetResult<usize, Self> {
         let hart = self.general(tid);
-        let n = self
-            .timeline
-            .session()
-            .read_virt(hart, GuestVirtAddr(start), data);
+        let n = super::memory::read_as_hart(self.timeline.session(), hart, start, data);
         if n == 0 && !data.is_empty() {
             return Err(TargetError::Errno(14)); // EFAULT: not mapped
         }
@@ -265,10 +262,7 @@ impl MultiThreadBase for Debuggee {
 
     fn write_addrs(&mut self, start: u64, data: &[u8], tid: Tid) -> TargetResult<(), Self> {
         let mut now = vec![0u8; data.len()];
-        let n = self
-            .timeline
-            .session()
-            .read_virt(hart_of(tid), GuestVirtAddr(start), &mut now);
+        let n = super::memory::read_as_hart(self.timeline.session(), hart_of(tid), start, &mut now);
         self.ensure_unchanged(
             n != data.len() || now != data,
             &format!("{} bytes of memory at {start:#x}", data.len()),
