@@ -84,7 +84,7 @@ fn kill(child: &mut Child) {
 /// The gdb preamble: connect, and a `timed` Python helper.
 fn preamble(port: u16) -> String {
     format!(
-        "set pagination off\nset confirm off\nset architecture riscv:rv64\ntarget remote 127.0.0.1:{port}\n\
+        "set pagination off\nset confirm off\nset remotetimeout 600\nset architecture riscv:rv64\ntarget remote 127.0.0.1:{port}\n\
 python\nimport time\n\
 def timed(label, cmd):\n    t = time.time()\n    out = gdb.execute(cmd, to_string=True)\n    \
 print('TIMED %s %.6f %s' % (label, time.time() - t, ' | '.join(out.strip().splitlines())), flush=True)\n\
@@ -95,8 +95,12 @@ print('TIMED %s 0 %s' % (label, out.strip().split()[-1]), flush=True)\nend\n"
 
 /// Runs gdb-multiarch on `script` (after the preamble) for at most
 /// `limit`; the `TIMED label seconds rest` lines it printed.
-fn run_gdb(port: u16, script: &str, limit: Duration) -> Result<Vec<(String, f64, String)>> {
-    let file = std::env::temp_dir().join(format!("samsara-bench-qemu-{port}.gdb"));
+pub(crate) fn run_gdb(
+    port: u16,
+    script: &str,
+    limit: Duration,
+) -> Result<Vec<(String, f64, String)>> {
+    let file = std::env::temp_dir().join(format!("samsara-bench-gdb-{port}.gdb"));
     std::fs::write(&file, format!("{}{script}", preamble(port)))?;
     // Give QEMU a moment to listen.
     let started = Instant::now();
@@ -155,7 +159,10 @@ fn run_gdb(port: u16, script: &str, limit: Duration) -> Result<Vec<(String, f64,
     Ok(lines)
 }
 
-fn find<'a>(lines: &'a [(String, f64, String)], label: &str) -> Option<&'a (String, f64, String)> {
+pub(crate) fn find<'a>(
+    lines: &'a [(String, f64, String)],
+    label: &str,
+) -> Option<&'a (String, f64, String)> {
     lines.iter().find(|l| l.0 == label)
 }
 
@@ -171,18 +178,15 @@ pub fn measure(
 ) -> (Table, Vec<String>) {
     let mut table = Table::new(
         "QEMU record/replay of the same kernel at 1 CPU, reverse debugging through gdb-multiarch",
-        &[("what", "what"), ("instructions", "icount"), ("seconds", "s")],
+        &[
+            ("what", "what"),
+            ("instructions", "icount"),
+            ("seconds", "s"),
+        ],
     );
     let mut notes = Vec::new();
     if let Err(e) = measure_into(
-        bench,
-        qemu,
-        files,
-        scratch,
-        watch_near,
-        quick,
-        &mut table,
-        &mut notes,
+        bench, qemu, files, scratch, watch_near, quick, &mut table, &mut notes,
     ) {
         notes.push(format!("QEMU: {e:#}"));
     }
@@ -211,8 +215,9 @@ fn measure_into(
         .args(["create", "-f", "qcow2"])
         .arg(&q.snapshot_disk)
         .arg("1G");
-    let made = run_process(create, bench.timeout)
-        .context("qemu-img (package qemu-utils) is needed for the qcow2 image holding QEMU's rr snapshot")?;
+    let made = run_process(create, bench.timeout).context(
+        "qemu-img (package qemu-utils) is needed for the qcow2 image holding QEMU's rr snapshot",
+    )?;
     if !made.status.success() {
         bail!("{} failed: {}", made.what, last_lines(&made.stderr, 3));
     }
@@ -245,7 +250,7 @@ fn measure_into(
         Cell::num(replay.wall.as_secs_f64(), 2),
     ]);
 
-    let limit = Duration::from_secs(if quick { 60 } else { 180 });
+    let limit = Duration::from_secs(if quick { 30 } else { 60 });
     let positions: &[u64] = if quick {
         &[20_000_000, 100_000_000]
     } else {
@@ -315,7 +320,9 @@ if addr is not None:\n    gdb.execute('watch *(long *)%d' % addr)\n    timed('rc
                 let hit = find(&lines, "hit").and_then(|l| l.2.parse::<u64>().ok());
                 let addr = find(&lines, "addr").map(|l| l.2.clone());
                 table.push(vec![
-                    Cell::Text("gdb: replay_break + continue to the reverse-continue's start".into()),
+                    Cell::Text(
+                        "gdb: replay_break + continue to the reverse-continue's start".into(),
+                    ),
                     at.map_or(Cell::Missing, Cell::Int),
                     find(&lines, "forward").map_or(Cell::Missing, |l| Cell::num(l.1, 2)),
                 ]);
