@@ -712,3 +712,23 @@ fn through_gdb(
     ];
     Ok((table, targets))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Rng;
+
+    #[test]
+    fn positions_are_the_same_every_run() {
+        let draw = || {
+            let mut rng = Rng(super::SEED);
+            (0..20).map(|_| rng.next() % 1000).collect::<Vec<_>>()
+        };
+        let a = draw();
+        assert_eq!(a, draw());
+        // Not degenerate: the positions spread.
+        let mut distinct = a.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert!(distinct.len() > 15, "{a:?}");
+    }
+}

@@ -14,7 +14,8 @@
 //! was), [`stats`], [`report`] (Markdown, CSV, JSON), [`charts`] (SVG).
 //! The record and parsec suites share [`workloads`], [`strategy`],
 //! [`plan`], [`runner`] and [`rows`]. One module per suite: [`machine`],
-//! [`record`], [`parsec`], [`linux`].
+//! [`record`], [`parsec`], [`linux`], [`debug`] (with [`qemu_rr`], QEMU's
+//! record/replay driven by gdb).
 
 mod charts;
 mod context;

@@ -138,16 +138,7 @@ pub(crate) fn run_gdb(
     }
     let text = reader.join().unwrap_or_default();
     let _ = std::fs::remove_file(&file);
-    let lines: Vec<(String, f64, String)> = text
-        .lines()
-        .filter_map(|l| {
-            let rest = l.strip_prefix("TIMED ")?;
-            let mut parts = rest.splitn(3, ' ');
-            let label = parts.next()?.to_string();
-            let secs = parts.next()?.parse().ok()?;
-            Some((label, secs, parts.next().unwrap_or("").to_string()))
-        })
-        .collect();
+    let lines = parse_timed(&text);
     if timed_out {
         let done: Vec<&str> = lines.iter().map(|l| l.0.as_str()).collect();
         bail!(
@@ -157,6 +148,19 @@ pub(crate) fn run_gdb(
         );
     }
     Ok(lines)
+}
+
+/// The `TIMED label seconds rest` lines of gdb's output.
+fn parse_timed(text: &str) -> Vec<(String, f64, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("TIMED ")?;
+            let mut parts = rest.splitn(3, ' ');
+            let label = parts.next()?.to_string();
+            let secs = parts.next()?.parse().ok()?;
+            Some((label, secs, parts.next().unwrap_or("").to_string()))
+        })
+        .collect()
 }
 
 pub(crate) fn find<'a>(
@@ -354,4 +358,21 @@ if addr is not None:\n    gdb.execute('watch *(long *)%d' % addr)\n    timed('rc
         qemu.display()
     ));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timed_lines_are_parsed_and_the_rest_ignored() {
+        let text = "0x1000 in ?? ()\nTIMED rsi 0.250000 0xffffffff8051a92e in ?? ()\nTIMED at 0 100000000\nTIMED bad x\n";
+        let lines = parse_timed(text);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].0, "rsi");
+        assert!((lines[0].1 - 0.25).abs() < 1e-9);
+        assert_eq!(lines[0].2, "0xffffffff8051a92e in ?? ()");
+        assert_eq!(find(&lines, "at").map(|l| l.2.as_str()), Some("100000000"));
+        assert!(find(&lines, "bad").is_none());
+    }
 }
