@@ -31,15 +31,15 @@ const TARGET_RECORD_OVER_RUN: f64 = 2.0;
 const TARGET_LOG_BYTES_PER_SECOND: f64 = 150_000.0;
 
 /// The files of the Linux boot.
-struct LinuxFiles {
-    firmware: PathBuf,
-    kernel: PathBuf,
-    initrd: PathBuf,
-    disk: PathBuf,
+pub(crate) struct LinuxFiles {
+    pub firmware: PathBuf,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub disk: PathBuf,
 }
 
 impl LinuxFiles {
-    fn find() -> Result<Self> {
+    pub fn find() -> Result<Self> {
         let dir = samsara_machine::guest::bundled_linux_dir();
         let file = |name: &str| -> Result<PathBuf> {
             let path = dir.join(name);

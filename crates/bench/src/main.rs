@@ -14,15 +14,18 @@
 //! was), [`stats`], [`report`] (Markdown, CSV, JSON), [`charts`] (SVG).
 //! The record and parsec suites share [`workloads`], [`strategy`],
 //! [`plan`], [`runner`] and [`rows`]. One module per suite: [`machine`],
-//! [`record`], [`parsec`], [`linux`].
+//! [`record`], [`parsec`], [`linux`], [`debug`] (with [`qemu_rr`], QEMU's
+//! record/replay driven by gdb).
 
 mod charts;
 mod context;
+mod debug;
 mod linux;
 mod machine;
 mod parsec;
 mod plan;
 mod process;
+mod qemu_rr;
 mod record;
 mod report;
 mod rows;
@@ -60,6 +63,11 @@ pub enum Suite {
     /// QEMU on the same files; log rate and what the log holds. Default
     /// workloads: boot,x264; size: test; repeats: 1.
     Linux,
+    /// Reverse debugging (issue 14): a Linux boot recorded at 4 harts,
+    /// forward replay under the debugger vs plain replay, reverse-stepi at
+    /// random positions, reverse-continue to a watchpoint hit, checkpoint
+    /// memory; beside QEMU's record/replay at 1 CPU driven by gdb.
+    Debug,
 }
 
 /// What the suites are asked to run (from the command line).
@@ -83,7 +91,7 @@ pub struct Options {
 pub struct BenchArgs {
     /// Which suite to run.
     #[arg(long, value_enum, default_value_t = Suite::Machine)]
-    suite: Suite,
+    pub(crate) suite: Suite,
     /// The samsara binary to measure [default: `samsara` next to this
     /// program, e.g. target/release/samsara].
     #[arg(long, value_name = "PATH")]
@@ -125,6 +133,10 @@ pub struct BenchArgs {
     /// Give up on any single run after this many seconds.
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     timeout: u64,
+    /// Debug suite: 5 reverse-stepi positions instead of 20, reverse-continue
+    /// over 10⁷ and 10⁸ instructions only, 2 QEMU positions.
+    #[arg(long)]
+    quick: bool,
     /// Print JSON instead of the table.
     #[arg(long, conflicts_with = "csv")]
     json: bool,
@@ -137,7 +149,7 @@ pub struct BenchArgs {
 fn command(args: &BenchArgs) -> Result<ExitCode> {
     let size = args.size.unwrap_or(match args.suite {
         Suite::Parsec => Size::Bench,
-        Suite::Machine | Suite::Record | Suite::Linux => Size::Test,
+        Suite::Machine | Suite::Record | Suite::Linux | Suite::Debug => Size::Test,
     });
     if args.suite == Suite::Machine
         && (args.size.is_some()
@@ -150,7 +162,7 @@ fn command(args: &BenchArgs) -> Result<ExitCode> {
         );
     }
     let repeats = args.repeats.unwrap_or(match (args.suite, size) {
-        (Suite::Parsec, Size::Bench) | (Suite::Linux, _) => 1,
+        (Suite::Parsec, Size::Bench) | (Suite::Linux, _) | (Suite::Debug, _) => 1,
         _ => 3,
     });
     let bench = Bench::new(args, repeats)?;
@@ -171,6 +183,7 @@ fn command(args: &BenchArgs) -> Result<ExitCode> {
         Suite::Record => record::record_suite(&bench, &options)?,
         Suite::Parsec => parsec::parsec_suite(&bench, &options)?,
         Suite::Linux => linux::linux_suite(&bench, &options)?,
+        Suite::Debug => debug::debug_suite(&bench, &debug::DebugOptions { quick: args.quick })?,
     };
     let text = if args.json {
         report.json()
