@@ -5,13 +5,12 @@
 //! breakpoint on a kernel function by name, continue ×5 and
 //! reverse-continue ×2 landing on hit 3's registers, kernel memory read
 //! through satp, a breakpoint on the trap entry (stvec) and stepi inside
-//! it, `monitor seek 50%` then reverse-stepi, continue to the end; the
-//! trace still replays VERIFIED, and `samsara debug` loads the symbols by
-//! itself.
+//! it, `monitor seek 50%` then reverse-stepi, continue to the end, and
+//! `samsara debug` loads the symbols by itself.
 //!
 //! One boot without workload (`samsara.noload`, ~2.3·10⁹ instructions):
-//! 52–81 s on the 2-core build host shared with other builds (record
-//! 16–23 s, gdb session 20–31 s, replay 15–24 s), plus one ~15 s boot by
+//! 40–60 s on the 2-core build host shared with other builds (record
+//! 16–23 s, gdb session 20–31 s), plus one ~15 s boot by
 //! scripts/setup-linux.sh the first time (System.map).
 
 mod common;
@@ -362,18 +361,12 @@ continue
         "{said}"
     );
 
-    // The debugger changed nothing: the trace replays verified.
-    let started = Instant::now();
-    let mut replay = Command::new(SAMSARA);
-    replay.arg("replay").arg(&trace);
-    let replay = run_with_timeout(replay, LIMIT);
-    assert_eq!(replay.code(), Some(0), "{}", replay.stderr);
-    assert!(replay.stderr.contains("VERIFIED"), "{}", replay.stderr);
+    // (The debugger opens the trace read-only; that Linux recordings replay
+    // VERIFIED is linux.rs's, so the suite does not pay for it twice.)
     eprintln!(
-        "debug_linux: recorded in {:.1} s, gdb session {:.1} s, replayed in {:.1} s",
+        "debug_linux: recorded in {:.1} s, gdb session {:.1} s",
         recorded.as_secs_f64(),
         session.as_secs_f64(),
-        started.elapsed().as_secs_f64()
     );
     let _ = std::fs::remove_dir_all(&work);
 }

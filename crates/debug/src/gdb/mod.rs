@@ -131,7 +131,8 @@ fn watch_for_input(
 ) -> io::Result<thread::JoinHandle<()>> {
     let peer = conn.try_clone()?;
     // The socket's read timeout is shared with `conn`: reset by the caller.
-    peer.set_read_timeout(Some(Duration::from_millis(20)))?;
+    // Short: the command waits for this thread to notice it is done.
+    peer.set_read_timeout(Some(Duration::from_millis(2)))?;
     Ok(thread::spawn(move || {
         let mut byte = [0u8];
         while watching.load(Ordering::Relaxed) {
