@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 
 use gdbstub::arch::{Arch, Registers};
 use gdbstub_arch::riscv::reg::id::RiscvRegId;
+use samsara_isa::{fpr_name, gpr_name};
 
 /// The CSRs shown besides `fflags`, `frm` and `fcsr` (which belong to the
 /// fpu feature), by address, in register-number order.
@@ -80,18 +81,6 @@ pub const fn csr_regnum(csr: u16) -> usize {
 /// gdb's register number of the privilege level.
 pub const PRIV_REGNUM: usize = 4161;
 
-const ABI_NAMES: [&str; 32] = [
-    "zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "fp", "s1", "a0", "a1", "a2", "a3", "a4",
-    "a5", "a6", "a7", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "t3", "t4",
-    "t5", "t6",
-];
-
-const FP_ABI_NAMES: [&str; 32] = [
-    "ft0", "ft1", "ft2", "ft3", "ft4", "ft5", "ft6", "ft7", "fs0", "fs1", "fa0", "fa1", "fa2",
-    "fa3", "fa4", "fa5", "fa6", "fa7", "fs2", "fs3", "fs4", "fs5", "fs6", "fs7", "fs8", "fs9",
-    "fs10", "fs11", "ft8", "ft9", "ft10", "ft11",
-];
-
 /// The target description gdb reads (`qXfer:features:read`).
 pub fn target_xml() -> &'static str {
     static XML: OnceLock<String> = OnceLock::new();
@@ -101,7 +90,9 @@ pub fn target_xml() -> &'static str {
              <target version=\"1.0\">\n<architecture>riscv:rv64</architecture>\n\
              <feature name=\"org.gnu.gdb.riscv.cpu\">\n",
         );
-        for (i, name) in ABI_NAMES.iter().enumerate() {
+        for i in 0..32u8 {
+            // gdb's own description calls x8 `fp`.
+            let name = if i == 8 { "fp" } else { gpr_name(i) };
             let ty = match i {
                 1 => "code_ptr",
                 2 | 3 | 8 => "data_ptr",
@@ -115,7 +106,8 @@ pub fn target_xml() -> &'static str {
              <field name=\"float\" type=\"ieee_single\"/><field name=\"double\" type=\"ieee_double\"/>\
              </union>\n",
         );
-        for (i, name) in FP_ABI_NAMES.iter().enumerate() {
+        for i in 0..32u8 {
+            let name = fpr_name(i);
             let _ = writeln!(
                 x,
                 "<reg name=\"{name}\" bitsize=\"64\" type=\"riscv_double\" regnum=\"{}\"/>",
