@@ -6,65 +6,15 @@
 mod common;
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::{SAMSARA, guest, run_with_timeout, samsara, scratch_dir};
+use common::{GdbServer as Server, SAMSARA, guest, run_with_timeout, samsara, scratch_dir};
 
 const GDB: &str = "gdb-multiarch";
 const GDB_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// A `samsara replay --gdb 127.0.0.1:0` process; killed when dropped.
-struct Server {
-    child: Child,
-    address: String,
-}
-
-impl Server {
-    fn start(trace: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(SAMSARA)
-            .arg("replay")
-            .arg(trace)
-            .args(["--gdb", "127.0.0.1:0"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting samsara replay --gdb");
-        let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
-        let mut line = String::new();
-        stderr.read_line(&mut line).expect("reading the banner");
-        let address = line
-            .split_whitespace()
-            .find(|w| w.starts_with("127.0.0.1:"))
-            .unwrap_or_else(|| panic!("no address in the banner: {line}"))
-            .to_string();
-        // Keep draining stderr so the server never blocks on it.
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            while stderr.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
-                eprint!("server: {sink}");
-                sink.clear();
-            }
-        });
-        Server { child, address }
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().expect("polling the server").is_none()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Runs gdb in batch mode on `script`; its stdout and stderr, merged in
 /// order (stderr goes to stdout).

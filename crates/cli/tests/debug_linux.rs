@@ -15,12 +15,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{SAMSARA, run_with_timeout, scratch_dir, serial, workspace_root};
+use common::{GdbServer as Server, SAMSARA, run_with_timeout, scratch_dir, serial, workspace_root};
 
 const GDB: &str = "gdb-multiarch";
 const LIMIT: Duration = Duration::from_secs(400);
@@ -50,49 +49,6 @@ fn linux_dir() -> PathBuf {
         String::from_utf8_lossy(&ran.stderr)
     );
     dir
-}
-
-/// A `samsara replay --gdb 127.0.0.1:0` process; killed when dropped.
-struct Server {
-    child: Child,
-    address: String,
-}
-
-impl Server {
-    fn start(trace: &Path) -> Server {
-        let mut child = Command::new(SAMSARA)
-            .arg("replay")
-            .arg(trace)
-            .args(["--gdb", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting samsara replay --gdb");
-        let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
-        let mut line = String::new();
-        stderr.read_line(&mut line).expect("reading the banner");
-        let address = line
-            .split_whitespace()
-            .find(|w| w.starts_with("127.0.0.1:"))
-            .unwrap_or_else(|| panic!("no address in the banner: {line}"))
-            .to_string();
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            while stderr.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
-                eprint!("server: {sink}");
-                sink.clear();
-            }
-        });
-        Server { child, address }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Values after `MARK` in gdb's output, in order.
@@ -237,7 +193,7 @@ delete
 continue
 ",
     );
-    let server = Server::start(&trace);
+    let server = Server::start(&trace, &[]);
     let path = work.join("session.gdb");
     std::fs::write(&path, &script).expect("writing the gdb script");
     let mut sh = Command::new("sh");

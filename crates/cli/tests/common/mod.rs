@@ -414,3 +414,55 @@ pub fn rewrite_trace(
     }
     done
 }
+
+/// A `samsara replay --gdb 127.0.0.1:0` process; killed when dropped.
+pub struct GdbServer {
+    pub child: std::process::Child,
+    pub address: String,
+}
+
+impl GdbServer {
+    pub fn start(trace: &Path, extra: &[&str]) -> GdbServer {
+        let mut child = Command::new(SAMSARA)
+            .arg("replay")
+            .arg(trace)
+            .args(["--gdb", "127.0.0.1:0"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting samsara replay --gdb");
+        let mut stderr = std::io::BufReader::new(child.stderr.take().expect("piped stderr"));
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stderr, &mut line).expect("reading the banner");
+        let address = line
+            .split_whitespace()
+            .find(|w| w.starts_with("127.0.0.1:"))
+            .unwrap_or_else(|| panic!("no address in the banner: {line}"))
+            .to_string();
+        // Keep draining stderr so the server never blocks on it.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while std::io::BufRead::read_line(&mut stderr, &mut sink)
+                .map(|n| n > 0)
+                .unwrap_or(false)
+            {
+                eprint!("server: {sink}");
+                sink.clear();
+            }
+        });
+        GdbServer { child, address }
+    }
+
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().expect("polling the server").is_none()
+    }
+}
+
+impl Drop for GdbServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
