@@ -198,6 +198,75 @@ fn stepi_then_reverse_stepi_on_every_hart_retraces_the_same_states() {
     }
 }
 
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// gdb single-steps a RISC-V thread by a breakpoint at its next pc and a
+/// resume of all threads. A hart waiting for its next entry lets the
+/// others run first, through the same loop: each of their passes of that
+/// pc used to go back to gdb (thousands of round trips, seconds for one
+/// `stepi`). At positions of a committed recording where harts wait their
+/// turn in the loop, each `stepi` takes a few resumes and moves the hart
+/// by exactly one instruction.
+#[test]
+fn stepi_of_a_hart_waiting_for_its_turn_takes_a_few_resumes() {
+    gdb_available();
+    let trace = fixture("racy_counter-4harts.trace");
+    let elf = fixture("racy_counter.elf");
+    let image = elf.to_str().expect("a UTF-8 path");
+    let server = Server::start(&trace, &["--image", image]);
+    let script = r#"
+python
+import re
+def when():
+    return gdb.execute('monitor when', to_string=True)
+def count(t):
+    return int(re.search(r'hart %d: (\d+) instructions' % (t - 1), when()).group(1))
+for seq in [104, 178, 326, 363, 437]:
+    for t in range(1, 5):
+        gdb.execute('monitor seek %d' % seq, to_string=True)
+        gdb.execute('maintenance flush register-cache', to_string=True)
+        if 'hart %d is running' % (t - 1) in when():
+            continue
+        gdb.execute('thread %d' % t, to_string=True)
+        before = count(t)
+        gdb.execute('set debug remote 1')
+        out = gdb.execute('stepi', to_string=True)
+        gdb.execute('set debug remote 0')
+        resumes = out.count('Sending packet: $vCont')
+        print('STEP %d %d resumes %d moved %d' % (seq, t, resumes, count(t) - before))
+# With the scheduler locked, gdb resumes one thread: the others that the
+# recording puts first still run, and gdb is told so.
+gdb.execute('set scheduler-locking step')
+gdb.execute('monitor seek 104', to_string=True)
+gdb.execute('maintenance flush register-cache', to_string=True)
+gdb.execute('thread 3', to_string=True)
+print('LOCKED', gdb.execute('stepi', to_string=True).replace('\n', ' '))
+end
+"#;
+    let out = gdb(&server, &elf, script);
+    let steps = marked(&out, "STEP ");
+    assert!(steps.len() >= 12, "{out}");
+    for step in &steps {
+        let words: Vec<&str> = step.split_whitespace().collect();
+        let resumes: usize = words[3].parse().unwrap();
+        assert_eq!(
+            words[5], "1",
+            "the hart moved by one instruction: {step}\n{out}"
+        );
+        assert!(resumes <= 8, "one stepi, {resumes} resumes: {step}\n{out}");
+    }
+    let locked = marked(&out, "LOCKED");
+    assert_eq!(locked.len(), 1, "{out}");
+    assert!(
+        locked[0].contains("also ran") && locked[0].contains("maintenance flush register-cache"),
+        "{out}"
+    );
+}
+
 #[test]
 fn the_same_script_twice_prints_the_same_bytes() {
     gdb_available();
@@ -377,11 +446,13 @@ fn ctrl_c_interrupts_a_long_continue_and_the_session_goes_on() {
     read_reply(&mut stream, &["PacketSize"]);
     stream.write_all(b"+").unwrap();
     // A watch nothing writes keeps the continue sequential and long (the
-    // whole recording); Ctrl-C (0x03) arrives right after it starts.
+    // whole recording); Ctrl-C (0x03) arrives once it has started (sent
+    // with it, it would stop it before its first entry).
     stream.write_all(&packet("Z2,10,8")).unwrap();
     assert_eq!(read_reply(&mut stream, &["OK", "E"]), "OK");
     stream.write_all(b"+").unwrap();
     stream.write_all(&packet("vCont;c")).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
     stream.write_all(b"\x03").unwrap();
     let stop = read_reply(&mut stream, &["T", "S"]);
     assert!(stop.starts_with("T02"), "a SIGINT stop: {stop}");

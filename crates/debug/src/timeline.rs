@@ -87,6 +87,8 @@ pub struct Timeline {
     /// The landing position whose instruction a resume must not report
     /// again (gdb steps over what it was told about itself).
     skip: Option<Position>,
+    /// While a continue runs: breakpoints only one hart stops at.
+    passing: Option<SteppingBreakpoints>,
 }
 
 /// What a forward run looks for.
@@ -107,6 +109,26 @@ enum Goal {
     /// The last breakpoint or watch hit (any hart) before the run's end,
     /// noted without stopping.
     LastHit,
+}
+
+/// Breakpoints at the pcs some harts' next instructions go to, which
+/// only those harts stop at until each has run that instruction (gdb
+/// single-stepping one of them: see `gdb::single_step`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SteppingBreakpoints {
+    /// The harts that may be stepping, a bit each.
+    pub harts: u64,
+    pub pcs: Vec<u64>,
+    /// Just after the last of those harts' next instructions.
+    pub until: Position,
+}
+
+impl SteppingBreakpoints {
+    fn passes(&self, found: &Found) -> bool {
+        matches!(found.why, Why::Breakpoint { pc } if self.pcs.contains(&pc))
+            && (self.harts >> found.hart) & 1 == 0
+            && found.at < self.until
+    }
 }
 
 /// What a forward run found.
@@ -248,6 +270,7 @@ impl Timeline {
             options,
             focus: 0,
             skip: None,
+            passing: None,
         };
         timeline.save_here()?;
         Ok(timeline)
@@ -454,7 +477,10 @@ impl Timeline {
                 _ => None,
             };
             if let Some(found) = hit {
-                if Some(found.at) == skip || (harts >> found.hart) & 1 == 0 {
+                if Some(found.at) == skip
+                    || (harts >> found.hart) & 1 == 0
+                    || self.passing.as_ref().is_some_and(|p| p.passes(&found))
+                {
                     continue;
                 }
                 match runner.goal {
@@ -559,13 +585,39 @@ impl Timeline {
     /// the recorded order requires, their hits ignored (gdb resumed only
     /// some threads). With nothing to look for, harts run in parallel.
     pub fn cont(&mut self, harts: u64, stop: &AtomicBool) -> Result<Landing, EngineError> {
+        self.cont_passing(harts, None, stop)
+    }
+
+    /// Just after `hart`'s next instruction runs (the recording's end if
+    /// it runs none).
+    pub fn after_next_step(&self, hart: usize) -> Position {
+        let now = self.session.position();
+        self.index
+            .position_of_hart_step(hart, self.index.hart_steps(hart, now))
+            .map_or(Position::END, |at| Position {
+                seq: at.seq,
+                step: at.step + 1,
+            })
+    }
+
+    /// [`Timeline::cont`], where other harts pass the breakpoints of
+    /// `step` while its harts' next instructions are to come.
+    pub fn cont_passing(
+        &mut self,
+        harts: u64,
+        step: Option<&SteppingBreakpoints>,
+        stop: &AtomicBool,
+    ) -> Result<Landing, EngineError> {
         if self.breakpoints.is_empty() && self.watches.is_empty() && self.options.parallel {
             let stopped = self.forward_parallel(stop)?;
             return self.ended(stopped);
         }
         // Breakpoints and watches stop the session by themselves: no
         // per-instruction observer, harts in whole batches.
-        let (stopped, found) = self.forward::<false>(Goal::Break, harts, Position::END, stop)?;
+        self.passing = step.cloned();
+        let searched = self.forward::<false>(Goal::Break, harts, Position::END, stop);
+        self.passing = None;
+        let (stopped, found) = searched?;
         Ok(match found {
             Some(f) => self.land(f.at, f.hart, f.why)?,
             None => self.ended(stopped)?,
@@ -580,6 +632,26 @@ impl Timeline {
         harts: u64,
         stop: &AtomicBool,
     ) -> Result<Landing, EngineError> {
+        // The entries of other harts before its next instruction run at
+        // full speed (only their hits stop them); only that instruction
+        // is looked for one at a time. On a hart that waits long for its
+        // next entry, this is the difference between microseconds and
+        // seconds.
+        let now = self.session.position();
+        let next = self
+            .index
+            .position_of_hart_step(hart, self.index.hart_steps(hart, now));
+        if let Some(next) = next
+            && next > now
+        {
+            let (stopped, found) = self.forward::<false>(Goal::Break, harts, next, stop)?;
+            if let Some(f) = found {
+                return self.land(f.at, f.hart, f.why);
+            }
+            if stopped != Stop::Reached {
+                return self.ended(stopped);
+            }
+        }
         let (stopped, found) =
             self.forward::<true>(Goal::Step { hart }, harts, Position::END, stop)?;
         let Some(found) = found else {

@@ -3,11 +3,13 @@
 //! long is interrupted by Ctrl-C (or any byte gdb sends, or its leaving).
 
 pub mod arch;
+mod connection;
 mod memory;
 mod monitor;
+mod single_step;
 mod target;
 
-use std::io::{self, Read};
+use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +17,7 @@ use std::thread;
 use std::time::Duration;
 
 use gdbstub::common::Signal;
+use gdbstub::conn::{Connection, ConnectionExt};
 use gdbstub::stub::run_blocking::{BlockingEventLoop, Event, WaitForStopReasonError};
 use gdbstub::stub::{DisconnectReason, GdbStub, MultiThreadStopReason};
 use samsara_engine::EngineError;
@@ -23,6 +26,7 @@ pub use monitor::HELP as MONITOR_HELP;
 pub use target::Debuggee;
 
 use crate::timeline::Timeline;
+use connection::GdbConnection;
 
 /// gdb's `g` reply for ~120 registers is larger than gdbstub's default
 /// 4 KiB packet buffer.
@@ -58,7 +62,7 @@ pub fn serve(listener: &TcpListener, timeline: Timeline, once: bool) -> Result<(
 }
 
 fn serve_one(debuggee: &mut Debuggee, stream: TcpStream) -> Result<String, ServeError> {
-    let stub = GdbStub::<Debuggee, TcpStream>::builder(stream)
+    let stub = GdbStub::<Debuggee, GdbConnection>::builder(GdbConnection::new(stream))
         .packet_buffer_size(PACKET_BUFFER)
         .build()
         .map_err(|e| io::Error::other(e.to_string()))?;
@@ -77,36 +81,46 @@ enum EventLoop {}
 
 impl BlockingEventLoop for EventLoop {
     type Target = Debuggee;
-    type Connection = TcpStream;
+    type Connection = GdbConnection;
     type StopReason = MultiThreadStopReason<u64>;
 
     fn wait_for_stop_reason(
         target: &mut Debuggee,
-        conn: &mut TcpStream,
+        conn: &mut GdbConnection,
     ) -> Result<Event<Self::StopReason>, WaitForStopReasonError<EngineError, io::Error>> {
-        target.interrupt.store(false, Ordering::Relaxed);
+        // The resume command's ack (outside no-ack mode) must not wait for
+        // the stop.
+        conn.flush().map_err(WaitForStopReasonError::Connection)?;
+        // Bytes gdb sent after the resume (Ctrl-C) interrupt it at once.
+        target
+            .interrupt
+            .store(conn.has_buffered_input(), Ordering::Relaxed);
         let watching = Arc::new(AtomicBool::new(true));
-        let watcher = watch_for_input(conn, Arc::clone(&target.interrupt), Arc::clone(&watching))
-            .map_err(WaitForStopReasonError::Connection)?;
+        let watcher = watch_for_input(
+            conn.stream(),
+            Arc::clone(&target.interrupt),
+            Arc::clone(&watching),
+        )
+        .map_err(WaitForStopReasonError::Connection)?;
         let landed = target.run_command();
         watching.store(false, Ordering::Relaxed);
         let _ = watcher.join();
-        conn.set_read_timeout(None)
+        conn.stream()
+            .set_read_timeout(None)
             .map_err(WaitForStopReasonError::Connection)?;
         let landing = landed.map_err(WaitForStopReasonError::Target)?;
         if target.interrupt.load(Ordering::Relaxed) {
             // gdb sent something (Ctrl-C is 0x03) or left: hand it over;
             // gdbstub asks `on_interrupt` for the stop on 0x03.
             target.last = Some(landing);
-            let mut byte = [0u8];
-            return match conn.read(&mut byte) {
-                Ok(1) => Ok(Event::IncomingData(byte[0])),
-                Ok(_) => Err(WaitForStopReasonError::Connection(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "gdb closed the connection",
-                ))),
-                Err(e) => Err(WaitForStopReasonError::Connection(e)),
-            };
+            return conn
+                .read()
+                .map(Event::IncomingData)
+                .map_err(WaitForStopReasonError::Connection);
+        }
+        if let Some(note) = target.console_note.take() {
+            conn.console(&note)
+                .map_err(WaitForStopReasonError::Connection)?;
         }
         target.command = None;
         Ok(Event::TargetStopped(target.stop_reason(&landing)))

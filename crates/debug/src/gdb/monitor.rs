@@ -143,7 +143,7 @@ impl Debuggee {
         let landing = self.timeline.seek(position, &never)?;
         self.last = Some(landing);
         Ok(format!(
-            "{}\n(gdb: 'flushregs' to see the new state)",
+            "{}\n(gdb: 'maintenance flush register-cache' shows the new state)",
             self.when()
         ))
     }

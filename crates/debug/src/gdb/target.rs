@@ -30,11 +30,12 @@ use gdbstub::target::{Target, TargetError, TargetResult};
 use gdbstub_arch::riscv::reg::id::RiscvRegId;
 use samsara_cpu::Hart;
 use samsara_engine::EngineError;
-use samsara_engine::replay::{Watch, WatchKind};
+use samsara_engine::replay::{Position, Watch, WatchKind};
 use samsara_types::GuestVirtAddr;
 
 use super::arch::{CSRS, FP_CSRS, HartRegisters, Rv64Samsara};
-use crate::timeline::{ALL_HARTS, Landing, Timeline, Why};
+use super::single_step;
+use crate::timeline::{ALL_HARTS, Landing, SteppingBreakpoints, Timeline, Why};
 
 /// EPERM: what a refused write answers (gdbstub cannot carry text).
 const EPERM: u8 = 1;
@@ -67,6 +68,8 @@ pub struct Debuggee {
     /// gdb's general thread (`Hg`, or the last stop's): the hart a
     /// reverse step on "any thread" means, as gdbserver has it.
     general: usize,
+    /// Printed on gdb's console before the next stop is reported.
+    pub(crate) console_note: Option<String>,
 }
 
 pub(crate) fn tid(hart: usize) -> Tid {
@@ -89,6 +92,7 @@ impl Debuggee {
             continued: 0,
             locked: false,
             general: 0,
+            console_note: None,
         }
     }
 
@@ -125,10 +129,16 @@ impl Debuggee {
                 ALL_HARTS
             }
         };
+        let states_before = self.hart_states();
         let landed = match command {
             Command::Continue => {
                 let mask = harts(None);
-                self.timeline.cont(mask, &stop)
+                let step = if self.locked {
+                    None
+                } else {
+                    self.software_step()
+                };
+                self.timeline.cont_passing(mask, step.as_ref(), &stop)
             }
             Command::Step { hart } => {
                 let mask = harts(Some(hart));
@@ -142,7 +152,46 @@ impl Debuggee {
             Command::ReverseContinue => self.timeline.reverse_cont(&stop),
         }?;
         self.general = landed.hart;
+        self.note_locked_harts_that_moved(&states_before);
         Ok(landed)
+    }
+
+    /// Each hart's (instruction count, pc).
+    fn hart_states(&self) -> Vec<(u64, u64)> {
+        let harts = self.timeline.session().harts();
+        harts.iter().map(|h| (h.steps().0, h.pc().0)).collect()
+    }
+
+    /// After a resume of some harts only (gdb's `scheduler-locking`): the
+    /// others ran as far as the recorded order required, but gdb assumes
+    /// a thread it did not resume kept its registers and does not read
+    /// them again. Say which moved and how to see them.
+    fn note_locked_harts_that_moved(&mut self, before: &[(u64, u64)]) {
+        if !self.locked {
+            return;
+        }
+        let resumed = self.continued
+            | match self.command {
+                Some(Command::Step { hart } | Command::Range { hart, .. }) => 1 << hart,
+                _ => 0,
+            };
+        let moved: Vec<String> = self
+            .hart_states()
+            .iter()
+            .zip(before)
+            .enumerate()
+            .filter(|&(hart, (now, was))| (resumed >> hart) & 1 == 0 && now != was)
+            .map(|(hart, _)| format!("{} (hart {hart})", hart + 1))
+            .collect();
+        if !moved.is_empty() {
+            self.console_note = Some(format!(
+                "samsara: thread{} {} also ran, as far as the recording orders them \
+                 before this one; gdb keeps showing their old registers until \
+                 'maintenance flush register-cache' (or a resume of all threads)\n",
+                if moved.len() > 1 { "s" } else { "" },
+                moved.join(", ")
+            ));
+        }
     }
 
     /// What gdb is told about a landing.
@@ -179,6 +228,37 @@ impl Debuggee {
                 signal: Signal::SIGINT,
             },
         }
+    }
+
+    /// The breakpoints of a resume of all harts that sit at a pc some
+    /// hart's next instruction can go to: gdb single-stepping one of them
+    /// (see `single_step`).
+    fn software_step(&self) -> Option<SteppingBreakpoints> {
+        let session = self.timeline.session();
+        let mut step = SteppingBreakpoints {
+            harts: 0,
+            pcs: Vec::new(),
+            until: Position::START,
+        };
+        for (hart, h) in session.harts().iter().enumerate().take(64) {
+            let mut word = [0u8; 4];
+            // A compressed instruction at the end of a page reads 2 bytes.
+            if session.read_virt(hart, h.pc(), &mut word) < 2 {
+                continue;
+            }
+            let next = single_step::next_pcs(h, u32::from_le_bytes(word));
+            let mut set = next
+                .into_iter()
+                .filter(|pc| self.sw_breakpoints.contains(pc) || self.hw_breakpoints.contains(pc))
+                .peekable();
+            if set.peek().is_none() {
+                continue;
+            }
+            step.pcs.extend(set);
+            step.harts |= 1 << hart;
+            step.until = step.until.max(self.timeline.after_next_step(hart));
+        }
+        (step.harts != 0).then_some(step)
     }
 
     fn registers(&self, tid: Tid) -> Option<HartRegisters> {
@@ -411,10 +491,12 @@ impl MultiThreadResume for Debuggee {
 
 impl MultiThreadSchedulerLocking for Debuggee {
     fn set_resume_action_scheduler_lock(&mut self) -> Result<(), Self::Error> {
-        // gdb locks the scheduler while replaying (`scheduler-locking
-        // replay`), but no hart can pass an entry of another that the
-        // recording put first: the others still run as far as the recorded
-        // order requires, and never further.
+        // gdb resumed only the harts it named (`scheduler-locking on` or
+        // `step`). No hart can pass an entry of another that the recording
+        // put first, so the others still run as far as the recorded order
+        // requires, and never further; but only the named harts' hits
+        // stop them: gdb expects no stop from a thread it did not resume.
+        self.locked = true;
         Ok(())
     }
 }
