@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# Install everything samsara needs on a fresh Debian machine, then build it.
+# Install everything samsara needs on a fresh Debian machine, then build it
+# (release, the product and benchmark build). `--no-release-build` stops
+# before that build (the test suite builds with its own profile).
 # Idempotent: packages already present are not reinstalled.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+release_build=1
+case "${1:-}" in
+    --no-release-build) release_build=0 ;;
+    "") ;;
+    *) echo "usage: $0 [--no-release-build]" >&2; exit 2 ;;
+esac
 
 # procps: `kill -INT` in the crash-consistency test; mount (the disk-trouble
 # test's tmpfs) is in every Debian install.
@@ -25,7 +34,9 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 ./scripts/build-guests.sh
-cargo build --release --bin samsara
+if [ "$release_build" = 1 ]; then
+    cargo build --release --bin samsara
+fi
 
 # Linux (`samsara run --linux`) needs OpenSBI, a kernel and an initramfs
 # from Debian stable (~115 MB): fetched on demand, not here.

@@ -52,12 +52,12 @@ pub fn samsara() -> &'static Path {
             .arg(target)
             .args(["--bin", "samsara"]);
         // The profile `cargo test` builds binaries with (also samsara's own
-        // tests' samsara, which this must not replace with another build).
-        if dir.file_name().is_some_and(|d| d == "release") {
-            cmd.arg("--release");
-        } else {
-            cmd.args(["--profile", "test"]);
-        }
+        // tests' samsara, which this must not replace with another build):
+        // the directory is named after it, but `debug` holds `test`'s.
+        match dir.file_name().and_then(|d| d.to_str()) {
+            Some("debug") | None => cmd.args(["--profile", "test"]),
+            Some(profile) => cmd.args(["--profile", profile]),
+        };
         let built = cmd.output();
         match built {
             Ok(out) if out.status.success() && path.is_file() => Ok(path),
