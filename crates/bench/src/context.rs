@@ -23,6 +23,8 @@ pub struct Bench {
     pub repeats: u32,
     pub timeout: Duration,
     pub host: Host,
+    /// `--cpu` for the machine suite's `samsara run`s, if given.
+    pub cpu: Option<String>,
 }
 
 /// The machine the figures were taken on.
@@ -78,6 +80,7 @@ impl Bench {
             repeats,
             timeout: Duration::from_secs(args.timeout),
             host,
+            cpu: args.cpu.clone(),
         })
     }
 
@@ -101,6 +104,9 @@ impl Bench {
             .arg("--harts")
             .arg(harts.to_string())
             .args(["--mem", "128M", "--json"]);
+        if let Some(cpu) = &self.cpu {
+            cmd.args(["--cpu", cpu]);
+        }
         let run = run_process(cmd, self.timeout)?.succeeded()?;
         let summary = run_summary(&run)?;
         Ok(SamsaraRun { run, summary })

@@ -167,6 +167,7 @@ fn measure(
 
     bench.progress("timeline: open, then continue to the end (no breakpoints)");
     let config = ReplayConfig {
+        cpu: Default::default(),
         trace: trace.clone(),
         files: Default::default(),
         serial: false,

@@ -250,7 +250,12 @@ pub fn machine_suite(bench: &Bench) -> Result<Report> {
         ("load average before".to_string(), host.load_before.clone()),
         (
             "samsara".to_string(),
-            format!("{} {}", bench.samsara.display(), bench.samsara_version),
+            format!(
+                "{} {}, --cpu {}",
+                bench.samsara.display(),
+                bench.samsara_version,
+                bench.cpu.as_deref().unwrap_or("(samsara's default)")
+            ),
         ),
         ("guests".to_string(), bench.guests.display().to_string()),
         (

@@ -137,6 +137,10 @@ pub struct BenchArgs {
     /// over 10⁷ and 10⁸ instructions only, 2 QEMU positions.
     #[arg(long)]
     quick: bool,
+    /// Machine suite: how samsara executes guest code (`samsara run
+    /// --cpu`: interp or jit) [default: samsara's own default].
+    #[arg(long, value_parser = ["interp", "jit"])]
+    cpu: Option<String>,
     /// Print JSON instead of the table.
     #[arg(long, conflicts_with = "csv")]
     json: bool,

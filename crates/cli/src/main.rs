@@ -86,6 +86,27 @@ pub(crate) struct MachineArgs {
     /// command line, each replaceable by --bios/--kernel/--initrd/--append.
     #[arg(long)]
     pub linux: bool,
+    /// How the harts execute guest code: `interp` interprets every
+    /// instruction; `jit` translates hot code to host code (x86-64 hosts).
+    /// A recording does not depend on it.
+    #[arg(long, value_enum, default_value_t = CpuArg::Interp)]
+    pub cpu: CpuArg,
+}
+
+/// `--cpu`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum CpuArg {
+    Interp,
+    Jit,
+}
+
+impl From<CpuArg> for samsara_cpu::CpuEngine {
+    fn from(cpu: CpuArg) -> Self {
+        match cpu {
+            CpuArg::Interp => samsara_cpu::CpuEngine::Interpreter,
+            CpuArg::Jit => samsara_cpu::CpuEngine::Translator,
+        }
+    }
 }
 
 impl MachineArgs {
@@ -211,6 +232,7 @@ fn parse_size(text: &str) -> Result<u64, String> {
 
 fn run_config(args: &MachineArgs, guest: &Guest) -> Result<RunConfig> {
     Ok(RunConfig {
+        cpu: args.cpu.into(),
         harts: args.harts,
         ram_size: args.ram_size(guest),
         disk: args.disk.clone(),

@@ -88,12 +88,17 @@ pub(crate) struct TraceFiles {
     /// The initrd of a Linux trace (default: the recorded path).
     #[arg(long)]
     pub initrd: Option<PathBuf>,
+    /// How the harts execute guest code (`interp` or `jit`, as for
+    /// `record`; any trace replays on either).
+    #[arg(long, value_enum, default_value_t = crate::CpuArg::Interp)]
+    pub cpu: crate::CpuArg,
 }
 
 impl TraceFiles {
     /// The replay configuration for these files.
     pub fn config(&self, serial: bool, echo: bool) -> ReplayConfig {
         ReplayConfig {
+            cpu: self.cpu.into(),
             trace: self.trace.clone(),
             files: FileOverrides {
                 image: self.image.clone(),
@@ -144,6 +149,7 @@ pub(crate) fn record_command(args: &RecordArgs) -> Result<ExitCode> {
     let guest = m.guest()?;
     let strategy = args.strategy;
     let config = RecordConfig {
+        cpu: m.cpu.into(),
         strategy,
         ram_size: m.ram_size(&guest),
         guest,

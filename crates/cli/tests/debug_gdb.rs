@@ -530,6 +530,7 @@ fn watches_see_dma_writes_and_reverse_continue_retraces_every_hit() {
     }
     let (dma_seq, addr) = dma.expect("dma_mix does DMA");
     let config = ReplayConfig {
+        cpu: Default::default(),
         trace,
         files: FileOverrides::default(),
         serial: true,

@@ -3,7 +3,10 @@
 //! perturbation (random delays and chunk sizes), and every recording must
 //! replay — in parallel, serially, and twice — to the identical output,
 //! exit and final state digest. Across recordings the racy outcomes must
-//! actually differ, or the test would prove nothing.
+//! actually differ, or the test would prove nothing. Every other recording
+//! is made with the block translator (`--cpu jit`) and replayed with the
+//! interpreter, and the others the other way round: a trace does not
+//! depend on the engine.
 
 mod common;
 
@@ -23,10 +26,19 @@ struct Recorded {
     trace: std::path::PathBuf,
 }
 
-fn record(name: &str, harts: u32, seed: u64, dir: &Path, disk: Option<&Path>) -> Recorded {
+fn record(
+    name: &str,
+    harts: u32,
+    seed: u64,
+    dir: &Path,
+    disk: Option<&Path>,
+    cpu: &str,
+) -> Recorded {
     let trace = dir.join(format!("{name}-{harts}-{seed}.trace"));
     let mut args: Vec<OsString> = vec![
         "record".into(),
+        "--cpu".into(),
+        cpu.into(),
         guest(name).into(),
         "--harts".into(),
         harts.to_string().into(),
@@ -97,12 +109,20 @@ fn check_guest(name: &str, harts: u32, disk: bool) -> BTreeSet<String> {
         let before = image
             .as_ref()
             .map(|p| std::fs::read(p).expect("reading the disk image"));
+        // Odd recordings translated, replayed interpreted; even ones the
+        // other way round.
+        let (cpu, other) = if seed % 2 == 1 {
+            ("jit", "interp")
+        } else {
+            ("interp", "jit")
+        };
         let recorded = record(
             name,
             harts,
             seed * 7919 + u64::from(harts),
             &dir,
             image.as_deref(),
+            cpu,
         );
         if let (Some(p), Some(before)) = (&image, before) {
             assert_eq!(
@@ -111,10 +131,18 @@ fn check_guest(name: &str, harts: u32, disk: bool) -> BTreeSet<String> {
                 "recording modified the user's disk image"
             );
         }
-        assert_verified(&replay(&recorded.trace, &[]), &recorded, "parallel");
+        assert_verified(
+            &replay(&recorded.trace, &["--cpu", other]),
+            &recorded,
+            &format!("parallel ({other}, recorded with {cpu})"),
+        );
         if seed == 1 {
             assert_verified(&replay(&recorded.trace, &["--serial"]), &recorded, "serial");
-            assert_verified(&replay(&recorded.trace, &[]), &recorded, "second parallel");
+            assert_verified(
+                &replay(&recorded.trace, &["--cpu", cpu]),
+                &recorded,
+                "second parallel (the recording's engine)",
+            );
         }
         outputs.insert(recorded.output);
     }
@@ -207,7 +235,7 @@ fn one_hammered_page_always_records_to_completion() {
 fn a_trace_from_another_image_is_refused() {
     let _guard = serial();
     let dir = scratch_dir("rr-wrong-image");
-    let recorded = record("hello", 2, 1, &dir, None);
+    let recorded = record("hello", 2, 1, &dir, None, "interp");
     let run = replay(
         &recorded.trace,
         &["--image", guest("parsum").to_str().expect("utf-8 path")],
@@ -224,7 +252,7 @@ fn a_trace_from_another_image_is_refused() {
 fn inspect_reports_chunks_events_and_streams() {
     let _guard = serial();
     let dir = scratch_dir("rr-inspect");
-    let recorded = record("timer_race", 4, 3, &dir, None);
+    let recorded = record("timer_race", 4, 3, &dir, None, "jit");
     let text = samsara([OsString::from("inspect"), recorded.trace.clone().into()]);
     text.assert_no_panic().assert_code(0);
     let out = text.stdout_str();

@@ -89,6 +89,9 @@ pub struct Hart {
     pub(crate) dcache: Box<DecodeCache>,
     /// `run` returns [`StopReason::Pause`] after a `pause` hint.
     stop_on_pause: bool,
+    /// Hot code translated to host code, when on (`set_translator`).
+    #[cfg(target_arch = "x86_64")]
+    jit: Option<Box<crate::jit::Jit>>,
 }
 
 impl Hart {
@@ -100,6 +103,8 @@ impl Hart {
             tlb: Tlb::new(),
             dcache: DecodeCache::new(),
             stop_on_pause: false,
+            #[cfg(target_arch = "x86_64")]
+            jit: None,
         }
     }
 
@@ -124,6 +129,101 @@ impl Hart {
     // loop, as it was before `resume` was split out of it.
     #[inline(always)]
     pub fn resume<B: Bus>(&mut self, bus: &mut B, max_steps: u64) -> StopReason {
+        #[cfg(target_arch = "x86_64")]
+        if self.jit.is_some() {
+            return self.resume_translated(bus, max_steps);
+        }
+        self.interpret(bus, max_steps)
+    }
+
+    /// [`Hart::resume`] with the translator: translated blocks where there
+    /// are, the interpreter one step at a time elsewhere (counting the
+    /// arrivals that make a pc hot).
+    #[cfg(target_arch = "x86_64")]
+    #[inline(never)]
+    fn resume_translated<B: Bus>(&mut self, bus: &mut B, max_steps: u64) -> StopReason {
+        use crate::jit::{BlockFrame, Lookup};
+        let end = self.state.steps.saturating_add(max_steps);
+        while self.state.steps < end {
+            let pc = self.state.pc;
+            let budget = end - self.state.steps;
+            let jit = self.jit.as_mut().expect("the translator is on");
+            match jit.lookup(pc, self.dcache.code_generation, &self.tlb.exec) {
+                Lookup::Block(block, len) if len <= budget => {
+                    let mut frame = BlockFrame {
+                        left: budget,
+                        next_pc: pc,
+                    };
+                    // SAFETY: `block` was translated from this generation's
+                    // decode cache (so its instructions are the ones at
+                    // these pcs, fetched with permission); it touches only
+                    // the register array, the TLB arrays (read) and the
+                    // host pages their entries grant (the same accesses,
+                    // under the same checks, as the interpreter's fast
+                    // path), and the frame; it runs at most `budget` steps.
+                    let last = unsafe {
+                        block(
+                            self.state.x.as_mut_ptr(),
+                            self.tlb.read.as_ptr(),
+                            self.tlb.write.as_ptr(),
+                            &mut frame,
+                        )
+                    };
+                    let done = budget - frame.left + last;
+                    self.state.steps += done;
+                    self.state.pc = frame.next_pc;
+                    jit.stats.steps_translated += done;
+                    if done > 0 {
+                        continue;
+                    }
+                }
+                Lookup::Hot => {
+                    jit.translate(pc, &self.dcache, &self.tlb.exec);
+                    continue;
+                }
+                Lookup::Block(..) | Lookup::Interpret => {}
+            }
+            match self.interpret(bus, 1) {
+                StopReason::StepLimit => {}
+                other => return other,
+            }
+        }
+        StopReason::StepLimit
+    }
+
+    /// Runs hot code translated to host code (`true`), or everything in
+    /// the interpreter (`false`). The translator exists on x86-64 hosts
+    /// only: elsewhere, or if no executable memory can be had, it stays
+    /// off and this returns `false`.
+    pub fn set_translator(&mut self, on: bool) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if !on {
+                self.jit = None;
+                return false;
+            }
+            if self.jit.is_none() {
+                self.jit = crate::jit::Jit::new().ok().map(Box::new);
+            }
+            self.jit.is_some()
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = on;
+            false
+        }
+    }
+
+    /// The translator's counters, if it is on.
+    #[cfg(target_arch = "x86_64")]
+    pub fn translator_stats(&self) -> Option<crate::jit::JitStats> {
+        self.jit.as_ref().map(|j| j.stats)
+    }
+
+    /// The interpreter's run loop (what [`Hart::resume`] does without the
+    /// translator).
+    #[inline(always)]
+    fn interpret<B: Bus>(&mut self, bus: &mut B, max_steps: u64) -> StopReason {
         let end = self.state.steps.saturating_add(max_steps);
         // On the hot path pc and the step count live in registers (a value
         // carried from step to step through memory costs a store-to-load
@@ -309,7 +409,8 @@ impl Hart {
     /// Restores architectural state; drops TLB and decode cache.
     pub fn restore(&mut self, state: &HartState) {
         self.state.clone_from(state);
-        self.flush_all_caches();
+        self.tlb.flush();
+        self.dcache.invalidate_code();
     }
 
     /// Read-only view of the architectural state.
@@ -326,13 +427,14 @@ impl Hart {
     /// instructions (so every page is touched through `Bus::ram_page`
     /// again, fetches included).
     pub fn flush_tlb(&mut self) {
-        self.flush_all_caches();
+        self.tlb.flush();
+        self.dcache.invalidate_code();
     }
 
     /// Drops decoded instructions (call when code pages may have been
     /// written by someone else: commit, DMA, another hart).
     pub fn flush_decode_cache(&mut self) {
-        self.dcache.invalidate();
+        self.dcache.invalidate_code();
     }
 
     /// Whether `run` stops after a `pause` hint (the recorder ends a chunk

@@ -13,8 +13,9 @@ use samsara_isa::Inst;
 const TLB_SIZE: usize = 256;
 const INVALID_TAG: u64 = u64::MAX;
 
-/// One cached translation.
+/// One cached translation (`repr(C)`: translated code reads it).
 #[derive(Clone, Copy, Debug)]
+#[repr(C)]
 pub(crate) struct TlbEntry {
     /// Virtual page number, or `INVALID_TAG`.
     pub tag: u64,
@@ -125,6 +126,10 @@ pub(crate) struct DecodeSlot {
 /// in the current generation), and on fence.i.
 pub(crate) struct DecodeCache {
     pub generation: u64,
+    /// Bumped only when code may have changed (`fence.i`, a restore, the
+    /// owner's flushes for commits and DMA), not when translation or
+    /// privilege does: what translated blocks are valid for.
+    pub code_generation: u64,
     pub slots: [DecodeSlot; DCACHE_SIZE],
 }
 
@@ -132,6 +137,7 @@ impl DecodeCache {
     pub(crate) fn new() -> Box<DecodeCache> {
         Box::new(DecodeCache {
             generation: 1,
+            code_generation: 1,
             slots: [DecodeSlot {
                 pc: 0,
                 generation: 0,
@@ -173,5 +179,12 @@ impl DecodeCache {
 
     pub(crate) fn invalidate(&mut self) {
         self.generation = self.generation.wrapping_add(1);
+    }
+
+    /// Drops decoded instructions because the code itself may have
+    /// changed (translated blocks go with them).
+    pub(crate) fn invalidate_code(&mut self) {
+        self.invalidate();
+        self.code_generation = self.code_generation.wrapping_add(1);
     }
 }

@@ -25,7 +25,7 @@ enum Outcome {
     Fail(String),
 }
 
-fn run_elf(path: &Path) -> Outcome {
+fn run_elf(path: &Path, translate: bool) -> Outcome {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) => return Outcome::Fail(format!("read: {e}")),
@@ -58,6 +58,9 @@ fn run_elf(path: &Path) -> Outcome {
         fromhost: symbol("fromhost"),
     });
     let mut hart = Hart::new(HartId(0), GuestVirtAddr(elf.entry));
+    if translate && !hart.set_translator(true) {
+        return Outcome::Fail("no translator on this host".into());
+    }
     while hart.steps().0 < STEP_LIMIT {
         match hart.run(&mut bus, 100_000) {
             StopReason::StepLimit | StopReason::Wfi | StopReason::Pause => {}
@@ -112,44 +115,48 @@ fn riscv_tests() {
     let mut passed = 0;
     // (suite-env, passed, total), e.g. ("rv64ui-p", 54, 54).
     let mut tally: Vec<(String, usize, usize)> = Vec::new();
-    for name in names
-        .iter()
-        .filter(|n| filter.as_ref().is_none_or(|f| n.contains(f.as_str())))
-    {
-        let path = Path::new(&dir).join(name);
-        // A panic in the hart is a failure of this test, reported by name.
-        let outcome = std::panic::catch_unwind(|| run_elf(&path)).unwrap_or_else(|e| {
-            let msg = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            Outcome::Fail(format!("panicked: {msg}"))
-        });
-        // "rv64ui-p-add" -> "rv64ui-p"
-        let group = &name[..name
-            .match_indices('-')
-            .nth(1)
-            .map_or(name.len(), |(k, _)| k)];
-        if tally.last().is_none_or(|t| t.0 != group) {
-            tally.push((group.to_string(), 0, 0));
-        }
-        let t = tally.last_mut().unwrap();
-        t.2 += 1;
-        match outcome {
-            Outcome::Pass => {
-                passed += 1;
-                t.1 += 1;
-                println!("PASS {name}");
+    // Every test on the interpreter, and on the block translator where
+    // there is one.
+    let engines: &[(&str, bool)] = if cfg!(target_arch = "x86_64") {
+        &[("interp", false), ("jit", true)]
+    } else {
+        &[("interp", false)]
+    };
+    for (engine, translate) in engines {
+        for name in names
+            .iter()
+            .filter(|n| filter.as_ref().is_none_or(|f| n.contains(f.as_str())))
+        {
+            let path = Path::new(&dir).join(name);
+            let outcome = run_guarded(&path, *translate);
+            // "rv64ui-p-add" -> "rv64ui-p", and the engine.
+            let group = format!(
+                "{} {engine}",
+                &name[..name
+                    .match_indices('-')
+                    .nth(1)
+                    .map_or(name.len(), |(k, _)| k)]
+            );
+            if tally.last().is_none_or(|t| t.0 != group) {
+                tally.push((group.clone(), 0, 0));
             }
-            Outcome::Fail(why) => {
-                println!("FAIL {name}: {why}");
-                failed.push(name.clone());
+            let t = tally.last_mut().unwrap();
+            t.2 += 1;
+            match outcome {
+                Outcome::Pass => {
+                    passed += 1;
+                    t.1 += 1;
+                    println!("PASS {name} ({engine})");
+                }
+                Outcome::Fail(why) => {
+                    println!("FAIL {name} ({engine}): {why}");
+                    failed.push(format!("{name} ({engine})"));
+                }
             }
         }
     }
     for (group, ok, total) in &tally {
-        println!("{group:>10}: {ok}/{total}");
+        println!("{group:>17}: {ok}/{total}");
     }
     println!(
         "riscv-tests: {} passed, {} failed, {} total",
@@ -158,4 +165,16 @@ fn riscv_tests() {
         passed + failed.len()
     );
     assert!(failed.is_empty(), "failed: {failed:?}");
+}
+
+/// [`run_elf`], with a panic in the hart a failure of that test.
+fn run_guarded(path: &Path, translate: bool) -> Outcome {
+    std::panic::catch_unwind(|| run_elf(path, translate)).unwrap_or_else(|e| {
+        let msg = e
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        Outcome::Fail(format!("panicked: {msg}"))
+    })
 }

@@ -18,6 +18,7 @@ const RACY: u64 = 0x8000_5040;
 fn config() -> ReplayConfig {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../cli/tests/fixtures");
     ReplayConfig {
+        cpu: Default::default(),
         trace: dir.join("racy_counter-4harts.trace"),
         files: FileOverrides {
             image: Some(dir.join("racy_counter.elf")),

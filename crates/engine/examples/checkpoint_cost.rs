@@ -15,6 +15,7 @@ fn main() {
     let trace = std::path::PathBuf::from(args.next().expect("usage: checkpoint_cost TRACE [N]"));
     let n: u64 = args.next().map_or(20, |a| a.parse().expect("N"));
     let config = ReplayConfig {
+        cpu: Default::default(),
         trace: trace.clone(),
         files: FileOverrides::default(),
         serial: false,

@@ -23,6 +23,7 @@ fn fixture(name: &str) -> PathBuf {
 
 fn config() -> ReplayConfig {
     ReplayConfig {
+        cpu: Default::default(),
         trace: fixture("racy_counter-4harts.trace"),
         files: FileOverrides {
             image: Some(fixture("racy_counter.elf")),

@@ -128,6 +128,7 @@ fn record_rounds(
     std::fs::write(&image, racy_counter(harts, rounds)).unwrap();
     let trace = dir.join(format!("{strategy}-{harts}-{seed}-{rounds}.trace"));
     let config = RecordConfig {
+        cpu: Default::default(),
         strategy,
         guest: Guest::Image(image),
         trace: trace.clone(),
@@ -158,6 +159,7 @@ fn record_rounds(
 
 fn replay_config(trace: &Path) -> ReplayConfig {
     ReplayConfig {
+        cpu: Default::default(),
         trace: trace.to_path_buf(),
         files: FileOverrides::default(),
         serial: false,

@@ -23,6 +23,7 @@ const A5: usize = 15;
 fn open() -> ReplaySession {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../cli/tests/fixtures");
     ReplaySession::open(&ReplayConfig {
+        cpu: Default::default(),
         trace: dir.join("racy_counter-4harts.trace"),
         files: FileOverrides {
             image: Some(dir.join("racy_counter.elf")),

@@ -4,6 +4,7 @@
 //! One `Board` per machine, shared by all hart threads (`&Board` is all a
 //! hart needs). Nothing here is global.
 
+use samsara_cpu::CpuEngine;
 use std::path::PathBuf;
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -77,6 +78,8 @@ pub struct BoardConfig {
     pub disk: Option<PathBuf>,
     /// Open the disk image read-only.
     pub disk_readonly: bool,
+    /// How the harts execute guest code.
+    pub cpu: CpuEngine,
 }
 
 /// A region of the physical address map.
@@ -484,6 +487,7 @@ mod tests {
     #[test]
     fn a_missing_disk_image_is_named_once_with_its_cause() {
         let config = BoardConfig {
+            cpu: Default::default(),
             harts: 1,
             ram_size: 1 << 20,
             disk: Some(PathBuf::from("/nonexistent/disk.img")),

@@ -4,6 +4,7 @@
 //! Every execution mode (run, record, replay) starts from this same state,
 //! so a recording's initial state is exactly what `run` would have used.
 
+use samsara_cpu::CpuEngine;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -222,7 +223,11 @@ impl Machine {
         ));
 
         let harts = (0..config.harts)
-            .map(|id| Hart::new(HartId(id), GuestVirtAddr(BOOT_ROM_BASE)))
+            .map(|id| {
+                let mut hart = Hart::new(HartId(id), GuestVirtAddr(BOOT_ROM_BASE));
+                hart.set_translator(config.cpu == CpuEngine::Translator);
+                hart
+            })
             .collect();
         Ok(Self {
             board,
@@ -263,6 +268,7 @@ mod tests {
 
     fn config(ram_size: u64) -> BoardConfig {
         BoardConfig {
+            cpu: Default::default(),
             harts: 2,
             ram_size,
             disk: None,

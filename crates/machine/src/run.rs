@@ -4,6 +4,7 @@
 //! per-instruction path: harts run in batches and look at the world between
 //! batches.
 
+use samsara_cpu::CpuEngine;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -41,6 +42,8 @@ pub struct RunConfig {
     pub max_instructions: Option<u64>,
     /// Stop after this much wall-clock time.
     pub timeout: Option<Duration>,
+    /// How the harts execute guest code.
+    pub cpu: CpuEngine,
 }
 
 impl RunConfig {
@@ -51,6 +54,7 @@ impl RunConfig {
             ram_size: self.ram_size,
             disk: self.disk.clone(),
             disk_readonly: self.disk_readonly,
+            cpu: self.cpu,
         }
     }
 }
@@ -216,6 +220,7 @@ pub fn run_machine(
     stop: &AtomicBool,
 ) -> RunOutcome {
     let config = RunConfig {
+        cpu: Default::default(),
         harts: machine.board.harts(),
         ram_size: machine.board.ram.size(),
         disk: None,

@@ -16,6 +16,7 @@ mod disk;
 mod log;
 mod serial;
 
+use samsara_cpu::CpuEngine;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -99,6 +100,8 @@ pub struct RecordConfig {
     pub echo: bool,
     /// Feed stdin to the UART.
     pub stdin: bool,
+    /// How the harts execute guest code (the trace does not depend on it).
+    pub cpu: CpuEngine,
 }
 
 /// What a recording produced.
@@ -185,6 +188,7 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
         None => None,
     };
     let board_config = BoardConfig {
+        cpu: config.cpu,
         harts: config.harts,
         ram_size: config.ram_size,
         disk: scratch.as_ref().map(|s| s.path.clone()),

@@ -18,6 +18,7 @@ mod policy;
 mod session;
 pub(crate) mod watch;
 
+use samsara_cpu::CpuEngine;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -50,6 +51,8 @@ pub struct ReplayConfig {
     pub serial: bool,
     /// Copy the regenerated guest output to stdout.
     pub echo: bool,
+    /// How the harts execute guest code (any engine replays any trace).
+    pub cpu: CpuEngine,
 }
 
 /// A point of the recording's global order: every entry before `seq` has

@@ -154,6 +154,7 @@ impl ReplaySession {
         // No disk: its contents reach the guest only through logged device
         // reads and DMA entries.
         let board_config = BoardConfig {
+            cpu: config.cpu,
             harts: header.harts,
             ram_size: header.ram_size,
             disk: None,

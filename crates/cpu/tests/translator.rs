@@ -1,0 +1,198 @@
+//! The block translator against the interpreter: random loops of integer,
+//! multiply/divide, load/store and branch instructions (with compressed
+//! ones, in every privilege mode) run on two harts, one translating; after
+//! every `run` call, whatever its budget, the whole hart state and memory
+//! are equal.
+#![cfg(target_arch = "x86_64")]
+
+mod common;
+
+use common::asm::*;
+use common::{RAM_BASE, TestBus, pmp_allow_all};
+use proptest::prelude::*;
+use samsara_cpu::{Hart, Privilege};
+use samsara_types::{GuestVirtAddr, HartId};
+
+const RAM: u64 = 64 << 10;
+const DATA: u64 = RAM_BASE + 0x4000;
+const TRAP: u64 = RAM_BASE + 0x100;
+const CODE: u64 = RAM_BASE + 0x200;
+/// Loop counter: no generated instruction writes it.
+const COUNTER: u32 = S0;
+
+/// One generated instruction from a choice and random fields. Registers
+/// avoid the counter as a destination; pointer registers (odd numbers)
+/// aim into the data area, so loads and stores mostly hit RAM, sometimes
+/// misaligned, sometimes far off (a trap).
+fn instruction(choice: u8, rd: u32, rs1: u32, rs2: u32, imm: i32) -> u32 {
+    let rd = if rd == COUNTER { T0 } else { rd };
+    let off = imm & 0x7f8;
+    let small = imm & 0x7ff;
+    let shamt = (imm as u32) & 63;
+    match choice % 48 {
+        0 => addi(rd, rs1, imm >> 20),
+        1 => slti(rd, rs1, imm >> 20),
+        2 => sltiu(rd, rs1, imm >> 20),
+        3 => xori(rd, rs1, imm >> 20),
+        4 => ori(rd, rs1, imm >> 20),
+        5 => andi(rd, rs1, imm >> 20),
+        6 => addiw(rd, rs1, imm >> 20),
+        7 => slli(rd, rs1, shamt),
+        8 => srli(rd, rs1, shamt),
+        9 => srai(rd, rs1, shamt),
+        10 => slliw(rd, rs1, shamt & 31),
+        11 => srliw(rd, rs1, shamt & 31),
+        12 => sraiw(rd, rs1, shamt & 31),
+        13 => lui(rd, (imm as u32) >> 12),
+        14 => auipc(rd, (imm as u32) >> 12),
+        15 => add(rd, rs1, rs2),
+        16 => sub(rd, rs1, rs2),
+        17 => sll(rd, rs1, rs2),
+        18 => slt(rd, rs1, rs2),
+        19 => sltu(rd, rs1, rs2),
+        20 => xor(rd, rs1, rs2),
+        21 => srl(rd, rs1, rs2),
+        22 => sra(rd, rs1, rs2),
+        23 => or(rd, rs1, rs2),
+        24 => and(rd, rs1, rs2),
+        25 => addw(rd, rs1, rs2),
+        26 => subw(rd, rs1, rs2),
+        27 => sllw(rd, rs1, rs2),
+        28 => srlw(rd, rs1, rs2),
+        29 => sraw(rd, rs1, rs2),
+        30 => mul(rd, rs1, rs2),
+        31 => mulh(rd, rs1, rs2),
+        32 => mulhsu(rd, rs1, rs2),
+        33 => mulhu(rd, rs1, rs2),
+        34 => div(rd, rs1, rs2),
+        35 => divu(rd, rs1, rs2),
+        36 => rem(rd, rs1, rs2),
+        37 => remu(rd, rs1, rs2),
+        38 => mulw(rd, rs1, rs2),
+        39 => [divw, divuw, remw, remuw][(imm & 3) as usize](rd, rs1, rs2),
+        // Memory through the odd (pointer) registers.
+        40 => ld(rd, rs1 | 1, off),
+        41 => [lb, lh, lw, lbu, lhu, lwu][(imm as u32 % 6) as usize](rd, rs1 | 1, small),
+        42 | 43 => sd(rs2, rs1 | 1, off),
+        44 => [sb, sh, sw][(imm as u32 % 3) as usize](rs2, rs1 | 1, small),
+        // A forward branch over the next instruction.
+        45 => [beq, bne, blt, bge, bltu, bgeu][(imm as u32 % 6) as usize](rs1, rs2, 8),
+        46 => jal(if rd == RA { RA } else { ZERO }, 8),
+        // c.addi rd, 1 (a compressed instruction, two of them in a word).
+        _ => {
+            let c = 0x0001 | ((rd & 31) << 7) | (1 << 2);
+            c | (c << 16)
+        }
+    }
+}
+
+/// A hart at `CODE` running `words` in `privilege`: a body, then a count
+/// down of `COUNTER` and a branch back to the start.
+fn machine(
+    words: &[u32],
+    regs: &[u64; 32],
+    privilege: Privilege,
+    iterations: u64,
+) -> (Hart, TestBus) {
+    let mut bus = TestBus::new(RAM);
+    let mut code = words.to_vec();
+    code.push(addi(COUNTER, COUNTER, -1));
+    let back = -(4 * (code.len() as i32));
+    code.push(bne(COUNTER, ZERO, back));
+    // The end: spin (both engines spin the same way until the budget).
+    code.push(jal(ZERO, 0));
+    bus.load_words(CODE, &code);
+    bus.write_u32(TRAP, 0x0000_006f);
+    for k in 0..0x1000u64 {
+        bus.write_u64(DATA + 8 * k, k.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    }
+    let mut hart = Hart::new(HartId(0), GuestVirtAddr(CODE));
+    let mut s = hart.snapshot();
+    for (r, &v) in regs.iter().enumerate().skip(1) {
+        s.x[r] = if r % 2 == 1 { DATA + (v & 0x1fff) } else { v };
+    }
+    s.x[COUNTER as usize] = iterations;
+    s.privilege = privilege;
+    s.csr.mtvec = TRAP;
+    pmp_allow_all(&mut s);
+    hart.restore(&s);
+    (hart, bus)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn translated_loops_run_exactly_like_the_interpreter(
+        choices in proptest::collection::vec((any::<u8>(), 0u32..32, 0u32..32, 0u32..32, any::<i32>()), 1..40),
+        regs in any::<[u64; 32]>(),
+        iterations in 1u64..200,
+        budgets in proptest::collection::vec(1u64..300, 1..12),
+        p in 0usize..3,
+    ) {
+        let words: Vec<u32> = choices
+            .iter()
+            .map(|&(c, rd, rs1, rs2, imm)| instruction(c, rd, rs1, rs2, imm))
+            .collect();
+        let privilege = [Privilege::User, Privilege::Supervisor, Privilege::Machine][p];
+        let (mut interp, mut bus_i) = machine(&words, &regs, privilege, iterations);
+        let (mut jit, mut bus_j) = machine(&words, &regs, privilege, iterations);
+        prop_assert!(jit.set_translator(true));
+        for (n, &budget) in budgets.iter().cycle().take(60).enumerate() {
+            let a = interp.run(&mut bus_i, budget);
+            let b = jit.run(&mut bus_j, budget);
+            prop_assert_eq!(a, b, "stop reason of run {}", n);
+            let (si, sj) = (interp.snapshot(), jit.snapshot());
+            prop_assert_eq!(&si, &sj, "state after run {} (budget {})", n, budget);
+        }
+        prop_assert!(bus_i.read_bytes(RAM_BASE, RAM as usize) == bus_j.read_bytes(RAM_BASE, RAM as usize), "memory differs");
+        let stats = jit.translator_stats().expect("on");
+        // Loops long enough to get hot were translated and ran translated.
+        if iterations > 40 && interp.snapshot().pc != TRAP {
+            prop_assert!(stats.blocks > 0, "{:?}", stats);
+        }
+    }
+}
+
+#[test]
+fn a_hot_loop_runs_translated_and_counts_exactly() {
+    // sum = 0; for i in 0..1000: sum += i; stored each time round.
+    let words = [
+        add(A0, A0, A1),
+        addi(A1, A1, 1),
+        sd(A0, A3, 0),
+        bne(A1, A2, -12),
+        jal(ZERO, 0),
+    ];
+    let setup = |translate: bool| {
+        let mut bus = TestBus::new(RAM);
+        bus.load_words(CODE, &words);
+        let mut hart = Hart::new(HartId(0), GuestVirtAddr(CODE));
+        let mut s = hart.snapshot();
+        s.x[A2 as usize] = 1000;
+        s.x[A3 as usize] = DATA;
+        pmp_allow_all(&mut s);
+        hart.restore(&s);
+        hart.set_translator(translate);
+        (hart, bus)
+    };
+    let (mut hart, mut bus) = setup(true);
+    // 4 instructions a time round: after 2001 steps, 500 times round and
+    // the add of the 501st.
+    hart.run(&mut bus, 2001);
+    assert_eq!(hart.steps().0, 2001);
+    assert_eq!(hart.xreg(A1 as usize), 500);
+    assert_eq!(hart.xreg(A0 as usize), (0..500).sum::<u64>() + 500);
+    hart.run(&mut bus, 10_000);
+    assert_eq!(hart.xreg(A0 as usize), (0..1000).sum::<u64>());
+    assert_eq!(bus.read_u64(DATA), (0..1000).sum::<u64>());
+    let stats = hart.translator_stats().unwrap();
+    assert!(
+        stats.blocks >= 1 && stats.steps_translated > 3500,
+        "{stats:?}"
+    );
+    let (mut reference, mut bus_r) = setup(false);
+    reference.run(&mut bus_r, 2001);
+    reference.run(&mut bus_r, 10_000);
+    assert_eq!(reference.snapshot(), hart.snapshot());
+}
