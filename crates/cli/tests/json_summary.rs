@@ -17,6 +17,37 @@ fn json_line(run: &common::Run) -> &str {
     lines[0]
 }
 
+/// `--cpu jit`: the same output and counts as the interpreter, and the
+/// translator's work in the summary (human and JSON).
+#[test]
+fn the_translator_runs_a_guest_like_the_interpreter_and_reports_its_work() {
+    let interp = common::run_guest("intbench", 1, &["--json".as_ref()]);
+    let jit = common::run_guest(
+        "intbench",
+        1,
+        &["--json".as_ref(), "--cpu".as_ref(), "jit".as_ref()],
+    );
+    interp.assert_code(0);
+    jit.assert_code(0);
+    assert_eq!(jit.stdout, interp.stdout, "the same console output");
+    let i: RunSummary = from_stderr(json_line(&interp)).expect("the summary");
+    let j: RunSummary = from_stderr(json_line(&jit)).expect("the summary");
+    assert_eq!(j.instructions, i.instructions, "exact counts");
+    assert_eq!(i.translator, None);
+    let t = j.translator.as_ref().expect("the translator's counters");
+    assert!(t.blocks > 0 && t.code_bytes > 0, "{t:?}");
+    assert!(t.percent_translated > 50.0, "{t:?}");
+    let human = common::run_guest("intbench", 1, &["--cpu".as_ref(), "jit".as_ref()]);
+    human.assert_code(0);
+    assert!(
+        human.stderr.contains("samsara: translator: ")
+            && human.stderr.contains("% of steps translated"),
+        "{}",
+        human.stderr
+    );
+    assert_eq!(human.summary().total, j.instructions);
+}
+
 #[test]
 fn run_json_matches_the_human_line() {
     let human = common::run_guest("intbench", 1, &[]);

@@ -215,9 +215,13 @@ impl Hart {
     }
 
     /// The translator's counters, if it is on.
-    #[cfg(target_arch = "x86_64")]
-    pub fn translator_stats(&self) -> Option<crate::jit::JitStats> {
-        self.jit.as_ref().map(|j| j.stats)
+    pub fn translator_stats(&self) -> Option<crate::TranslatorStats> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            self.jit.as_ref().map(|j| j.stats)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        None
     }
 
     /// The interpreter's run loop (what [`Hart::resume`] does without the

@@ -30,7 +30,34 @@ pub enum CpuEngine {
     /// interpreter).
     Translator,
 }
-#[cfg(target_arch = "x86_64")]
-pub use jit::JitStats;
+
+/// What a hart's block translator did (`Hart::translator_stats`); harts'
+/// counters add up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TranslatorStats {
+    /// Blocks translated.
+    pub blocks: u64,
+    /// Guest instructions in them.
+    pub instructions_translated: u64,
+    /// Host code bytes emitted.
+    pub code_bytes: u64,
+    /// Times the code space filled and was replaced.
+    pub flushes: u64,
+    /// Nanoseconds spent translating.
+    pub translate_nanos: u64,
+    /// Guest steps run in translated code.
+    pub steps_translated: u64,
+}
+
+impl std::ops::AddAssign for TranslatorStats {
+    fn add_assign(&mut self, o: Self) {
+        self.blocks += o.blocks;
+        self.instructions_translated += o.instructions_translated;
+        self.code_bytes += o.code_bytes;
+        self.flushes += o.flushes;
+        self.translate_nanos += o.translate_nanos;
+        self.steps_translated += o.steps_translated;
+    }
+}
 pub use state::{CsrFile, HartState, PMP_ENTRIES, Privilege, Reservation};
 pub use trap::Exception;

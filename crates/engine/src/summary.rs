@@ -30,6 +30,59 @@ pub struct RunSummary {
     pub wall_seconds: f64,
     /// Million instructions per second of `wall_seconds` (0 for no time).
     pub mips: f64,
+    /// What the block translator did (`--cpu jit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub translator: Option<TranslatorSummary>,
+}
+
+/// The block translator's work in a run (all harts).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TranslatorSummary {
+    /// Blocks translated.
+    pub blocks: u64,
+    /// Guest instructions in them.
+    pub instructions_translated: u64,
+    /// Host code emitted, in bytes.
+    pub code_bytes: u64,
+    /// Times a hart's code space filled and was replaced.
+    pub code_space_renewals: u64,
+    /// Time spent translating, summed over harts.
+    pub translate_seconds: f64,
+    /// Steps run in translated code.
+    pub steps_translated: u64,
+    /// Their share of all steps, in percent.
+    pub percent_translated: f64,
+}
+
+impl TranslatorSummary {
+    fn of(stats: &samsara_cpu::TranslatorStats, steps: u64) -> Self {
+        Self {
+            blocks: stats.blocks,
+            instructions_translated: stats.instructions_translated,
+            code_bytes: stats.code_bytes,
+            code_space_renewals: stats.flushes,
+            translate_seconds: stats.translate_nanos as f64 / 1e9,
+            steps_translated: stats.steps_translated,
+            percent_translated: if steps > 0 {
+                100.0 * stats.steps_translated as f64 / steps as f64
+            } else {
+                0.0
+            },
+        }
+    }
+
+    /// `samsara: translator: ...`.
+    pub fn human(&self) -> String {
+        format!(
+            "samsara: translator: {} blocks of {} instructions, {:.1} MiB of code ({} renewals), {:.3} s translating; {:.1}% of steps translated",
+            self.blocks,
+            self.instructions_translated,
+            self.code_bytes as f64 / (1 << 20) as f64,
+            self.code_space_renewals,
+            self.translate_seconds,
+            self.percent_translated
+        )
+    }
 }
 
 impl RunSummary {
@@ -48,6 +101,10 @@ impl RunSummary {
             } else {
                 0.0
             },
+            translator: outcome
+                .translator
+                .as_ref()
+                .map(|t| TranslatorSummary::of(t, instructions)),
         }
     }
 
@@ -56,9 +113,17 @@ impl RunSummary {
         Duration::try_from_secs_f64(self.wall_seconds).unwrap_or_default()
     }
 
-    /// The human line:
+    /// The human lines: the translator's, if it ran, then
     /// `samsara: <exit>; instructions hart0=N .. (total T); wall S s; M MIPS`.
     pub fn human(&self) -> String {
+        let line = self.human_line();
+        match &self.translator {
+            Some(t) => format!("{}\n{line}", t.human()),
+            None => line,
+        }
+    }
+
+    fn human_line(&self) -> String {
         let per_hart: Vec<String> = self
             .instructions_per_hart
             .iter()
@@ -323,6 +388,7 @@ mod tests {
             instructions: 352351041,
             wall_seconds: 1.17,
             mips: 301.154,
+            translator: None,
         };
         assert_eq!(
             s.human(),

@@ -4,7 +4,7 @@
 //! per-instruction path: harts run in batches and look at the world between
 //! batches.
 
-use samsara_cpu::CpuEngine;
+use samsara_cpu::{CpuEngine, TranslatorStats};
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -135,6 +135,8 @@ pub struct RunOutcome {
     pub instructions_per_hart: Vec<u64>,
     /// Wall-clock time from the first instruction to the end.
     pub wall: Duration,
+    /// The block translator's counters over all harts (`--cpu jit`).
+    pub translator: Option<TranslatorStats>,
 }
 
 /// Run the image at `path` with the console on stdout and stdin.
@@ -307,6 +309,14 @@ fn supervise(
         exit,
         instructions_per_hart: machine.harts.iter().map(|h| h.steps().0).collect(),
         wall,
+        translator: machine
+            .harts
+            .iter()
+            .filter_map(|h| h.translator_stats())
+            .reduce(|mut sum, s| {
+                sum += s;
+                sum
+            }),
     }
 }
 

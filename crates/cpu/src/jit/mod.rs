@@ -29,6 +29,7 @@ use std::os::fd::FromRawFd;
 
 use memmap2::{Mmap, MmapMut, MmapOptions};
 
+use crate::TranslatorStats as JitStats;
 use crate::tlb::{DecodeCache, Tlb, TlbEntry};
 use samsara_isa::Inst;
 
@@ -103,23 +104,6 @@ pub(crate) enum Lookup {
     Hot,
     /// Cold, or nothing translatable starts here.
     Interpret,
-}
-
-/// Counters for reports (`--json`, benchmarks).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct JitStats {
-    /// Blocks translated.
-    pub blocks: u64,
-    /// Guest instructions in them.
-    pub instructions_translated: u64,
-    /// Host code bytes emitted.
-    pub code_bytes: u64,
-    /// Times the code space filled and was emptied.
-    pub flushes: u64,
-    /// Nanoseconds spent translating.
-    pub translate_nanos: u64,
-    /// Guest steps run in translated code.
-    pub steps_translated: u64,
 }
 
 /// One hart's translations.
