@@ -120,7 +120,14 @@ fn machine(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(400))]
+    // A fixed seed: CI runs the same 400 cases every time (the brief's
+    // rule for randomised tests).
+    #![proptest_config(ProptestConfig {
+        cases: 400,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5a4d_5a4a_1715),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn translated_loops_run_exactly_like_the_interpreter(
@@ -147,8 +154,11 @@ proptest! {
         }
         prop_assert!(bus_i.read_bytes(RAM_BASE, RAM as usize) == bus_j.read_bytes(RAM_BASE, RAM as usize), "memory differs");
         let stats = jit.translator_stats().expect("on");
-        // Loops long enough to get hot were translated and ran translated.
-        if iterations > 40 && interp.snapshot().pc != TRAP {
+        // Loops that went round often enough to get hot, with a body that
+        // makes a block (no jumps), were translated and ran translated.
+        let straight = choices.iter().all(|c| !matches!(c.0 % 48, 45 | 46));
+        let went_round = jit.steps().0 / (words.len() as u64 + 2);
+        if went_round > 20 && straight && interp.snapshot().pc != TRAP {
             prop_assert!(stats.blocks > 0, "{:?}", stats);
         }
     }
