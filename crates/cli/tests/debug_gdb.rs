@@ -22,17 +22,7 @@ fn gdb(server: &Server, elf: &Path, script: &str) -> String {
     let dir = scratch_dir("gdb-scripts");
     let path = dir.join(format!("s{:x}.gdb", fxhash(script)));
     std::fs::write(&path, script).expect("writing the gdb script");
-    // Through sh so that gdb's stderr (errors) interleaves with stdout.
-    let mut sh = Command::new("sh");
-    sh.args(["-c", "exec \"$@\" 2>&1", "sh", GDB, "-batch", "-nx"])
-        .args(["-ex", "set pagination off", "-ex", "set confirm off"])
-        .arg("-ex")
-        .arg(format!("file {}", elf.display()))
-        .arg("-ex")
-        .arg(format!("target remote {}", server.address))
-        .arg("-x")
-        .arg(&path);
-    run_with_timeout(sh, GDB_TIMEOUT).stdout_str()
+    server.gdb_batch(&format!("file {}", elf.display()), &path, GDB_TIMEOUT)
 }
 
 fn fxhash(s: &str) -> u64 {

@@ -196,17 +196,8 @@ continue
     let server = Server::start(&trace, &[]);
     let path = work.join("session.gdb");
     std::fs::write(&path, &script).expect("writing the gdb script");
-    let mut sh = Command::new("sh");
-    sh.args(["-c", "exec \"$@\" 2>&1", "sh", GDB, "-batch", "-nx"])
-        .args(["-ex", "set pagination off", "-ex", "set confirm off"])
-        .arg("-ex")
-        .arg(format!("symbol-file {}", elf.display()))
-        .arg("-ex")
-        .arg(format!("target remote {}", server.address))
-        .arg("-x")
-        .arg(&path);
     let started = Instant::now();
-    let out = run_with_timeout(sh, LIMIT).stdout_str();
+    let out = server.gdb_batch(&format!("symbol-file {}", elf.display()), &path, LIMIT);
     let session = started.elapsed();
     drop(server);
 

@@ -87,8 +87,6 @@ pub struct Timeline {
     /// The landing position whose instruction a resume must not report
     /// again (gdb steps over what it was told about itself).
     skip: Option<Position>,
-    /// While a continue runs: breakpoints only one hart stops at.
-    passing: Option<SteppingBreakpoints>,
 }
 
 /// What a forward run looks for.
@@ -270,7 +268,6 @@ impl Timeline {
             options,
             focus: 0,
             skip: None,
-            passing: None,
         };
         timeline.save_here()?;
         Ok(timeline)
@@ -430,6 +427,7 @@ impl Timeline {
         &mut self,
         goal: Goal,
         harts: u64,
+        passing: Option<&SteppingBreakpoints>,
         until: Position,
         stop: &AtomicBool,
     ) -> Result<(Stop, Option<Found>), EngineError> {
@@ -479,7 +477,7 @@ impl Timeline {
             if let Some(found) = hit {
                 if Some(found.at) == skip
                     || (harts >> found.hart) & 1 == 0
-                    || self.passing.as_ref().is_some_and(|p| p.passes(&found))
+                    || passing.is_some_and(|p| p.passes(&found))
                 {
                     continue;
                 }
@@ -514,7 +512,7 @@ impl Timeline {
     /// Forward to `until` with nothing to look for.
     fn run_to(&mut self, until: Position, stop: &AtomicBool) -> Result<Stop, EngineError> {
         Ok(self
-            .forward::<false>(Goal::Nothing, ALL_HARTS, until, stop)?
+            .forward::<false>(Goal::Nothing, ALL_HARTS, None, until, stop)?
             .0)
     }
 
@@ -614,10 +612,8 @@ impl Timeline {
         }
         // Breakpoints and watches stop the session by themselves: no
         // per-instruction observer, harts in whole batches.
-        self.passing = step.cloned();
-        let searched = self.forward::<false>(Goal::Break, harts, Position::END, stop);
-        self.passing = None;
-        let (stopped, found) = searched?;
+        let (stopped, found) =
+            self.forward::<false>(Goal::Break, harts, step, Position::END, stop)?;
         Ok(match found {
             Some(f) => self.land(f.at, f.hart, f.why)?,
             None => self.ended(stopped)?,
@@ -644,7 +640,7 @@ impl Timeline {
         if let Some(next) = next
             && next > now
         {
-            let (stopped, found) = self.forward::<false>(Goal::Break, harts, next, stop)?;
+            let (stopped, found) = self.forward::<false>(Goal::Break, harts, None, next, stop)?;
             if let Some(f) = found {
                 return self.land(f.at, f.hart, f.why);
             }
@@ -653,7 +649,7 @@ impl Timeline {
             }
         }
         let (stopped, found) =
-            self.forward::<true>(Goal::Step { hart }, harts, Position::END, stop)?;
+            self.forward::<true>(Goal::Step { hart }, harts, None, Position::END, stop)?;
         let Some(found) = found else {
             return self.ended(stopped);
         };
@@ -684,7 +680,7 @@ impl Timeline {
             end,
             stepped: false,
         };
-        let (stopped, found) = self.forward::<true>(goal, harts, Position::END, stop)?;
+        let (stopped, found) = self.forward::<true>(goal, harts, None, Position::END, stop)?;
         Ok(match found {
             Some(f) => self.land(f.at, f.hart, f.why)?,
             None => self.ended(stopped)?,
@@ -729,7 +725,8 @@ impl Timeline {
             };
             self.restore_at_or_before(start)?;
             self.skip = None;
-            let (stopped, found) = self.forward::<false>(Goal::LastHit, ALL_HARTS, end, stop)?;
+            let (stopped, found) =
+                self.forward::<false>(Goal::LastHit, ALL_HARTS, None, end, stop)?;
             if stopped == Stop::Interrupted {
                 return self.go_back_to(now, hart, Why::Interrupted, stop);
             }

@@ -422,6 +422,28 @@ pub struct GdbServer {
 }
 
 impl GdbServer {
+    /// `gdb-multiarch -batch` on this server: `load` (e.g. `file ELF`)
+    /// first, then the script at `script`; its stdout and stderr merged in
+    /// order (through sh, so that gdb's errors interleave with its output).
+    pub fn gdb_batch(&self, load: &str, script: &Path, timeout: Duration) -> String {
+        let mut sh = Command::new("sh");
+        sh.args([
+            "-c",
+            "exec \"$@\" 2>&1",
+            "sh",
+            "gdb-multiarch",
+            "-batch",
+            "-nx",
+        ])
+        .args(["-ex", "set pagination off", "-ex", "set confirm off"])
+        .args(["-ex", load])
+        .arg("-ex")
+        .arg(format!("target remote {}", self.address))
+        .arg("-x")
+        .arg(script);
+        run_with_timeout(sh, timeout).stdout_str()
+    }
+
     pub fn start(trace: &Path, extra: &[&str]) -> GdbServer {
         let mut child = Command::new(SAMSARA)
             .arg("replay")

@@ -130,7 +130,6 @@ pub(super) fn block(head: u64, insts: &[(u64, Inst)]) -> Vec<u8> {
             }
             _ => alu(&mut a, pc, &i),
         }
-        let _ = k;
     }
     let last = insts.last().expect("a block has an instruction");
     if !matches!(kind(&last.1), Kind::Ends) {

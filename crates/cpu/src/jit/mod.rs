@@ -29,7 +29,7 @@ use std::os::fd::FromRawFd;
 
 use memmap2::{Mmap, MmapMut, MmapOptions};
 
-use crate::TranslatorStats as JitStats;
+use crate::TranslatorStats;
 use crate::tlb::{DecodeCache, Tlb, TlbEntry};
 use samsara_isa::Inst;
 
@@ -111,7 +111,7 @@ pub(crate) struct Jit {
     slots: Box<[Slot]>,
     code: CodeSpace,
     used: usize,
-    pub stats: JitStats,
+    pub stats: TranslatorStats,
 }
 
 /// Host code memory, mapped twice: written through one view (read and
@@ -149,7 +149,7 @@ impl Jit {
             slots: vec![EMPTY; SLOTS].into_boxed_slice(),
             code: CodeSpace::new()?,
             used: 0,
-            stats: JitStats::default(),
+            stats: TranslatorStats::default(),
         })
     }
 

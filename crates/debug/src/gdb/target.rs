@@ -129,7 +129,12 @@ impl Debuggee {
                 ALL_HARTS
             }
         };
-        let states_before = self.hart_states();
+        // Only a locked resume needs them (to say which others moved).
+        let states_before = if self.locked {
+            self.hart_states()
+        } else {
+            Vec::new()
+        };
         let landed = match command {
             Command::Continue => {
                 let mask = harts(None);
