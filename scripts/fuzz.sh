@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzing beyond the fixed-seed runs of `cargo test` (docs/robustness.md).
-#   ./scripts/fuzz.sh quick [SECONDS]          # random mutation runs, both targets, SECONDS each (default 60)
-#   ./scripts/fuzz.sh guided TARGET SECONDS    # coverage-guided libFuzzer run (cargo fuzz) of trace_reader or cpu
+#   ./scripts/fuzz.sh quick [SECONDS]          # random mutation runs, every target, SECONDS each (default 60)
+#   ./scripts/fuzz.sh guided TARGET SECONDS    # coverage-guided libFuzzer run (cargo fuzz) of trace_reader, cpu or cpu_diff
 #   ./scripts/fuzz.sh merge TARGET             # merge fuzz/new/TARGET into fuzz/corpus/TARGET, minimised
 # quick prints its seed (SAMSARA_FUZZ_SEED=N repeats it) and saves a failing
 # input into fuzz/regressions/<target>/, which `cargo test` replays from then on.
@@ -20,7 +20,7 @@ usage() {
 max_len() {
     case "$1" in
     trace_reader) echo 65536 ;;
-    cpu) echo 8192 ;;
+    cpu | cpu_diff) echo 8192 ;;
     *) usage ;;
     esac
 }

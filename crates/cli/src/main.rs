@@ -86,10 +86,11 @@ pub(crate) struct MachineArgs {
     /// command line, each replaceable by --bios/--kernel/--initrd/--append.
     #[arg(long)]
     pub linux: bool,
-    /// How the harts execute guest code: `interp` interprets every
-    /// instruction; `jit` translates hot code to host code (x86-64 hosts).
-    /// A recording does not depend on it.
-    #[arg(long, value_enum, default_value_t = CpuArg::Interp)]
+    /// How the harts execute guest code: `jit` translates hot code to host
+    /// code (on x86-64 hosts; elsewhere it interprets); `interp` interprets
+    /// every instruction (the reference). A recording does not depend on
+    /// it.
+    #[arg(long, value_enum, default_value_t = CpuArg::default())]
     pub cpu: CpuArg,
 }
 
@@ -98,6 +99,17 @@ pub(crate) struct MachineArgs {
 pub(crate) enum CpuArg {
     Interp,
     Jit,
+}
+
+impl Default for CpuArg {
+    /// The translator where there is one.
+    fn default() -> Self {
+        if cfg!(target_arch = "x86_64") {
+            CpuArg::Jit
+        } else {
+            CpuArg::Interp
+        }
+    }
 }
 
 impl From<CpuArg> for samsara_cpu::CpuEngine {

@@ -90,7 +90,7 @@ pub(crate) struct TraceFiles {
     pub initrd: Option<PathBuf>,
     /// How the harts execute guest code (`interp` or `jit`, as for
     /// `record`; any trace replays on either).
-    #[arg(long, value_enum, default_value_t = crate::CpuArg::Interp)]
+    #[arg(long, value_enum, default_value_t = crate::CpuArg::default())]
     pub cpu: crate::CpuArg,
 }
 

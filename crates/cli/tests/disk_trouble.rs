@@ -80,7 +80,9 @@ fn assert_clear_error(run: &Run, trace: &Path, os_error: &str) {
 #[test]
 fn a_full_disk_stops_the_guest_and_leaves_a_partial_trace() {
     let dir = scratch_dir("full-disk");
-    let mount = Mount::tmpfs(&dir.join("full"), "size=512k");
+    // Room for whole blocks (up to 8192 entries each, some 500 KiB with
+    // a digest every 2 entries), so that some are complete when it fills.
+    let mount = Mount::tmpfs(&dir.join("full"), "size=2m");
     let trace = mount.0.join("soak.trace");
     // soak never ends by itself: only the full disk can stop it.
     let run = record(&trace, "soak", "2");

@@ -184,6 +184,13 @@ pub unsafe trait Bus {
         FetchBreakpoint::None
     }
 
+    /// Whether any breakpoint is set. Without one, the block translator
+    /// reads code straight from memory; with one, only instructions in the
+    /// decode cache (so never one at a breakpoint). The default: none.
+    fn any_breakpoint(&self) -> bool {
+        false
+    }
+
     /// Whether any watch is set. Asked only on the TLB slow path (a miss),
     /// before [`Bus::watched_page`]; keep it cheap. The default: never.
     fn watching(&self) -> bool {

@@ -144,48 +144,98 @@ impl Hart {
     fn resume_translated<B: Bus>(&mut self, bus: &mut B, max_steps: u64) -> StopReason {
         use crate::jit::{BlockFrame, Lookup};
         let end = self.state.steps.saturating_add(max_steps);
+        // The pc whose execute-TLB entry was last refilled for a block: at
+        // most once per arrival (an entry may not be cacheable).
+        let mut refilled = None;
         while self.state.steps < end {
             let pc = self.state.pc;
             let budget = end - self.state.steps;
             let jit = self.jit.as_mut().expect("the translator is on");
-            match jit.lookup(pc, self.dcache.code_generation, &self.tlb.exec) {
+            let generation = self.dcache.code_generation;
+            match jit.lookup(pc, generation, &self.tlb.exec) {
                 Lookup::Block(block, len) if len <= budget => {
+                    let (enter, slots, chain, fill_stub) =
+                        (jit.enter(), jit.slots(), jit.chain(), jit.fill_stub());
+                    // One block exactly: no budget left to chain or loop.
+                    let one_block = jit.one_block;
+                    let budget = if one_block { len } else { budget };
+                    // Translated code is foreign code: it reaches the hart
+                    // through raw pointers, and the hart and bus through
+                    // `fill_tlb_for_block` on a TLB miss, while it is
+                    // suspended in that call.
+                    let hart: *mut Hart = self;
+                    let mut context = FillContext::<B> { hart, bus };
+                    // SAFETY: `hart` is `self`, valid for the call.
+                    let (x, tlb) = unsafe { ((*hart).state.x.as_mut_ptr(), &*(*hart).tlb) };
                     let mut frame = BlockFrame {
                         left: budget,
                         next_pc: pc,
+                        generation,
+                        slots,
+                        exec: tlb.exec.as_ptr(),
+                        chain,
+                        fill: fill_tlb_for_block::<B>,
+                        fill_context: (&raw mut context).cast(),
+                        fill_stub,
                     };
                     // SAFETY: `block` was translated from this generation's
-                    // decode cache (so its instructions are the ones at
-                    // these pcs, fetched with permission); it touches only
-                    // the register array, the TLB arrays (read) and the
-                    // host pages their entries grant (the same accesses,
-                    // under the same checks, as the interpreter's fast
-                    // path), and the frame; it runs at most `budget` steps.
-                    let last = unsafe {
-                        block(
-                            self.state.x.as_mut_ptr(),
-                            self.tlb.read.as_ptr(),
-                            self.tlb.write.as_ptr(),
-                            &mut frame,
-                        )
+                    // decode cache, or found to be made from the same code
+                    // (so its instructions are the ones at these pcs,
+                    // fetched with permission), as is every block it jumps
+                    // to; blocks touch only the register array, the TLB
+                    // arrays and block table (read), the host pages their
+                    // entries grant (the same accesses, under the same
+                    // checks, as the interpreter's fast path) and the
+                    // frame, and call `fill`, which reaches neither the
+                    // registers nor the block table; they run at most
+                    // `budget` steps.
+                    let before_miss = unsafe {
+                        enter(x, tlb.read.as_ptr(), tlb.write.as_ptr(), &mut frame, block)
                     };
-                    let done = budget - frame.left + last;
+                    let done = budget - frame.left;
                     self.state.steps += done;
                     self.state.pc = frame.next_pc;
-                    jit.stats.steps_translated += done;
-                    if done > 0 {
+                    if let Some(jit) = self.jit.as_mut() {
+                        jit.stats.steps_translated += done;
+                    }
+                    if one_block && (before_miss == 0 || done > 0) {
+                        return StopReason::StepLimit;
+                    }
+                    if before_miss == 0 {
                         continue;
                     }
+                    // Stopped before a load or store that missed the TLB:
+                    // the interpreter runs it now.
+                    if self.state.steps >= end {
+                        break;
+                    }
                 }
-                Lookup::Hot => {
-                    jit.translate(pc, &self.dcache, &self.tlb.exec);
+                Lookup::Refill if refilled != Some(pc) => {
+                    // The fetch the interpreter would make next, for its
+                    // side effects only: the translation and checks of this
+                    // mode, the page's first touch, the TLB entry. Whatever
+                    // goes wrong, the interpreter meets again and takes.
+                    refilled = Some(pc);
+                    let _ = self.access_slow(bus, pc, 2, crate::mmu::Access::Fetch, false);
                     continue;
                 }
-                Lookup::Block(..) | Lookup::Interpret => {}
+                Lookup::Hot => {
+                    if self.tlb.exec[crate::tlb::Tlb::index(pc >> 12)].tag != pc >> 12 {
+                        // Decoded instructions outlive the TLB entries of
+                        // their pages (see `set_privilege`): refill, as above.
+                        let _ = self.access_slow(bus, pc, 2, crate::mmu::Access::Fetch, false);
+                    }
+                    let jit = self.jit.as_mut().expect("the translator is on");
+                    jit.translate(pc, &self.dcache, &self.tlb.exec, bus.any_breakpoint());
+                }
+                Lookup::Block(..) | Lookup::Refill | Lookup::Interpret => {}
             }
             match self.interpret(bus, 1) {
                 StopReason::StepLimit => {}
                 other => return other,
+            }
+            if self.jit.as_ref().is_some_and(|j| j.one_block) {
+                break;
             }
         }
         StopReason::StepLimit
@@ -212,6 +262,22 @@ impl Hart {
             let _ = on;
             false
         }
+    }
+
+    /// Test tuning of the translator (if on): a pc becomes hot after `hot`
+    /// arrivals (at least 1; normally 16), and with `one_block` each
+    /// `resume` runs one translated block, or one interpreted step, and
+    /// returns (blocks then never chain), so that a test can compare the
+    /// engines block by block.
+    #[doc(hidden)]
+    pub fn set_translator_tuning(&mut self, hot: u8, one_block: bool) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(jit) = self.jit.as_mut() {
+            jit.hot = hot.max(1);
+            jit.one_block = one_block;
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (hot, one_block);
     }
 
     /// The translator's counters, if it is on.
@@ -379,11 +445,27 @@ impl Hart {
         self.execute::<B, false>(bus, pc, inst)
     }
 
-    /// Switches privilege mode. Translations and the decode cache depend on
-    /// it (fetch permission, U/S page rules, PMP), so both are flushed.
+    /// Switches privilege mode. Translations depend on it (fetch
+    /// permission, U/S page rules, PMP), so the TLB is flushed. Decoded
+    /// instructions are kept per mode between U and S, which share one
+    /// `satp` and one PMP; M mode fetches untranslated, so a switch to or
+    /// from it drops them.
     pub(crate) fn set_privilege(&mut self, p: Privilege) {
+        let was = self.state.privilege;
         self.state.privilege = p;
-        self.flush_all_caches();
+        self.tlb.flush();
+        if was == Privilege::Machine || p == Privilege::Machine {
+            self.dcache.invalidate();
+        }
+        self.dcache.set_privilege(p as u64);
+    }
+
+    /// Drops decoded instructions and the execute TLB because code may
+    /// have changed (see `DecodeCache::code_pages`); translated blocks are
+    /// checked against memory before they run again.
+    pub(crate) fn invalidate_code(&mut self) {
+        self.dcache.invalidate_code();
+        self.tlb.flush_exec();
     }
 
     /// Flushes TLB and decode cache (internal: satp, PMP, privilege).
@@ -414,7 +496,8 @@ impl Hart {
     pub fn restore(&mut self, state: &HartState) {
         self.state.clone_from(state);
         self.tlb.flush();
-        self.dcache.invalidate_code();
+        self.invalidate_code();
+        self.dcache.set_privilege(self.state.privilege as u64);
     }
 
     /// Read-only view of the architectural state.
@@ -432,13 +515,19 @@ impl Hart {
     /// again, fetches included).
     pub fn flush_tlb(&mut self) {
         self.tlb.flush();
-        self.dcache.invalidate_code();
+        self.invalidate_code();
     }
 
     /// Drops decoded instructions (call when code pages may have been
     /// written by someone else: commit, DMA, another hart).
     pub fn flush_decode_cache(&mut self) {
-        self.dcache.invalidate_code();
+        self.invalidate_code();
+        // Breakpoints may have changed (the decode cache never holds an
+        // instruction at one): translated blocks may hold one.
+        #[cfg(target_arch = "x86_64")]
+        if let Some(jit) = self.jit.as_mut() {
+            jit.forget();
+        }
     }
 
     /// Whether `run` stops after a `pause` hint (the recorder ends a chunk
@@ -495,5 +584,66 @@ impl Hart {
     /// mhartid.
     pub fn hart_id(&self) -> HartId {
         HartId(self.state.hart_id as u32)
+    }
+}
+
+/// What a translated block's TLB fills reach.
+#[cfg(target_arch = "x86_64")]
+struct FillContext<B> {
+    hart: *mut Hart,
+    bus: *mut B,
+}
+
+/// Called by translated code on a load (`store == 0`) or store that missed
+/// the TLB at `vaddr` (aligned); nonzero if the TLB holds its page now.
+///
+/// # Safety
+/// `context` is a live `FillContext<B>` whose hart runs the calling block
+/// and whose bus is that run's; nothing else uses either during the call.
+#[cfg(target_arch = "x86_64")]
+unsafe extern "sysv64" fn fill_tlb_for_block<B: Bus>(
+    context: *mut u8,
+    vaddr: u64,
+    store: u64,
+) -> u64 {
+    // SAFETY: the caller's guarantee.
+    let (hart, bus) = unsafe {
+        let context = &mut *context.cast::<FillContext<B>>();
+        (&mut *context.hart, &mut *context.bus)
+    };
+    u64::from(hart.fill_tlb(bus, vaddr, store != 0))
+}
+
+impl Hart {
+    /// The interpreter's slow-path lookup of a data page, for its effects
+    /// only (the walk and its A/D bits, the first touch of the page, the
+    /// TLB entry): whether the TLB now holds `vaddr`'s page for this kind
+    /// of access. Anything else (a fault, a device, a refused or watched
+    /// page) is left for the interpreter to meet again and take.
+    #[cfg(target_arch = "x86_64")]
+    fn fill_tlb<B: Bus>(&mut self, bus: &mut B, vaddr: u64, store: bool) -> bool {
+        if bus.watching() {
+            return false;
+        }
+        let access = if store {
+            crate::mmu::Access::Store
+        } else {
+            crate::mmu::Access::Load
+        };
+        let generation = self.dcache.code_generation;
+        if self.access_slow(bus, vaddr, 1, access, false).is_err() {
+            return false;
+        }
+        // A store to code this hart fetched from: the block may hold what
+        // it changes, so the interpreter runs it and goes on from there.
+        if self.dcache.code_generation != generation {
+            return false;
+        }
+        let array = if store {
+            &self.tlb.write
+        } else {
+            &self.tlb.read
+        };
+        Tlb::lookup(array, vaddr).is_some()
     }
 }

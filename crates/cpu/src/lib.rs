@@ -43,10 +43,16 @@ pub struct TranslatorStats {
     pub code_bytes: u64,
     /// Times the code space filled and was replaced.
     pub flushes: u64,
-    /// Nanoseconds spent translating.
+    /// Nanoseconds spent translating (estimated from one translation in
+    /// sixteen).
     pub translate_nanos: u64,
     /// Guest steps run in translated code.
     pub steps_translated: u64,
+    /// Blocks of an earlier code generation found unchanged and kept.
+    pub revalidated: u64,
+    /// Blocks dropped because their code changed or their page now maps
+    /// to another host page.
+    pub dropped: u64,
 }
 
 impl std::ops::AddAssign for TranslatorStats {
@@ -57,6 +63,8 @@ impl std::ops::AddAssign for TranslatorStats {
         self.flushes += o.flushes;
         self.translate_nanos += o.translate_nanos;
         self.steps_translated += o.steps_translated;
+        self.revalidated += o.revalidated;
+        self.dropped += o.dropped;
     }
 }
 pub use state::{CsrFile, HartState, PMP_ENTRIES, Privilege, Reservation};

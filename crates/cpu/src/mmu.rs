@@ -291,6 +291,19 @@ impl Hart {
             self.tlb.flush();
         }
         let host_page = grant.host().as_ptr().expose_provenance();
+        match access {
+            // Code from here may be cached from now on: stores to it must
+            // come through here.
+            Access::Fetch if self.dcache.code_pages.insert(paddr >> 12) => {
+                self.tlb.evict_write_host_page(host_page);
+            }
+            Access::Store if self.dcache.code_pages.contains(&(paddr >> 12)) => {
+                // A store to code this hart may have cached: whatever is
+                // cached goes (or is checked again), before the store.
+                self.invalidate_code();
+            }
+            _ => {}
+        }
         let reserved_page = access == Access::Store
             && self
                 .state

@@ -7,6 +7,8 @@
 //! pages and the page holding an LR reservation (write array) stay out, so
 //! every special case takes the slow path by simply missing.
 
+use std::collections::HashSet;
+
 use samsara_isa::Inst;
 
 /// Entries per TLB array.
@@ -98,6 +100,12 @@ impl Tlb {
         }
     }
 
+    /// Drops every execute entry (the code pages they vouch for are
+    /// forgotten: see `DecodeCache::code_pages`).
+    pub(crate) fn flush_exec(&mut self) {
+        self.exec = [EMPTY; TLB_SIZE];
+    }
+
     pub(crate) fn flush(&mut self) {
         self.read = [EMPTY; TLB_SIZE];
         self.write = [EMPTY; TLB_SIZE];
@@ -106,7 +114,7 @@ impl Tlb {
 }
 
 /// Slots in the decode cache.
-const DCACHE_SIZE: usize = 4096;
+const DCACHE_SIZE: usize = 32768;
 
 #[derive(Clone, Copy)]
 #[repr(C, align(32))]
@@ -121,23 +129,36 @@ pub(crate) struct DecodeSlot {
 /// Direct-mapped decoded-instruction cache indexed by `pc >> 1`.
 ///
 /// Invalidation is by generation: bumping `generation` empties the cache in
-/// O(1). It is bumped whenever the execute TLB is flushed (so a hit implies
-/// the fetch was permitted and its page was touched through `Bus::ram_page`
-/// in the current generation), and on fence.i.
+/// O(1). It is bumped whenever the execute TLB is flushed for a reason
+/// other than a switch between U and S mode (so a hit implies the fetch
+/// was permitted and its page was touched through `Bus::ram_page` in the
+/// current generation), and on fence.i. Its low two bits are the privilege
+/// mode: an instruction decoded in S mode does not hit in U mode and the
+/// other way round, so a trap and its return keep both sides' entries
+/// (they share one `satp` and one PMP; only the U bit differs).
 pub(crate) struct DecodeCache {
     pub generation: u64,
     /// Bumped only when code may have changed (`fence.i`, a restore, the
     /// owner's flushes for commits and DMA), not when translation or
     /// privilege does: what translated blocks are valid for.
     pub code_generation: u64,
+    /// Guest-physical pages fetched from (through the slow path, which
+    /// every execute-TLB entry comes from) since `code_generation` last
+    /// moved: every decoded instruction and every block valid now comes
+    /// from one of them. They are kept out of the write TLB, and a store
+    /// to one moves `code_generation` first, so both engines see a hart's
+    /// stores in the code it fetches next, whatever they had cached.
+    pub code_pages: HashSet<u64>,
     pub slots: [DecodeSlot; DCACHE_SIZE],
 }
 
 impl DecodeCache {
     pub(crate) fn new() -> Box<DecodeCache> {
         Box::new(DecodeCache {
-            generation: 1,
+            // Counter 1, M mode (the reset mode).
+            generation: (1 << 2) | 3,
             code_generation: 1,
+            code_pages: HashSet::new(),
             slots: [DecodeSlot {
                 pc: 0,
                 generation: 0,
@@ -178,13 +199,22 @@ impl DecodeCache {
     }
 
     pub(crate) fn invalidate(&mut self) {
-        self.generation = self.generation.wrapping_add(1);
+        self.generation = self.generation.wrapping_add(1 << 2);
+    }
+
+    /// Entries of mode `privilege` hit from now on (those of the other
+    /// modes stay, for when the hart comes back).
+    pub(crate) fn set_privilege(&mut self, privilege: u64) {
+        self.generation = (self.generation & !3) | (privilege & 3);
     }
 
     /// Drops decoded instructions because the code itself may have
-    /// changed (translated blocks go with them).
+    /// changed (translated blocks go with them until found unchanged).
+    /// The caller flushes the execute TLB with it (`Hart::invalidate_code`):
+    /// `code_pages` starts afresh.
     pub(crate) fn invalidate_code(&mut self) {
         self.invalidate();
         self.code_generation = self.code_generation.wrapping_add(1);
+        self.code_pages.clear();
     }
 }

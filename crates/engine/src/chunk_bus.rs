@@ -275,6 +275,10 @@ unsafe impl Bus for ChunkBus<'_> {
         self.breakpoints.check(pc)
     }
 
+    fn any_breakpoint(&self) -> bool {
+        self.breakpoints.any()
+    }
+
     #[inline]
     fn watching(&self) -> bool {
         self.watches.any()

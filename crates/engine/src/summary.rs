@@ -48,6 +48,10 @@ pub struct TranslatorSummary {
     pub code_space_renewals: u64,
     /// Time spent translating, summed over harts.
     pub translate_seconds: f64,
+    /// Blocks of an earlier code generation found unchanged and kept.
+    pub blocks_kept: u64,
+    /// Blocks dropped because their code changed or moved.
+    pub blocks_dropped: u64,
     /// Steps run in translated code.
     pub steps_translated: u64,
     /// Their share of all steps, in percent.
@@ -62,6 +66,8 @@ impl TranslatorSummary {
             code_bytes: stats.code_bytes,
             code_space_renewals: stats.flushes,
             translate_seconds: stats.translate_nanos as f64 / 1e9,
+            blocks_kept: stats.revalidated,
+            blocks_dropped: stats.dropped,
             steps_translated: stats.steps_translated,
             percent_translated: if steps > 0 {
                 100.0 * stats.steps_translated as f64 / steps as f64
@@ -74,12 +80,14 @@ impl TranslatorSummary {
     /// `samsara: translator: ...`.
     pub fn human(&self) -> String {
         format!(
-            "samsara: translator: {} blocks of {} instructions, {:.1} MiB of code ({} renewals), {:.3} s translating; {:.1}% of steps translated",
+            "samsara: translator: {} blocks of {} instructions, {:.1} MiB of code ({} renewals), {:.3} s translating; {} kept and {} dropped when code may have changed; {:.1}% of steps translated",
             self.blocks,
             self.instructions_translated,
             self.code_bytes as f64 / (1 << 20) as f64,
             self.code_space_renewals,
             self.translate_seconds,
+            self.blocks_kept,
+            self.blocks_dropped,
             self.percent_translated
         )
     }

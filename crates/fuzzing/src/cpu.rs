@@ -44,7 +44,7 @@ pub const MMIO_BASE: u64 = 0x1000_0000;
 pub const STEPS: u64 = 4_000;
 
 /// CSRs the prologue writes, in input order.
-const CSRS: [u16; 17] = [
+pub(crate) const CSRS: [u16; 17] = [
     0x300, // mstatus
     0x302, // medeleg
     0x303, // mideleg
@@ -64,18 +64,20 @@ const CSRS: [u16; 17] = [
     0x10a, // senvcfg
 ];
 const MSTATUS: usize = 0;
-const SATP: usize = 7;
+pub(crate) const MTVEC: usize = 5;
+pub(crate) const STVEC: usize = 6;
+pub(crate) const SATP: usize = 7;
 const PMPCFG0: usize = 10;
 const PMPADDR0: usize = 11;
 const MEPC: usize = 13;
 
 /// A bus with 64 KiB of RAM and one device page.
-struct FuzzBus {
+pub(crate) struct FuzzBus {
     /// RAM, as u64 words so that the hart's aligned accesses are aligned
     /// on the host too.
-    ram: Vec<u64>,
-    lines: u64,
-    time: u64,
+    pub(crate) ram: Vec<u64>,
+    pub(crate) lines: u64,
+    pub(crate) time: u64,
     mmio_value: u64,
     defer: bool,
 }
@@ -155,8 +157,16 @@ fn ld_t0_gp(off: u32) -> u32 {
 
 const MRET: u32 = 0x3020_0073;
 
+/// Where the RAM image starts in an input: after the mode byte, the CSRs,
+/// x1..x31 and lines/time/mmio.
+pub(crate) const IMAGE: usize = 1 + 8 * (CSRS.len() + 31 + 3);
+/// Where the prologue reads the CSR values from (a RAM offset).
+pub(crate) const CSR_TABLE: usize = 0x800;
+/// Steps the prologue takes: 2 instructions per CSR, then mret.
+pub(crate) const PROLOGUE: u64 = 2 * CSRS.len() as u64 + 1;
+
 /// Builds the machine for `data`: the hart at the prologue, the bus.
-fn setup(data: &[u8]) -> (Hart, FuzzBus) {
+pub(crate) fn setup(data: &[u8]) -> (Hart, FuzzBus) {
     let mode = data.first().copied().unwrap_or(0);
     let mut at = 1;
     let mut csr = [0u64; CSRS.len()];
@@ -191,7 +201,7 @@ fn setup(data: &[u8]) -> (Hart, FuzzBus) {
 
     let mut ram = vec![0u64; RAM_SIZE / 8];
     // Page 0: the CSR values at 0x800, the prologue at 0.
-    let table = 0x800 / 8;
+    let table = CSR_TABLE / 8;
     ram[table..table + CSRS.len()].copy_from_slice(&csr);
     let mut code = Vec::new();
     for (i, &c) in CSRS.iter().enumerate() {
@@ -212,11 +222,12 @@ fn setup(data: &[u8]) -> (Hart, FuzzBus) {
         ram[(CODE - RAM_BASE) as usize / 8 + i] = u64::from_le_bytes(b);
     }
 
+    debug_assert_eq!(at, IMAGE);
     let mut hart = Hart::new(HartId(0), GuestVirtAddr(RAM_BASE));
     for (r, &v) in x.iter().enumerate().skip(1) {
         hart.set_xreg(r, v);
     }
-    hart.set_xreg(3, RAM_BASE + 0x800);
+    hart.set_xreg(3, RAM_BASE + CSR_TABLE as u64);
     let bus = FuzzBus {
         ram,
         lines,
@@ -230,9 +241,7 @@ fn setup(data: &[u8]) -> (Hart, FuzzBus) {
 /// Runs the prologue, then the input's code, in slices like the engine's.
 fn execute(data: &[u8]) -> (HartState, Vec<u64>) {
     let (mut hart, mut bus) = setup(data);
-    // The prologue: 2 instructions per CSR, then mret.
-    let prologue = 2 * CSRS.len() as u64 + 1;
-    let _ = hart.run(&mut bus, prologue);
+    let _ = hart.run(&mut bus, PROLOGUE);
     let end = hart.steps().0 + STEPS;
     // Every call either makes progress or stops for a reason the engine
     // would handle outside the hart (deferred device access); a WFI or a

@@ -10,4 +10,5 @@
 //! the fuzzer looks for.
 
 pub mod cpu;
+pub mod cpu_diff;
 pub mod trace;

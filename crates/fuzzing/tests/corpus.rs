@@ -51,6 +51,24 @@ fn cpu_corpus() {
     replay("cpu", samsara_fuzzing::cpu::run);
 }
 
+#[test]
+fn cpu_diff_corpus() {
+    replay("cpu_diff", samsara_fuzzing::cpu_diff::run);
+}
+
+/// Writes the generated part of the `cpu_diff` seed corpus
+/// (`fuzz/corpus/cpu_diff/gen-N`, see `samsara_fuzzing::cpu_diff`).
+#[test]
+#[ignore = "rewrites fuzz/corpus/cpu_diff/gen-*"]
+fn regenerate_cpu_diff_seeds() {
+    let dir = fuzz_dir().join("corpus/cpu_diff");
+    std::fs::create_dir_all(&dir).expect("create the corpus directory");
+    for n in 0..CPU_DIFF_GENERATED_SEEDS {
+        let input = samsara_fuzzing::cpu_diff::seed_input(n);
+        std::fs::write(dir.join(format!("gen-{n:03}")), input).expect("write a seed");
+    }
+}
+
 /// The framed mode rebuilds a real trace from its description, so the
 /// fuzzer's mutations of a description reach the decoder, not a checksum.
 #[test]
@@ -98,6 +116,9 @@ const SEEDS: [u64; 8] = [
 /// Mutated inputs per seed: a few seconds per target on the build host.
 const TRACE_READER_RUNS: u64 = 16_000;
 const CPU_RUNS: u64 = 120;
+const CPU_DIFF_RUNS: u64 = 128;
+/// Generated inputs in `fuzz/corpus/cpu_diff/` (`gen-000` on).
+const CPU_DIFF_GENERATED_SEEDS: u64 = 48;
 
 /// A short, bounded fuzzing run in every `cargo test` (the CI's share of
 /// fuzzing; the open-ended random runs are `scripts/fuzz.sh quick`, the
@@ -267,6 +288,33 @@ fn cpu_mutation_run() {
     fixed_mutation_runs("cpu", samsara_fuzzing::cpu::run, CPU_RUNS);
 }
 
+/// The translator against the interpreter, block by block. Not vacuous:
+/// translated code must have run in a third of the inputs (about half do)
+/// and for a fifth of the steps (about a third are); on x86-64, the only
+/// host with a translator.
+#[test]
+fn cpu_diff_mutation_run() {
+    let _ = samsara_fuzzing::cpu_diff::take_stats();
+    fixed_mutation_runs("cpu_diff", samsara_fuzzing::cpu_diff::run, CPU_DIFF_RUNS);
+    let stats = samsara_fuzzing::cpu_diff::take_stats();
+    println!("cpu_diff: {stats:?}");
+    if cfg!(target_arch = "x86_64") {
+        assert_eq!(stats.inputs, SEEDS.len() as u64 * CPU_DIFF_RUNS);
+        assert!(
+            stats.inputs_translated * 3 > stats.inputs,
+            "translated code ran in only {} of {} inputs",
+            stats.inputs_translated,
+            stats.inputs
+        );
+        assert!(
+            stats.steps_translated * 5 > stats.steps,
+            "only {} of {} steps ran in translated code",
+            stats.steps_translated,
+            stats.steps
+        );
+    }
+}
+
 #[test]
 #[ignore = "open-ended: scripts/fuzz.sh quick [SECONDS]"]
 fn trace_reader_random_mutation_run() {
@@ -277,4 +325,10 @@ fn trace_reader_random_mutation_run() {
 #[ignore = "open-ended: scripts/fuzz.sh quick [SECONDS]"]
 fn cpu_random_mutation_run() {
     random_mutation_run("cpu", samsara_fuzzing::cpu::run);
+}
+
+#[test]
+#[ignore = "open-ended: scripts/fuzz.sh quick [SECONDS]"]
+fn cpu_diff_random_mutation_run() {
+    random_mutation_run("cpu_diff", samsara_fuzzing::cpu_diff::run);
 }

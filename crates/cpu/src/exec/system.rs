@@ -101,7 +101,7 @@ impl Hart {
                 Ok(Flow::Continue)
             }
             Op::FenceI => {
-                self.dcache.invalidate_code();
+                self.invalidate_code();
                 self.state.pc = next;
                 Ok(Flow::Continue)
             }

@@ -25,6 +25,7 @@
 
 mod emit;
 
+use std::collections::HashMap;
 use std::os::fd::FromRawFd;
 
 use memmap2::{Mmap, MmapMut, MmapOptions};
@@ -34,72 +35,108 @@ use crate::tlb::{DecodeCache, Tlb, TlbEntry};
 use samsara_isa::Inst;
 
 /// Slots in the block table (direct-mapped by `pc >> 1`).
-const SLOTS: usize = 1 << 16;
-/// Arrivals at a pc before it is translated.
-const HOT: u32 = 16;
+pub(crate) const SLOTS: usize = 1 << 18;
+/// Arrivals at a pc before it is translated (unless set otherwise for
+/// tests: `Hart::set_translator_tuning`).
+const HOT: u8 = 32;
+/// Arrival counters, indexed by `pc >> 1` (untagged: two pcs sharing one
+/// only get hot sooner).
+const HEAT_COUNTERS: usize = 1 << 20;
+/// One translation in this many is timed (`TranslatorStats::translate_nanos`
+/// is an estimate from them).
+const TIMED: u64 = 16;
 /// The most guest instructions in one block.
 const MAX_BLOCK: usize = 64;
 /// Host code space; when full, every translation is dropped.
-const CODE_BYTES: usize = 16 << 20;
-/// Largest host code of one block (64 instructions of at most ~60 bytes,
+const CODE_BYTES: usize = 256 << 20;
+/// Largest host code of one block (64 instructions of at most ~90 bytes,
 /// exits included), checked before it is copied in.
-const MAX_BLOCK_BYTES: usize = 16 << 10;
+const MAX_BLOCK_BYTES: usize = 32 << 10;
 
-/// What a block is called with: the budget it may use (at least its
-/// length on entry) and, on return, the pc to go on at.
+/// What translated code runs with: the budget it may use (at least the
+/// length of the block entered) and, on return, the pc to go on at; what
+/// a block needs to jump to the next one directly.
 #[repr(C)]
 pub(crate) struct BlockFrame {
-    /// Steps still allowed before this call's iteration; a block that
-    /// loops on itself takes its length off each time round.
+    /// Steps still allowed; each block takes off those it ran.
     pub left: u64,
     /// Where execution goes on.
     pub next_pc: u64,
+    /// The decode cache's code generation: blocks of another are not
+    /// entered from translated code.
+    pub generation: u64,
+    /// The block table.
+    pub slots: *const Slot,
+    /// The execute TLB.
+    pub exec: *const TlbEntry,
+    /// The chaining code (see [`emit::runtime`]).
+    pub chain: usize,
+    /// What a load or store that misses the TLB calls: `fill(fill_context,
+    /// vaddr, store)` returns nonzero if the TLB holds the page now (see
+    /// `Hart::fill_tlb`).
+    pub fill: unsafe extern "sysv64" fn(*mut u8, u64, u64) -> u64,
+    pub fill_context: *mut u8,
+    /// The code that calls `fill` for a block (see [`emit::runtime`]).
+    pub fill_stub: usize,
 }
 
-/// A translated block: `x` the integer registers, `read` and `write` the
-/// TLB arrays, `frame` the budget and exit pc. Returns the instructions it
-/// executed in its last time round (those before, `frame.left` accounts
-/// for).
-type BlockFn = unsafe extern "sysv64" fn(
+/// The trampoline at the start of every code space (see
+/// [`emit::runtime`]): `x` the integer registers, `read` and `write`
+/// the TLB arrays, `frame` the budget and exit pc, `block` the code to
+/// enter. Returns 1 if it stopped before an instruction the interpreter
+/// must run next (a TLB miss), 0 otherwise.
+type Enter = unsafe extern "sysv64" fn(
     x: *mut u64,
     read: *const TlbEntry,
     write: *const TlbEntry,
     frame: *mut BlockFrame,
+    block: usize,
 ) -> u64;
 
+/// One entry of the block table (`repr(C)`, one cache line: translated
+/// code reads it to chain).
 #[derive(Clone, Copy)]
-struct Slot {
+#[repr(C, align(64))]
+pub(crate) struct Slot {
     pc: u64,
-    /// The decode cache's code generation it was made in.
+    /// The decode cache's code generation it was last known valid in.
     generation: u64,
     /// The execute-TLB entry of its page when it was translated.
     fetch: TlbEntry,
-    /// Arrivals counted while cold.
-    heat: u32,
-    /// Instructions in the block; 0 if none could be translated here.
+    /// Address of its host code; 0 while cold.
+    code: usize,
+    /// Instructions in the block; 0 if none starts here (in `generation`).
     len: u32,
-    /// Offset of its code in the code space; `NONE` while cold.
-    offset: u32,
+    /// Offset of its code (header first) in the code space.
+    start: u32,
+    /// Where the guest code it was translated from is kept (`Jit::source`,
+    /// in 16-bit parcels): to check, in a later generation, that the code
+    /// is unchanged.
+    source: u32,
+    source_len: u32,
 }
 
-const NONE: u32 = u32::MAX;
-
+/// An empty slot is all zeros (generation 0 is never current), so that a
+/// table is had from zeroed pages the kernel hands out as they are
+/// touched: 16 MiB per hart, of which a run touches a part.
 const EMPTY: Slot = Slot {
-    pc: u64::MAX,
+    pc: 0,
     generation: 0,
-    fetch: TlbEntry {
-        tag: u64::MAX,
-        addend: 0,
-    },
-    heat: 0,
+    fetch: TlbEntry { tag: 0, addend: 0 },
+    code: 0,
     len: 0,
-    offset: NONE,
+    start: 0,
+    source: 0,
+    source_len: 0,
 };
 
 /// What the table says about a pc.
 pub(crate) enum Lookup {
-    /// A block of `len` instructions.
-    Block(BlockFn, u64),
+    /// A block (its code) of `len` instructions.
+    Block(usize, u64),
+    /// A block, but its page is not in the execute TLB: refill it (as a
+    /// fetch would) and look again.
+    Refill,
     /// Just got hot: translate it.
     Hot,
     /// Cold, or nothing translatable starts here.
@@ -111,6 +148,20 @@ pub(crate) struct Jit {
     slots: Box<[Slot]>,
     code: CodeSpace,
     used: usize,
+    /// The guest code of every block, as translated (see `Slot::source`).
+    source: Vec<u16>,
+    /// Blocks whose slot another pc took.
+    aside: HashMap<u64, Slot>,
+    /// Arrivals at each pc while cold (up to `hot`).
+    heat: Box<[u8]>,
+    /// Jumps in translated code to each pc (their displacements' offsets
+    /// in the code space), patched whenever a block for it is made.
+    jumps_to: HashMap<u64, Vec<u32>>,
+    /// Arrivals that make a pc hot (at least 1).
+    pub hot: u8,
+    /// Run one block (or interpreted step) per `resume` call, never
+    /// chaining: for tests that compare engines block by block.
+    pub one_block: bool,
     pub stats: TranslatorStats,
 }
 
@@ -121,6 +172,8 @@ pub(crate) struct Jit {
 struct CodeSpace {
     write: MmapMut,
     exec: Mmap,
+    /// Bytes from the start known to be present in both views.
+    populated: usize,
 }
 
 impl CodeSpace {
@@ -136,19 +189,87 @@ impl CodeSpace {
         file.set_len(CODE_BYTES as u64)?;
         // SAFETY: the file is an anonymous memfd of CODE_BYTES that only
         // these two views map; nothing truncates it.
-        let write = unsafe { MmapOptions::new().len(CODE_BYTES).map_mut(&file)? };
+        let mut write = unsafe { MmapOptions::new().len(CODE_BYTES).map_mut(&file)? };
         // SAFETY: as above.
         let exec = unsafe { MmapOptions::new().len(CODE_BYTES).map_exec(&file)? };
-        Ok(CodeSpace { write, exec })
+        let runtime = emit::runtime();
+        assert!(runtime.len() <= Self::FIRST_BLOCK, "the runtime fits");
+        write[..runtime.len()].copy_from_slice(&runtime);
+        Ok(CodeSpace {
+            write,
+            exec,
+            populated: 0,
+        })
     }
+
+    /// Makes sure the pages of `[offset, offset + len)` are there in both
+    /// views, a megabyte at a time: one fault per page, taken twice (once
+    /// per view), cost more than translating.
+    fn populate(&mut self, offset: usize, len: usize) {
+        const STEP: usize = 1 << 20;
+        while self.populated < offset + len && self.populated < CODE_BYTES {
+            let at = self.populated;
+            let n = STEP.min(CODE_BYTES - at);
+            // SAFETY: `[at, at + n)` lies within both mappings; populating
+            // changes no contents. Failure (an old kernel) only leaves the
+            // pages to fault in one by one.
+            unsafe {
+                libc::madvise(
+                    self.write.as_mut_ptr().add(at).cast(),
+                    n,
+                    libc::MADV_POPULATE_WRITE,
+                );
+                libc::madvise(
+                    self.exec.as_ptr().add(at).cast_mut().cast(),
+                    n,
+                    libc::MADV_POPULATE_READ,
+                );
+            }
+            self.populated = at + n;
+        }
+    }
+
+    /// Where blocks start (after the trampoline, the chaining code and the
+    /// TLB fill code).
+    const FIRST_BLOCK: usize = 320;
+}
+
+/// A block table of empty slots, from zeroed memory.
+fn empty_table() -> Box<[Slot]> {
+    let layout = std::alloc::Layout::array::<Slot>(SLOTS).expect("a fixed size");
+    // SAFETY: the layout has a nonzero size; all-zero bytes are a valid
+    // `Slot` (integers only: `EMPTY`), so the allocation is SLOTS
+    // initialised slots, owned by the box from here on.
+    unsafe {
+        let p = std::alloc::alloc_zeroed(layout).cast::<Slot>();
+        if p.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, SLOTS))
+    }
+}
+
+/// Reads the guest code at host address `host`, one 16-bit parcel.
+///
+/// # Safety
+/// As `mmu::host_read`: a live execute-TLB grant, 2-aligned.
+unsafe fn parcel(host: usize) -> u16 {
+    // SAFETY: the caller's guarantee.
+    unsafe { crate::mmu::host_read(host, 2) as u16 }
 }
 
 impl Jit {
     pub(crate) fn new() -> std::io::Result<Jit> {
         Ok(Jit {
-            slots: vec![EMPTY; SLOTS].into_boxed_slice(),
+            slots: empty_table(),
             code: CodeSpace::new()?,
-            used: 0,
+            used: CodeSpace::FIRST_BLOCK,
+            source: Vec::new(),
+            aside: HashMap::new(),
+            heat: vec![0; HEAT_COUNTERS].into_boxed_slice(),
+            jumps_to: HashMap::new(),
+            hot: HOT,
+            one_block: false,
             stats: TranslatorStats::default(),
         })
     }
@@ -161,98 +282,316 @@ impl Jit {
     /// The block at `pc`, counting an arrival if there is none yet.
     /// `generation`: the decode cache's code generation; `exec`: the
     /// execute TLB.
+    ///
+    /// A block made in an earlier generation is kept if the code it was
+    /// made from is still there, parcel for parcel: the generation moves
+    /// on every event that *may* have changed code (`fence.i`, a commit,
+    /// DMA, a restore, the start of every recorded or replayed entry), and
+    /// most change none of a block's bytes.
     #[inline(always)]
     pub(crate) fn lookup(&mut self, pc: u64, generation: u64, exec: &[TlbEntry]) -> Lookup {
-        let slot = &mut self.slots[Self::index(pc)];
-        if slot.pc != pc || slot.generation != generation {
-            *slot = Slot {
-                pc,
-                generation,
-                ..EMPTY
-            };
-        }
-        if slot.offset != NONE {
-            let now = exec[Tlb::index(pc >> 12)];
-            if now.tag != slot.fetch.tag || now.addend != slot.fetch.addend {
-                // Not fetched through the same mapping in this mode yet:
-                // the interpreter's fetch will tell.
+        let index = Self::index(pc);
+        let slot = self.slots[index];
+        if slot.pc == pc {
+            if slot.code != 0 {
+                let now = exec[Tlb::index(pc >> 12)];
+                if now.tag != slot.fetch.tag {
+                    // Not fetched from in this mode since the TLB was last
+                    // flushed: a fetch's translation and checks will tell.
+                    return Lookup::Refill;
+                }
+                if now.addend == slot.fetch.addend
+                    && (slot.generation == generation || self.still_valid(index, generation))
+                {
+                    return Lookup::Block(slot.code, u64::from(slot.len));
+                }
+                // Another host page now, or other code: translate afresh.
+                self.set_header_generation(slot.start, 0);
+                self.slots[index] = EMPTY;
+                self.stats.dropped += 1;
+                return Lookup::Hot;
+            }
+            if slot.generation == generation {
+                // Nothing translatable starts here.
                 return Lookup::Interpret;
             }
-            let base = self.code.exec.as_ptr();
-            // SAFETY: `offset` is where `translate` copied a complete
-            // block's code into the executable space, which has not been
-            // emptied since (emptying resets every slot).
-            let f = unsafe {
-                std::mem::transmute::<*const u8, BlockFn>(base.add(slot.offset as usize))
+            self.slots[index] = EMPTY;
+        }
+        let heat = &mut self.heat[Self::heat_index(pc)];
+        if *heat < self.hot {
+            *heat += 1;
+            return if *heat == self.hot {
+                Lookup::Hot
+            } else {
+                Lookup::Interpret
             };
-            return Lookup::Block(f, u64::from(slot.len));
         }
-        if slot.heat == HOT {
-            return Lookup::Interpret;
-        }
-        slot.heat += 1;
-        if slot.heat == HOT {
-            Lookup::Hot
-        } else {
-            Lookup::Interpret
+        self.bring_back(pc, index, generation, exec)
+    }
+
+    /// A pc hot before whose slot holds another pc: its block, if it was
+    /// put aside, goes back into the slot (the other one aside).
+    #[cold]
+    #[inline(never)]
+    fn bring_back(&mut self, pc: u64, index: usize, generation: u64, exec: &[TlbEntry]) -> Lookup {
+        let Some(block) = self.aside.remove(&pc) else {
+            return Lookup::Hot;
+        };
+        self.install(index, block);
+        match self.lookup(pc, generation, exec) {
+            // Dropped as stale: the heat says hot.
+            Lookup::Interpret => Lookup::Hot,
+            found => found,
         }
     }
 
-    /// Translates the block at `pc` from the decode cache (generation
-    /// `generation`). Leaves the slot marked so that a pc where nothing
-    /// can be translated is not tried again in this generation.
-    pub(crate) fn translate(&mut self, pc: u64, dcache: &DecodeCache, exec: &[TlbEntry]) {
-        let started = std::time::Instant::now();
+    /// Puts `slot` in the table at `index`; a block there for another pc
+    /// goes aside.
+    fn install(&mut self, index: usize, slot: Slot) {
+        let old = std::mem::replace(&mut self.slots[index], slot);
+        if old.code != 0 && old.pc != slot.pc {
+            self.aside.insert(old.pc, old);
+        }
+    }
+
+    fn heat_index(pc: u64) -> usize {
+        ((pc >> 1) as usize) & (HEAT_COUNTERS - 1)
+    }
+
+    /// Whether the block in slot `index`, made in an earlier generation,
+    /// may run in `generation`: its guest code is unchanged. The slot's
+    /// execute-TLB entry is current (the caller checked). Marks it valid
+    /// in `generation` if so.
+    #[cold]
+    fn still_valid(&mut self, index: usize, generation: u64) -> bool {
+        let slot = self.slots[index];
+        let host = (slot.fetch.addend).wrapping_add(slot.pc as usize);
+        let kept = &self.source[slot.source as usize..(slot.source + slot.source_len) as usize];
+        // SAFETY: the execute TLB holds `slot.fetch` now (checked by the
+        // caller), a live grant of the block's page for fetches; the block
+        // lies within that page and its pc is 2-aligned.
+        let same = kept
+            .iter()
+            .enumerate()
+            .all(|(k, &p)| unsafe { parcel(host + 2 * k) } == p);
+        if same {
+            self.slots[index].generation = generation;
+            self.set_header_generation(slot.start, generation);
+            self.stats.revalidated += 1;
+        }
+        same
+    }
+
+    /// The entry into translated code (at the start of the code space).
+    pub(crate) fn enter(&self) -> Enter {
+        // SAFETY: the code space starts with the trampoline, whose ABI is
+        // `Enter`.
+        unsafe { std::mem::transmute::<*const u8, Enter>(self.code.exec.as_ptr()) }
+    }
+
+    /// The block table, for translated code to chain through.
+    pub(crate) fn slots(&self) -> *const Slot {
+        self.slots.as_ptr()
+    }
+
+    /// The chaining code.
+    pub(crate) fn chain(&self) -> usize {
+        self.code.exec.as_ptr() as usize + emit::CHAIN_OFFSET
+    }
+
+    /// The code that calls a TLB fill.
+    pub(crate) fn fill_stub(&self) -> usize {
+        self.code.exec.as_ptr() as usize + emit::FILL_OFFSET
+    }
+
+    /// The code generation a block's checked entry accepts (0: none).
+    fn set_header_generation(&mut self, start: u32, generation: u64) {
+        let at = start as usize + std::mem::offset_of!(emit::Header, generation);
+        self.code.write[at..at + 8].copy_from_slice(&generation.to_le_bytes());
+    }
+
+    /// Points the jump whose displacement is at `site` to `target`
+    /// (offsets in the code space).
+    fn patch(&mut self, site: u32, target: usize) {
+        let site = site as usize;
+        debug_assert_eq!(self.code.write[site - 1], 0xe9, "a jmp rel32");
+        let displacement = (target as i64 - (site as i64 + 4)) as i32;
+        self.code.write[site..site + 4].copy_from_slice(&displacement.to_le_bytes());
+    }
+
+    /// Where the block for `pc`, if any, starts in the code space.
+    fn block_start(&self, pc: u64) -> Option<u32> {
+        let slot = &self.slots[Self::index(pc)];
+        if slot.pc == pc && slot.code != 0 {
+            return Some(slot.start);
+        }
+        self.aside.get(&pc).map(|s| s.start)
+    }
+
+    /// Drops every translation (breakpoints changed: a block may hold an
+    /// instruction now at one), with the code space: blocks jump to each
+    /// other directly.
+    pub(crate) fn forget(&mut self) {
+        if let Ok(fresh) = CodeSpace::new() {
+            self.code = fresh;
+        } else {
+            // Keep the space, but no block's checked entry may pass.
+            let starts: Vec<u32> = self
+                .slots
+                .iter()
+                .chain(self.aside.values())
+                .filter(|s| s.code != 0)
+                .map(|s| s.start)
+                .collect();
+            for start in starts {
+                self.set_header_generation(start, 0);
+            }
+        }
+        self.clear_tables();
+    }
+
+    /// Forgets every block, for an empty code space (or one whose blocks
+    /// can no longer be entered).
+    fn clear_tables(&mut self) {
+        self.used = CodeSpace::FIRST_BLOCK;
+        self.slots = empty_table();
+        self.source.clear();
+        self.aside.clear();
+        self.jumps_to.clear();
+        self.heat = vec![0; HEAT_COUNTERS].into_boxed_slice();
+    }
+
+    /// Translates the block at `pc`: from the code in memory, or with
+    /// `decoded_only` (breakpoints are set) only from instructions in the
+    /// decode cache, which never holds one at a breakpoint. Leaves the
+    /// slot marked so that a pc where nothing can be translated is not
+    /// tried again in this code generation.
+    pub(crate) fn translate(
+        &mut self,
+        pc: u64,
+        dcache: &DecodeCache,
+        exec: &[TlbEntry],
+        decoded_only: bool,
+    ) {
+        // Reading the clock costs about a microsecond on some virtual
+        // machines, a fifth of a translation: one in `TIMED` is timed.
+        let started = self
+            .stats
+            .blocks
+            .is_multiple_of(TIMED)
+            .then(std::time::Instant::now);
         let generation = dcache.code_generation;
+        let slot_index = Self::index(pc);
         let fetch = exec[Tlb::index(pc >> 12)];
-        if fetch.tag != pc >> 12 {
-            // Its page's entry was evicted (or the code came from a
-            // device): nothing to tie a block to.
+        if fetch.tag != pc >> 12 || (decoded_only && dcache.get(pc).is_none()) {
+            // Its page is not in the execute TLB (the caller refills it),
+            // or it is not decoded in this generation: try again at the
+            // next arrival.
+            self.heat[Self::heat_index(pc)] = self.hot - 1;
             return;
         }
+        let host = fetch.addend.wrapping_add(pc as usize);
         let mut block: Vec<(u64, Inst)> = Vec::new();
+        let mut parcels: Vec<u16> = Vec::new();
         let mut at = pc;
         // Within the page (an instruction may not straddle its end).
         while block.len() < MAX_BLOCK && (at & 0xfff) <= 0xffc {
-            let Some(&inst) = dcache.get(at) else { break };
-            match emit::kind(&inst) {
-                emit::Kind::Straight => {
-                    block.push((at, inst));
-                    at = at.wrapping_add(u64::from(inst.len));
+            // The code as it is now (kept to check the block in later
+            // generations).
+            let offset = host + (at - pc) as usize;
+            // SAFETY: the execute TLB grants the page (checked above) for
+            // fetches in this mode, and `at` is 2-aligned and on it, as is
+            // `at + 2` (`<= 0xffc`).
+            let lo = unsafe { parcel(offset) };
+            let word = if lo & 3 == 3 {
+                // SAFETY: as above.
+                u32::from(lo) | u32::from(unsafe { parcel(offset + 2) }) << 16
+            } else {
+                u32::from(lo)
+            };
+            let inst = if decoded_only {
+                match dcache.get(at) {
+                    Some(&inst) if inst.raw == word => inst,
+                    _ => break,
                 }
-                emit::Kind::Ends => {
-                    block.push((at, inst));
-                    break;
-                }
+            } else {
+                samsara_isa::decode(word)
+            };
+            let stop = match emit::kind(&inst) {
+                emit::Kind::Straight => false,
+                emit::Kind::Ends => true,
                 emit::Kind::Interpreted => break,
+            };
+            block.push((at, inst));
+            parcels.push(lo);
+            if inst.len == 4 {
+                parcels.push((word >> 16) as u16);
+            }
+            at = at.wrapping_add(u64::from(inst.len));
+            if stop {
+                break;
             }
         }
-        let slot_index = Self::index(pc);
-        if block.is_empty() {
+        let translation = (!block.is_empty())
+            .then(|| emit::block(pc, &block))
+            .filter(|t| t.code.len() <= MAX_BLOCK_BYTES);
+        let Some(translation) = translation else {
+            // Nothing to translate here in this generation (unless the
+            // slot holds another pc's block, which stays).
+            if self.slots[slot_index].code == 0 {
+                self.slots[slot_index] = Slot {
+                    pc,
+                    generation,
+                    ..EMPTY
+                };
+            }
+            return;
+        };
+        if self.used + translation.code.len() > CODE_BYTES && !self.empty() {
             return;
         }
-        let code = emit::block(pc, &block);
-        if code.len() > MAX_BLOCK_BYTES {
-            return;
-        }
-        if self.used + code.len() > CODE_BYTES && !self.empty() {
-            return;
-        }
+        let code = &translation.code;
         let offset = self.used;
-        self.code.write[offset..offset + code.len()].copy_from_slice(&code);
-        self.used += code.len();
-        self.slots[slot_index] = Slot {
+        self.code.populate(offset, code.len());
+        self.code.write[offset..offset + code.len()].copy_from_slice(code);
+        self.code.write[offset..offset + emit::HEADER]
+            .copy_from_slice(&emit::Header::new(generation, fetch).bytes());
+        // Blocks start on 16-byte boundaries (the fetch unit).
+        self.used = (offset + code.len() + 15) & !15;
+        let source = self.source.len() as u32;
+        self.source.extend_from_slice(&parcels);
+        let slot = Slot {
             pc,
             generation,
             fetch,
-            heat: HOT,
+            code: self.code.exec.as_ptr() as usize + offset + translation.entry,
             len: block.len() as u32,
-            offset: offset as u32,
+            start: offset as u32,
+            source,
+            source_len: parcels.len() as u32,
         };
+        self.install(slot_index, slot);
+        // Jumps from this block to blocks there are, and from blocks there
+        // are to this one, go straight to the checked entries.
+        for &(site, target) in &translation.sites {
+            let site = (offset + site) as u32;
+            if let Some(start) = self.block_start(target) {
+                self.patch(site, start as usize + emit::HEADER);
+            }
+            self.jumps_to.entry(target).or_default().push(site);
+        }
+        if let Some(sites) = self.jumps_to.remove(&pc) {
+            for &site in &sites {
+                self.patch(site, offset + emit::HEADER);
+            }
+            self.jumps_to.insert(pc, sites);
+        }
         self.stats.blocks += 1;
         self.stats.instructions_translated += block.len() as u64;
-        self.stats.code_bytes += code.len() as u64;
-        self.stats.translate_nanos += started.elapsed().as_nanos() as u64;
+        self.stats.code_bytes += translation.code.len() as u64;
+        if let Some(started) = started {
+            self.stats.translate_nanos += started.elapsed().as_nanos() as u64 * TIMED;
+        }
     }
 
     /// Drops every translation (the code space is full) for a fresh
@@ -262,8 +601,7 @@ impl Jit {
             return false;
         };
         self.code = fresh;
-        self.slots.fill(EMPTY);
-        self.used = 0;
+        self.clear_tables();
         self.stats.flushes += 1;
         true
     }

@@ -168,6 +168,10 @@ impl BreakpointSet {
         self.pass = None;
     }
 
+    pub fn any(&self) -> bool {
+        !self.pcs.is_empty()
+    }
+
     #[inline]
     pub fn check(&self, pc: GuestVirtAddr) -> FetchBreakpoint {
         if self.pcs.is_empty() || self.pcs.binary_search(&pc.raw()).is_err() {
