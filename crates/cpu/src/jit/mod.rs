@@ -145,7 +145,7 @@ pub(crate) enum Lookup {
 
 /// One hart's translations.
 pub(crate) struct Jit {
-    slots: Box<[Slot]>,
+    slots: ZeroedTable<Slot>,
     code: CodeSpace,
     used: usize,
     /// The guest code of every block, as translated (see `Slot::source`).
@@ -153,7 +153,7 @@ pub(crate) struct Jit {
     /// Blocks whose slot another pc took.
     aside: HashMap<u64, Slot>,
     /// Arrivals at each pc while cold (up to `hot`).
-    heat: Box<[u8]>,
+    heat: ZeroedTable<u8>,
     /// Jumps in translated code to each pc (their displacements' offsets
     /// in the code space), patched whenever a block for it is made.
     jumps_to: HashMap<u64, Vec<u32>>,
@@ -234,19 +234,58 @@ impl CodeSpace {
     const FIRST_BLOCK: usize = 320;
 }
 
-/// A block table of empty slots, from zeroed memory.
-fn empty_table() -> Box<[Slot]> {
-    let layout = std::alloc::Layout::array::<Slot>(SLOTS).expect("a fixed size");
-    // SAFETY: the layout has a nonzero size; all-zero bytes are a valid
-    // `Slot` (integers only: `EMPTY`), so the allocation is SLOTS
-    // initialised slots, owned by the box from here on.
-    unsafe {
-        let p = std::alloc::alloc_zeroed(layout).cast::<Slot>();
-        if p.is_null() {
-            std::alloc::handle_alloc_error(layout);
+/// A table of `T`s that starts all zeros, in anonymous memory the kernel
+/// hands out as it is touched (`T` must be valid as all-zero bytes): the
+/// block table is 16 MiB per hart, of which a run touches a part.
+struct ZeroedTable<T> {
+    memory: MmapMut,
+    len: usize,
+    _of: std::marker::PhantomData<T>,
+}
+
+impl<T: Copy> ZeroedTable<T> {
+    /// # Safety
+    /// All-zero bytes must be a valid `T`.
+    unsafe fn new(len: usize) -> ZeroedTable<T> {
+        let memory = MmapOptions::new()
+            .len((len * std::mem::size_of::<T>()).max(1))
+            .map_anon()
+            .unwrap_or_else(|e| panic!("{} bytes for the translator's tables: {e}", len));
+        ZeroedTable {
+            memory,
+            len,
+            _of: std::marker::PhantomData,
         }
-        Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, SLOTS))
     }
+}
+
+impl<T> std::ops::Deref for ZeroedTable<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // SAFETY: the mapping is page-aligned (so aligned for `T`), holds
+        // `len` `T`s, and all-zero bytes or what was written through
+        // `deref_mut` are valid `T`s (`new`'s contract).
+        unsafe { std::slice::from_raw_parts(self.memory.as_ptr().cast(), self.len) }
+    }
+}
+
+impl<T> std::ops::DerefMut for ZeroedTable<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        // SAFETY: as for `deref`, and the mapping is owned and writable.
+        unsafe { std::slice::from_raw_parts_mut(self.memory.as_mut_ptr().cast(), self.len) }
+    }
+}
+
+/// An empty block table.
+fn empty_slots() -> ZeroedTable<Slot> {
+    // SAFETY: all-zero bytes are `EMPTY` (integers only).
+    unsafe { ZeroedTable::new(SLOTS) }
+}
+
+/// Arrival counters at zero.
+fn cold_counters() -> ZeroedTable<u8> {
+    // SAFETY: any byte is a valid `u8`.
+    unsafe { ZeroedTable::new(HEAT_COUNTERS) }
 }
 
 /// Reads the guest code at host address `host`, one 16-bit parcel.
@@ -261,12 +300,12 @@ unsafe fn parcel(host: usize) -> u16 {
 impl Jit {
     pub(crate) fn new() -> std::io::Result<Jit> {
         Ok(Jit {
-            slots: empty_table(),
+            slots: empty_slots(),
             code: CodeSpace::new()?,
             used: CodeSpace::FIRST_BLOCK,
             source: Vec::new(),
             aside: HashMap::new(),
-            heat: vec![0; HEAT_COUNTERS].into_boxed_slice(),
+            heat: cold_counters(),
             jumps_to: HashMap::new(),
             hot: HOT,
             one_block: false,
@@ -454,11 +493,11 @@ impl Jit {
     /// can no longer be entered).
     fn clear_tables(&mut self) {
         self.used = CodeSpace::FIRST_BLOCK;
-        self.slots = empty_table();
+        self.slots = empty_slots();
         self.source.clear();
         self.aside.clear();
         self.jumps_to.clear();
-        self.heat = vec![0; HEAT_COUNTERS].into_boxed_slice();
+        self.heat = cold_counters();
     }
 
     /// Translates the block at `pc`: from the code in memory, or with
