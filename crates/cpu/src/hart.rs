@@ -154,43 +154,59 @@ impl Hart {
             let generation = self.dcache.code_generation;
             match jit.lookup(pc, generation, &self.tlb.exec) {
                 Lookup::Block(block, len) if len <= budget => {
-                    let (enter, slots, chain, fill_stub) =
-                        (jit.enter(), jit.slots(), jit.chain(), jit.fill_stub());
+                    let (enter, slots, chain, call_out) =
+                        (jit.enter(), jit.slots(), jit.chain(), jit.call_out());
                     // One block exactly: no budget left to chain or loop.
                     let one_block = jit.one_block;
                     let budget = if one_block { len } else { budget };
                     // Translated code is foreign code: it reaches the hart
                     // through raw pointers, and the hart and bus through
-                    // `fill_tlb_for_block` on a TLB miss, while it is
-                    // suspended in that call.
+                    // `fill_tlb_for_block` and `interpret_for_block` while
+                    // it is suspended in those calls.
                     let hart: *mut Hart = self;
-                    let mut context = FillContext::<B> { hart, bus };
-                    // SAFETY: `hart` is `self`, valid for the call.
-                    let (x, tlb) = unsafe { ((*hart).state.x.as_mut_ptr(), &*(*hart).tlb) };
                     let mut frame = BlockFrame {
                         left: budget,
                         next_pc: pc,
                         generation,
                         slots,
-                        exec: tlb.exec.as_ptr(),
+                        exec: std::ptr::null(),
                         chain,
                         fill: fill_tlb_for_block::<B>,
-                        fill_context: (&raw mut context).cast(),
-                        fill_stub,
+                        interpret: interpret_for_block::<B>,
+                        context: std::ptr::null_mut(),
+                        call_out,
                     };
-                    // SAFETY: `block` was translated from this generation's
-                    // decode cache, or found to be made from the same code
-                    // (so its instructions are the ones at these pcs,
-                    // fetched with permission), as is every block it jumps
-                    // to; blocks touch only the register array, the TLB
-                    // arrays and block table (read), the host pages their
-                    // entries grant (the same accesses, under the same
-                    // checks, as the interpreter's fast path) and the
-                    // frame, and call `fill`, which reaches neither the
-                    // registers nor the block table; they run at most
-                    // `budget` steps.
-                    let before_miss = unsafe {
-                        enter(x, tlb.read.as_ptr(), tlb.write.as_ptr(), &mut frame, block)
+                    let mut context = BlockContext::<B> {
+                        hart,
+                        bus,
+                        frame: &raw mut frame,
+                        start_steps: self.state.steps,
+                        budget,
+                        stop: None,
+                    };
+                    frame.context = (&raw mut context).cast();
+                    // SAFETY: `hart` is `self`, valid for the call.
+                    let (x, tlb) = unsafe { ((*hart).state.x.as_mut_ptr(), &*(*hart).tlb) };
+                    frame.exec = tlb.exec.as_ptr();
+                    // SAFETY: `block` was translated from code found
+                    // unchanged in this generation (so its instructions are
+                    // the ones at these pcs, fetched with permission), as
+                    // is every block it jumps to; blocks touch only the
+                    // register array, the TLB arrays and block table
+                    // (read), the host pages their entries grant (the same
+                    // accesses, under the same checks, as the
+                    // interpreter's fast path) and the frame, and call
+                    // `fill` and `interpret` (with their registers in
+                    // memory), which reach neither the block table nor the
+                    // code; they run at most `budget` steps.
+                    let why = unsafe {
+                        enter(
+                            x,
+                            tlb.read.as_ptr(),
+                            tlb.write.as_ptr(),
+                            &raw mut frame,
+                            block,
+                        )
                     };
                     let done = budget - frame.left;
                     self.state.steps += done;
@@ -198,10 +214,18 @@ impl Hart {
                     if let Some(jit) = self.jit.as_mut() {
                         jit.stats.steps_translated += done;
                     }
-                    if one_block && (before_miss == 0 || done > 0) {
+                    let stop = match (why, context.stop) {
+                        (2, Some(Flow::Deferred)) => Some(StopReason::DeviceAccess),
+                        (2, Some(Flow::Watch)) => Some(StopReason::Watch),
+                        _ => None,
+                    };
+                    if let Some(stop) = stop {
+                        return stop;
+                    }
+                    if one_block && (why != 1 || done > 0) {
                         return StopReason::StepLimit;
                     }
-                    if before_miss == 0 {
+                    if why != 1 {
                         continue;
                     }
                     // Stopped before a load or store that missed the TLB:
@@ -587,18 +611,27 @@ impl Hart {
     }
 }
 
-/// What a translated block's TLB fills reach.
+/// What a translated block's calls into Rust reach: the hart and bus of
+/// the run, and where the block stands.
 #[cfg(target_arch = "x86_64")]
-struct FillContext<B> {
+struct BlockContext<B> {
     hart: *mut Hart,
     bus: *mut B,
+    frame: *mut crate::jit::BlockFrame,
+    /// The hart's steps when the block was entered (translated code keeps
+    /// its count in `frame.left`; the hart's own is updated on return).
+    start_steps: u64,
+    /// `frame.left` at entry.
+    budget: u64,
+    /// How an instruction run by `interpret_for_block` stopped the block.
+    stop: Option<Flow>,
 }
 
 /// Called by translated code on a load (`store == 0`) or store that missed
 /// the TLB at `vaddr` (aligned); nonzero if the TLB holds its page now.
 ///
 /// # Safety
-/// `context` is a live `FillContext<B>` whose hart runs the calling block
+/// `context` is a live `BlockContext<B>` whose hart runs the calling block
 /// and whose bus is that run's; nothing else uses either during the call.
 #[cfg(target_arch = "x86_64")]
 unsafe extern "sysv64" fn fill_tlb_for_block<B: Bus>(
@@ -608,10 +641,63 @@ unsafe extern "sysv64" fn fill_tlb_for_block<B: Bus>(
 ) -> u64 {
     // SAFETY: the caller's guarantee.
     let (hart, bus) = unsafe {
-        let context = &mut *context.cast::<FillContext<B>>();
+        let context = &mut *context.cast::<BlockContext<B>>();
         (&mut *context.hart, &mut *context.bus)
     };
     u64::from(hart.fill_tlb(bus, vaddr, store != 0))
+}
+
+/// Called by translated code to run instruction `k` of the block (an F/D
+/// instruction), whose pc and decoded form are at `at`, through the
+/// interpreter's own F/D code, with the block's registers in memory. Returns nonzero if
+/// the block must stop there: the instruction did not simply retire (a
+/// trap was taken, a device access deferred, a watch hit), or it stored
+/// to code; the frame then says how far the run got and where it goes on.
+///
+/// # Safety
+/// As [`fill_tlb_for_block`], and `at` points at a live `(u64, Inst)`.
+#[cfg(target_arch = "x86_64")]
+unsafe extern "sysv64" fn interpret_for_block<B: Bus>(context: *mut u8, at: u64, k: u64) -> u64 {
+    // SAFETY: the caller's guarantee.
+    let (context, hart, bus, frame, (pc, inst)) = unsafe {
+        let context = &mut *context.cast::<BlockContext<B>>();
+        let (hart, bus, frame) = (&mut *context.hart, &mut *context.bus, &mut *context.frame);
+        let at = *std::ptr::with_exposed_provenance::<(u64, Inst)>(at as usize);
+        (context, hart, bus, frame, at)
+    };
+    // The hart's state as the interpreter would have it before this step.
+    let before = context.budget - frame.left + k;
+    hart.state.pc = pc;
+    hart.state.steps = context.start_steps + before;
+    let generation = hart.dcache.code_generation;
+    let flow = match hart.exec_fp(bus, inst) {
+        Ok(()) => Flow::Continue,
+        Err(e) => hart.fail(e),
+    };
+    let next = pc.wrapping_add(u64::from(inst.len));
+    let stopped = match flow {
+        Flow::Continue if hart.dcache.code_generation == generation => false,
+        // Retired, but it stored to code: go on from the next pc in Rust.
+        Flow::Continue => {
+            hart.state.pc = next;
+            hart.state.steps += 1;
+            true
+        }
+        // F/D instructions retire, trap (taken already), wait for a
+        // device or hit a watch; nothing else.
+        Flow::Trapped | Flow::Deferred | Flow::Watch => {
+            context.stop = Some(flow);
+            true
+        }
+        other => unreachable!("an F/D instruction's flow: {other:?}"),
+    };
+    if stopped {
+        frame.left = context.budget - (hart.state.steps - context.start_steps);
+        frame.next_pc = hart.state.pc;
+    }
+    // The block's caller adds the block's steps.
+    hart.state.steps = context.start_steps;
+    u64::from(stopped)
 }
 
 impl Hart {

@@ -32,6 +32,9 @@ pub(super) enum Kind {
     Straight,
     /// Translated; it ends the block (a control transfer).
     Ends,
+    /// Run by the interpreter, called from the block (F/D: bit-exact by
+    /// construction, with the block's registers in memory around it).
+    Called,
     /// Left to the interpreter: the block ends before it.
     Interpreted,
 }
@@ -45,6 +48,7 @@ pub(super) fn kind(i: &Inst) -> Kind {
         | Remu | Divw | Divuw | Remw | Remuw | Lb | Lh | Lw | Ld | Lbu | Lhu | Lwu | Sb | Sh
         | Sw | Sd => Kind::Straight,
         Jal | Jalr | Beq | Bne | Blt | Bge | Bltu | Bgeu => Kind::Ends,
+        op if op.is_fp() => Kind::Called,
         _ => Kind::Interpreted,
     }
 }
@@ -61,8 +65,9 @@ const SLOT_TABLE: i32 = std::mem::offset_of!(BlockFrame, slots) as i32;
 const EXEC_TLB: i32 = std::mem::offset_of!(BlockFrame, exec) as i32;
 const CHAIN: i32 = std::mem::offset_of!(BlockFrame, chain) as i32;
 const FILL: i32 = std::mem::offset_of!(BlockFrame, fill) as i32;
-const FILL_STUB: i32 = std::mem::offset_of!(BlockFrame, fill_stub) as i32;
-const FILL_CONTEXT: i32 = std::mem::offset_of!(BlockFrame, fill_context) as i32;
+const INTERPRET: i32 = std::mem::offset_of!(BlockFrame, interpret) as i32;
+const CALL_OUT: i32 = std::mem::offset_of!(BlockFrame, call_out) as i32;
+const CONTEXT: i32 = std::mem::offset_of!(BlockFrame, context) as i32;
 const SLOT_SHIFT: i8 = 6;
 const _: () = assert!(std::mem::size_of::<Slot>() == 1 << SLOT_SHIFT);
 const S_PC: i32 = std::mem::offset_of!(Slot, pc) as i32;
@@ -159,17 +164,18 @@ pub(super) fn runtime() -> Vec<u8> {
         ; ret
     );
     assert!(
-        a.offset().0 <= FILL_OFFSET,
+        a.offset().0 <= CALL_OUT_OFFSET,
         "the chaining code fits: {}",
         a.offset().0
     );
-    while a.offset().0 < FILL_OFFSET {
+    while a.offset().0 < CALL_OUT_OFFSET {
         dynasm!(a ; .arch x64 ; int3);
     }
-    // A TLB miss: `rax` the address, `edx` 1 for a store. Calls
-    // `frame.fill` (System V: the fixed registers it may clobber are
-    // saved; the stack is 16-byte aligned at the call) and returns its
-    // answer in `eax`.
+    // A call out to Rust: `frame.context`, `rax` and `rdx` as arguments
+    // to the function whose pointer is at `r8` in the frame (`fill` or
+    // `interpret`), its answer in `eax`. The fixed registers it may
+    // clobber (System V) are saved; the stack is 16-byte aligned at the
+    // call (a block runs with it at 8 mod 16, and this is called).
     dynasm!(a
         ; .arch x64
         ; push rdi
@@ -177,8 +183,8 @@ pub(super) fn runtime() -> Vec<u8> {
         ; push r10
         ; push r11
         ; mov rsi, rax
-        ; mov rdi, QWORD [r11 + FILL_CONTEXT]
-        ; call QWORD [r11 + FILL]
+        ; mov rdi, QWORD [r11 + CONTEXT]
+        ; call QWORD [r11 + r8]
         ; pop r11
         ; pop r10
         ; pop rsi
@@ -188,8 +194,8 @@ pub(super) fn runtime() -> Vec<u8> {
     a.finalize().expect("no labels")
 }
 
-/// Where the TLB fill code starts in the code space.
-pub(super) const FILL_OFFSET: usize = 256;
+/// Where the call-out code starts in the code space.
+pub(super) const CALL_OUT_OFFSET: usize = 256;
 
 /// Where the chaining code starts in the code space.
 pub(super) const CHAIN_OFFSET: usize = 64;
@@ -233,6 +239,8 @@ struct Emitter {
     entry: usize,
     /// Back to Rust at the head, from the checked entry.
     bail: DynamicLabel,
+    /// Back to Rust after an instruction the interpreter ran stopped.
+    stopped: DynamicLabel,
     /// See [`Translation::sites`].
     sites: Vec<(usize, u64)>,
 }
@@ -248,13 +256,22 @@ fn operands(i: &Inst) -> ([Option<u8>; 2], Option<u8>) {
         Sb | Sh | Sw | Sd | Beq | Bne | Blt | Bge | Bltu | Bgeu => {
             ([Some(i.rs1), Some(i.rs2)], None)
         }
+        // Called: whatever it touches is in memory around the call.
+        op if op.is_fp() => ([None, None], None),
         _ => ([Some(i.rs1), Some(i.rs2)], Some(i.rd)),
     }
 }
 
 /// The host code of the block at `head`: `insts` with their pcs, all
-/// translatable, only the last one possibly ending it.
-pub(super) fn block(head: u64, insts: &[(u64, Inst)]) -> Translation {
+/// translatable, only the last one possibly ending it. `called`: where the
+/// same list stays in memory for as long as the code may run (the
+/// instructions the block calls the interpreter for are read from there),
+/// if it holds any.
+pub(super) fn block(
+    head: u64,
+    insts: &[(u64, Inst)],
+    called: Option<&[(u64, Inst)]>,
+) -> Translation {
     let mut e = Emitter::new(head, insts);
     // The out-of-line paths of memory instructions, emitted after the
     // block's body.
@@ -311,6 +328,10 @@ pub(super) fn block(head: u64, insts: &[(u64, Inst)]) -> Translation {
                 dynasm!(e.a ; .arch x64 ; =>taken);
                 e.exit(Target::Known(pc.wrapping_add(i.imm64())));
             }
+            op if op.is_fp() => {
+                let called = called.expect("the block's instructions kept");
+                e.called(std::ptr::from_ref(&called[k]) as u64, k as i32);
+            }
             _ => e.alu(pc, &i),
         }
     }
@@ -323,6 +344,14 @@ pub(super) fn block(head: u64, insts: &[(u64, Inst)]) -> Translation {
         dynasm!(e.a ; .arch x64 ; =>miss.exit);
         e.side_exit(miss.pc, miss.k);
     }
+    // An instruction the interpreter ran stopped the block (a trap, a
+    // deferral, a store to code): the frame says where it stands.
+    dynasm!(e.a
+        ; .arch x64
+        ; =>e.stopped
+        ; mov eax, 2
+        ; ret
+    );
     // A jump from another block that finds this one invalid, or the
     // budget short, goes back to Rust at the head.
     dynasm!(e.a ; .arch x64 ; =>e.bail);
@@ -441,6 +470,7 @@ impl Emitter {
             ; jne =>bail
         );
         let entry = a.offset().0;
+        let stopped = a.new_dynamic_label();
         for (&g, &h) in ranked.iter().zip(CACHE.iter()) {
             host[usize::from(g)] = Some(h);
             if writes[usize::from(g)] {
@@ -459,6 +489,7 @@ impl Emitter {
             top,
             entry,
             bail,
+            stopped,
             sites: Vec::new(),
         }
     }
@@ -573,13 +604,37 @@ impl Emitter {
     /// the System V ABI lets it clobber) looks the page up as the
     /// interpreter's slow path would, and the instruction tries again if
     /// the TLB holds the page now; otherwise it leaves the block.
+    /// Instruction `k`, whose pc and decoded form are at host address
+    /// `at`, run by the interpreter (`frame.interpret`): the registers go
+    /// to memory before and come back after; if it did not simply retire,
+    /// the block stops.
+    fn called(&mut self, at: u64, k: i32) {
+        self.store_written();
+        let stopped = self.stopped;
+        self.constant(RAX, at);
+        dynasm!(self.a
+            ; .arch x64
+            ; mov edx, k
+            ; mov r8d, INTERPRET
+            ; call QWORD [r11 + CALL_OUT]
+            ; test eax, eax
+            ; jnz =>stopped
+        );
+        for g in 1..32u8 {
+            if let Some(h) = self.host[usize::from(g)] {
+                dynasm!(self.a ; .arch x64 ; mov Rq(h), QWORD [rdi + reg(g)]);
+            }
+        }
+    }
+
     fn fill(&mut self, miss: &Miss) {
         let (retry, exit) = (miss.retry, miss.exit);
         dynasm!(self.a
             ; .arch x64
             ; =>miss.fill
             ; mov edx, i32::from(miss.store)
-            ; call QWORD [r11 + FILL_STUB]
+            ; mov r8d, FILL
+            ; call QWORD [r11 + CALL_OUT]
             ; test eax, eax
             ; jnz =>retry
             ; jmp =>exit

@@ -71,13 +71,18 @@ pub(crate) struct BlockFrame {
     pub exec: *const TlbEntry,
     /// The chaining code (see [`emit::runtime`]).
     pub chain: usize,
-    /// What a load or store that misses the TLB calls: `fill(fill_context,
+    /// What a load or store that misses the TLB calls: `fill(context,
     /// vaddr, store)` returns nonzero if the TLB holds the page now (see
     /// `Hart::fill_tlb`).
     pub fill: unsafe extern "sysv64" fn(*mut u8, u64, u64) -> u64,
-    pub fill_context: *mut u8,
-    /// The code that calls `fill` for a block (see [`emit::runtime`]).
-    pub fill_stub: usize,
+    /// What runs an F/D instruction in a block: `interpret(context, at, k)`
+    /// with `at` the address of its `(pc, Inst)` and `k` its index in the
+    /// block; nonzero if the block must stop (the frame then says where).
+    pub interpret: unsafe extern "sysv64" fn(*mut u8, u64, u64) -> u64,
+    /// What those two are given (the hart's run, see `Hart`).
+    pub context: *mut u8,
+    /// The code that calls out to them (see [`emit::runtime`]).
+    pub call_out: usize,
 }
 
 /// The trampoline at the start of every code space (see
@@ -152,6 +157,9 @@ pub(crate) struct Jit {
     source: Vec<u16>,
     /// Blocks whose slot another pc took.
     aside: HashMap<u64, Slot>,
+    /// The instruction lists of blocks that call the interpreter (see
+    /// `emit::block`).
+    called: Vec<Box<[(u64, Inst)]>>,
     /// Arrivals at each pc while cold (up to `hot`).
     heat: ZeroedTable<u8>,
     /// Jumps in translated code to each pc (their displacements' offsets
@@ -305,6 +313,7 @@ impl Jit {
             used: CodeSpace::FIRST_BLOCK,
             source: Vec::new(),
             aside: HashMap::new(),
+            called: Vec::new(),
             heat: cold_counters(),
             jumps_to: HashMap::new(),
             hot: HOT,
@@ -438,9 +447,9 @@ impl Jit {
         self.code.exec.as_ptr() as usize + emit::CHAIN_OFFSET
     }
 
-    /// The code that calls a TLB fill.
-    pub(crate) fn fill_stub(&self) -> usize {
-        self.code.exec.as_ptr() as usize + emit::FILL_OFFSET
+    /// The code that calls out to Rust.
+    pub(crate) fn call_out(&self) -> usize {
+        self.code.exec.as_ptr() as usize + emit::CALL_OUT_OFFSET
     }
 
     /// The code generation a block's checked entry accepts (0: none).
@@ -496,6 +505,7 @@ impl Jit {
         self.slots = empty_slots();
         self.source.clear();
         self.aside.clear();
+        self.called.clear();
         self.jumps_to.clear();
         self.heat = cold_counters();
     }
@@ -557,7 +567,7 @@ impl Jit {
                 samsara_isa::decode(word)
             };
             let stop = match emit::kind(&inst) {
-                emit::Kind::Straight => false,
+                emit::Kind::Straight | emit::Kind::Called => false,
                 emit::Kind::Ends => true,
                 emit::Kind::Interpreted => break,
             };
@@ -571,8 +581,14 @@ impl Jit {
                 break;
             }
         }
+        // The instructions a block calls the interpreter for are read from
+        // here while its code may run (until the code space is emptied).
+        let called = block
+            .iter()
+            .any(|(_, i)| matches!(emit::kind(i), emit::Kind::Called))
+            .then(|| block.clone().into_boxed_slice());
         let translation = (!block.is_empty())
-            .then(|| emit::block(pc, &block))
+            .then(|| emit::block(pc, &block, called.as_deref()))
             .filter(|t| t.code.len() <= MAX_BLOCK_BYTES);
         let Some(translation) = translation else {
             // Nothing to translate here in this generation (unless the
@@ -610,6 +626,7 @@ impl Jit {
             source_len: parcels.len() as u32,
         };
         self.install(slot_index, slot);
+        self.called.extend(called);
         // Jumps from this block to blocks there are, and from blocks there
         // are to this one, go straight to the checked entries.
         for &(site, target) in &translation.sites {
