@@ -186,8 +186,22 @@ impl Hart {
                     };
                     frame.context = (&raw mut context).cast();
                     // SAFETY: `hart` is `self`, valid for the call.
-                    let (x, tlb) = unsafe { ((*hart).state.x.as_mut_ptr(), &*(*hart).tlb) };
-                    frame.exec = tlb.exec.as_ptr();
+                    // Raw pointers only: the calls out change the TLB.
+                    let (x, tlb) = unsafe {
+                        (
+                            (*hart).state.x.as_mut_ptr(),
+                            std::ptr::from_mut::<crate::tlb::Tlb>(&mut *(*hart).tlb),
+                        )
+                    };
+                    // SAFETY: `tlb` points at the hart's boxed TLB.
+                    let (read, write, exec) = unsafe {
+                        (
+                            (&raw const (*tlb).read).cast::<crate::tlb::TlbEntry>(),
+                            (&raw const (*tlb).write).cast::<crate::tlb::TlbEntry>(),
+                            (&raw const (*tlb).exec).cast::<crate::tlb::TlbEntry>(),
+                        )
+                    };
+                    frame.exec = exec;
                     // SAFETY: `block` was translated from code found
                     // unchanged in this generation (so its instructions are
                     // the ones at these pcs, fetched with permission), as
@@ -199,15 +213,7 @@ impl Hart {
                     // `fill` and `interpret` (with their registers in
                     // memory), which reach neither the block table nor the
                     // code; they run at most `budget` steps.
-                    let why = unsafe {
-                        enter(
-                            x,
-                            tlb.read.as_ptr(),
-                            tlb.write.as_ptr(),
-                            &raw mut frame,
-                            block,
-                        )
-                    };
+                    let why = unsafe { enter(x, read, write, &raw mut frame, block) };
                     let done = budget - frame.left;
                     self.state.steps += done;
                     self.state.pc = frame.next_pc;
@@ -240,14 +246,22 @@ impl Hart {
                     // mode, the page's first touch, the TLB entry. Whatever
                     // goes wrong, the interpreter meets again and takes.
                     refilled = Some(pc);
-                    let _ = self.access_slow(bus, pc, 2, crate::mmu::Access::Fetch, false);
+                    if let Err(ExecError::Deferred) =
+                        self.access_slow(bus, pc, 2, crate::mmu::Access::Fetch, false)
+                    {
+                        // Refused (CREW): the interpreter's fetch waits too.
+                        return StopReason::DeviceAccess;
+                    }
                     continue;
                 }
                 Lookup::Hot => {
-                    if self.tlb.exec[crate::tlb::Tlb::index(pc >> 12)].tag != pc >> 12 {
-                        // Decoded instructions outlive the TLB entries of
-                        // their pages (see `set_privilege`): refill, as above.
-                        let _ = self.access_slow(bus, pc, 2, crate::mmu::Access::Fetch, false);
+                    // The interpreter's fetch walks here if the page is
+                    // not in the execute TLB: so does this, as above.
+                    if !self.tlb.fetchable(pc)
+                        && let Err(ExecError::Deferred) =
+                            self.access_slow(bus, pc, 2, crate::mmu::Access::Fetch, false)
+                    {
+                        return StopReason::DeviceAccess;
                     }
                     let jit = self.jit.as_mut().expect("the translator is on");
                     jit.translate(pc, &self.dcache, &self.tlb.exec, bus.any_breakpoint());
@@ -332,7 +346,12 @@ impl Hart {
             self.state.steps = steps;
             // Hit path: the decoded instruction is read straight out of its
             // slot (no merge with the miss path, so it stays in registers).
-            let (flow, next) = if let Some(&inst) = self.dcache.get(pc) {
+            // Its page must be in the execute TLB: a fetch walks exactly
+            // when the page is not, in both engines (decoded instructions
+            // outlive TLB flushes on U/S switches and evictions).
+            let (flow, next) = if let Some(&inst) = self.dcache.get(pc)
+                && self.tlb.fetchable(pc)
+            {
                 self.execute::<B, true>(bus, pc, inst)
             } else {
                 match self.fetch(bus, pc) {
@@ -627,8 +646,9 @@ struct BlockContext<B> {
     stop: Option<Flow>,
 }
 
-/// Called by translated code on a load (`store == 0`) or store that missed
-/// the TLB at `vaddr` (aligned); nonzero if the TLB holds its page now.
+/// Called by translated code on a load or store that missed the TLB at
+/// `vaddr` (aligned; `access`: 1 for a store, plus the size times 2);
+/// nonzero if the TLB holds its page now.
 ///
 /// # Safety
 /// `context` is a live `BlockContext<B>` whose hart runs the calling block
@@ -637,14 +657,14 @@ struct BlockContext<B> {
 unsafe extern "sysv64" fn fill_tlb_for_block<B: Bus>(
     context: *mut u8,
     vaddr: u64,
-    store: u64,
+    access: u64,
 ) -> u64 {
     // SAFETY: the caller's guarantee.
     let (hart, bus) = unsafe {
         let context = &mut *context.cast::<BlockContext<B>>();
         (&mut *context.hart, &mut *context.bus)
     };
-    u64::from(hart.fill_tlb(bus, vaddr, store != 0))
+    u64::from(hart.fill_tlb(bus, vaddr, access & 1 != 0, (access >> 1) as u8))
 }
 
 /// Called by translated code to run instruction `k` of the block (an F/D
@@ -669,15 +689,24 @@ unsafe extern "sysv64" fn interpret_for_block<B: Bus>(context: *mut u8, at: u64,
     let before = context.budget - frame.left + k;
     hart.state.pc = pc;
     hart.state.steps = context.start_steps + before;
-    let generation = hart.dcache.code_generation;
+    let (generation, exec_flushes) = (hart.dcache.code_generation, hart.tlb.exec_flushes);
     let flow = match hart.exec_fp(bus, inst) {
         Ok(()) => Flow::Continue,
         Err(e) => hart.fail(e),
     };
+    // As the interpreter's loop does after every step (`fmv.x.d x0, ...`).
+    hart.state.x[0] = 0;
     let next = pc.wrapping_add(u64::from(inst.len));
     let stopped = match flow {
-        Flow::Continue if hart.dcache.code_generation == generation => false,
-        // Retired, but it stored to code: go on from the next pc in Rust.
+        Flow::Continue
+            if hart.dcache.code_generation == generation
+                && hart.tlb.exec_flushes == exec_flushes =>
+        {
+            false
+        }
+        // Retired, but it stored to code or emptied the execute TLB (a
+        // copy-on-write move): go on from the next pc in Rust, as the
+        // interpreter would fetch it.
         Flow::Continue => {
             hart.state.pc = next;
             hart.state.steps += 1;
@@ -707,7 +736,7 @@ impl Hart {
     /// of access. Anything else (a fault, a device, a refused or watched
     /// page) is left for the interpreter to meet again and take.
     #[cfg(target_arch = "x86_64")]
-    fn fill_tlb<B: Bus>(&mut self, bus: &mut B, vaddr: u64, store: bool) -> bool {
+    fn fill_tlb<B: Bus>(&mut self, bus: &mut B, vaddr: u64, store: bool, size: u8) -> bool {
         if bus.watching() {
             return false;
         }
@@ -716,13 +745,18 @@ impl Hart {
         } else {
             crate::mmu::Access::Load
         };
-        let generation = self.dcache.code_generation;
-        if self.access_slow(bus, vaddr, 1, access, false).is_err() {
+        let (generation, exec_flushes) = (self.dcache.code_generation, self.tlb.exec_flushes);
+        if self
+            .access_slow(bus, vaddr, u64::from(size), access, false)
+            .is_err()
+        {
             return false;
         }
-        // A store to code this hart fetched from: the block may hold what
-        // it changes, so the interpreter runs it and goes on from there.
-        if self.dcache.code_generation != generation {
+        // A store to code this hart fetched from (the block may hold what
+        // it changes), or a copy-on-write move that emptied the TLB (the
+        // interpreter's next fetch walks): the interpreter runs the access
+        // and goes on from there.
+        if self.dcache.code_generation != generation || self.tlb.exec_flushes != exec_flushes {
             return false;
         }
         let array = if store {

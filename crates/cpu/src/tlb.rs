@@ -44,6 +44,10 @@ pub(crate) struct Tlb {
     pub read: [TlbEntry; TLB_SIZE],
     pub write: [TlbEntry; TLB_SIZE],
     pub exec: [TlbEntry; TLB_SIZE],
+    /// Times the execute array was emptied: translated code that calls
+    /// out stops if a call emptied it, so that the next fetch walks where
+    /// the interpreter's would.
+    pub exec_flushes: u64,
 }
 
 impl Tlb {
@@ -52,6 +56,7 @@ impl Tlb {
             read: [EMPTY; TLB_SIZE],
             write: [EMPTY; TLB_SIZE],
             exec: [EMPTY; TLB_SIZE],
+            exec_flushes: 0,
         })
     }
 
@@ -104,12 +109,19 @@ impl Tlb {
     /// forgotten: see `DecodeCache::code_pages`).
     pub(crate) fn flush_exec(&mut self) {
         self.exec = [EMPTY; TLB_SIZE];
+        self.exec_flushes += 1;
     }
 
     pub(crate) fn flush(&mut self) {
         self.read = [EMPTY; TLB_SIZE];
         self.write = [EMPTY; TLB_SIZE];
-        self.exec = [EMPTY; TLB_SIZE];
+        self.flush_exec();
+    }
+
+    /// Whether the execute array holds `pc`'s page.
+    #[inline(always)]
+    pub(crate) fn fetchable(&self, pc: u64) -> bool {
+        self.exec[Self::index(pc >> 12)].tag == pc >> 12
     }
 }
 

@@ -600,10 +600,6 @@ impl Emitter {
         );
     }
 
-    /// A TLB miss: the fill function (`frame.fill`, saving the registers
-    /// the System V ABI lets it clobber) looks the page up as the
-    /// interpreter's slow path would, and the instruction tries again if
-    /// the TLB holds the page now; otherwise it leaves the block.
     /// Instruction `k`, whose pc and decoded form are at host address
     /// `at`, run by the interpreter (`frame.interpret`): the registers go
     /// to memory before and come back after; if it did not simply retire,
@@ -627,6 +623,10 @@ impl Emitter {
         }
     }
 
+    /// A TLB miss: the fill function (`frame.fill`, through the call-out
+    /// code) looks the page up as the interpreter's slow path would, and
+    /// the instruction tries again if the TLB holds the page now;
+    /// otherwise it leaves the block.
     fn fill(&mut self, miss: &Miss) {
         let (retry, exit) = (miss.retry, miss.exit);
         dynasm!(self.a

@@ -2,26 +2,25 @@
 //! (docs/translator.md).
 //!
 //! Tiered: the interpreter runs everything first and counts how often it
-//! arrives at each pc; a pc that gets hot becomes the head of a block of
-//! the instructions that follow it in the decode cache, up to the first
-//! control transfer or the first instruction the translator leaves to the
-//! interpreter. A block is entered only when the step budget covers it
-//! whole, and leaves to the interpreter *before* any instruction whose
-//! memory access misses the TLB (or is misaligned): that instruction then
-//! runs interpreted, through the same slow path as ever (page first touch,
-//! copy-on-write, MMIO deferral, watchpoints, LR reservations). So
-//! translated code never raises an exception, never reaches a device, and
-//! counts instructions exactly.
+//! arrives at each pc; a pc that gets hot becomes the head of a block: the
+//! instructions that follow it in memory, up to the first control transfer
+//! or the first instruction the translator leaves to the interpreter.
+//! Blocks jump to each other directly. A block is entered only when the
+//! step budget covers it whole. A load or store that misses the TLB calls
+//! the slow path's lookup (for its effects: walk, A/D bits, first touch)
+//! and tries again; a fault, device, watched, refused or reserved page
+//! leaves the block *before* the instruction, which then runs
+//! interpreted, through the same slow path as ever. F/D instructions are
+//! calls into the interpreter's own F/D code. So translated code never
+//! raises an exception itself, never reaches a device, and counts
+//! instructions exactly.
 //!
-//! A block lies within one virtual page and is valid while two things
-//! hold. The code has not changed: the decode cache's *code* generation
-//! (bumped by `fence.i`, restores and the owner's flushes for commits, DMA
-//! and breakpoint changes) is the one it was translated in. And the page
-//! still maps to the same host page with fetch permitted: the execute TLB
-//! holds the entry it held then (the TLB is emptied on every satp,
-//! privilege, `sfence.vma` and PMP change and refilled only by a fetch
-//! that passed the checks of the current mode). So a trap into the kernel
-//! and back does not lose the translations of either side.
+//! A block lies within one virtual page and runs while its page maps to
+//! the same host page with fetch permitted in this mode (the execute TLB
+//! holds the entry it held at translation) and its code is unchanged (in
+//! the decode cache's *code generation* it was translated or last checked
+//! in; a block from an earlier generation is compared against memory).
+//! See docs/translator.md.
 
 mod emit;
 
@@ -37,7 +36,8 @@ use samsara_isa::Inst;
 /// Slots in the block table (direct-mapped by `pc >> 1`).
 pub(crate) const SLOTS: usize = 1 << 18;
 /// Arrivals at a pc before it is translated (unless set otherwise for
-/// tests: `Hart::set_translator_tuning`).
+/// tests: `Hart::set_translator_tuning`). 16 translated more code run
+/// few times than it paid back on a Linux boot.
 const HOT: u8 = 32;
 /// Arrival counters, indexed by `pc >> 1` (untagged: two pcs sharing one
 /// only get hot sooner).
@@ -89,7 +89,9 @@ pub(crate) struct BlockFrame {
 /// [`emit::runtime`]): `x` the integer registers, `read` and `write`
 /// the TLB arrays, `frame` the budget and exit pc, `block` the code to
 /// enter. Returns 1 if it stopped before an instruction the interpreter
-/// must run next (a TLB miss), 0 otherwise.
+/// must run next (a load or store the TLB cannot serve), 2 if an
+/// instruction called out (F/D) stopped it (the frame says where the run
+/// stands), 0 otherwise.
 type Enter = unsafe extern "sysv64" fn(
     x: *mut u64,
     read: *const TlbEntry,
