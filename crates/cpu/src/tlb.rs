@@ -166,17 +166,29 @@ pub(crate) struct DecodeCache {
 
 impl DecodeCache {
     pub(crate) fn new() -> Box<DecodeCache> {
-        Box::new(DecodeCache {
+        const EMPTY_SLOT: DecodeSlot = DecodeSlot {
+            pc: 0,
+            generation: 0,
+            inst: Inst::illegal(0, 4),
+        };
+        // Built in place: the slots are 1 MiB, too much for a temporary on
+        // a thread's stack in an unoptimised build.
+        let mut cache = Box::<DecodeCache>::new_uninit();
+        let p = cache.as_mut_ptr();
+        // SAFETY: every field of the allocation is written before
+        // `assume_init`: the scalars and the set through raw field
+        // pointers, the slots one by one.
+        unsafe {
             // Counter 1, M mode (the reset mode).
-            generation: (1 << 2) | 3,
-            code_generation: 1,
-            code_pages: HashSet::new(),
-            slots: [DecodeSlot {
-                pc: 0,
-                generation: 0,
-                inst: Inst::illegal(0, 4),
-            }; DCACHE_SIZE],
-        })
+            (&raw mut (*p).generation).write((1 << 2) | 3);
+            (&raw mut (*p).code_generation).write(1);
+            (&raw mut (*p).code_pages).write(HashSet::new());
+            let slots = (&raw mut (*p).slots).cast::<DecodeSlot>();
+            for k in 0..DCACHE_SIZE {
+                slots.add(k).write(EMPTY_SLOT);
+            }
+            cache.assume_init()
+        }
     }
 
     #[inline(always)]
