@@ -147,6 +147,8 @@ impl Hart {
         // The pc whose execute-TLB entry was last refilled for a block: at
         // most once per arrival (an entry may not be cacheable).
         let mut refilled = None;
+        // Fixed for the call (a test setting).
+        let one_block = self.jit.as_ref().is_some_and(|j| j.one_block);
         while self.state.steps < end {
             let pc = self.state.pc;
             let budget = end - self.state.steps;
@@ -157,7 +159,6 @@ impl Hart {
                     let (enter, slots, chain, call_out) =
                         (jit.enter(), jit.slots(), jit.chain(), jit.call_out());
                     // One block exactly: no budget left to chain or loop.
-                    let one_block = jit.one_block;
                     let budget = if one_block { len } else { budget };
                     // Translated code is foreign code: it reaches the hart
                     // through raw pointers, and the hart and bus through
@@ -241,27 +242,17 @@ impl Hart {
                     }
                 }
                 Lookup::Refill if refilled != Some(pc) => {
-                    // The fetch the interpreter would make next, for its
-                    // side effects only: the translation and checks of this
-                    // mode, the page's first touch, the TLB entry. Whatever
-                    // goes wrong, the interpreter meets again and takes.
                     refilled = Some(pc);
-                    if let Err(ExecError::Deferred) =
-                        self.access_slow(bus, pc, 2, crate::mmu::Access::Fetch, false)
-                    {
-                        // Refused (CREW): the interpreter's fetch waits too.
-                        return StopReason::DeviceAccess;
+                    if let Some(stop) = self.refill_fetch(bus, pc) {
+                        return stop;
                     }
                     continue;
                 }
                 Lookup::Hot => {
-                    // The interpreter's fetch walks here if the page is
-                    // not in the execute TLB: so does this, as above.
                     if !self.tlb.fetchable(pc)
-                        && let Err(ExecError::Deferred) =
-                            self.access_slow(bus, pc, 2, crate::mmu::Access::Fetch, false)
+                        && let Some(stop) = self.refill_fetch(bus, pc)
                     {
-                        return StopReason::DeviceAccess;
+                        return stop;
                     }
                     let jit = self.jit.as_mut().expect("the translator is on");
                     jit.translate(pc, &self.dcache, &self.tlb.exec, bus.any_breakpoint());
@@ -272,11 +263,25 @@ impl Hart {
                 StopReason::StepLimit => {}
                 other => return other,
             }
-            if self.jit.as_ref().is_some_and(|j| j.one_block) {
+            if one_block {
                 break;
             }
         }
         StopReason::StepLimit
+    }
+
+    /// The fetch the interpreter makes at `pc` when its page is not in the
+    /// execute TLB, for its effects only (this mode's translation and
+    /// checks, the page's first touch, the TLB entry), before a block there
+    /// runs or is made. A fault the interpreter meets again and takes; a
+    /// refused page (CREW) makes the run wait, as the interpreter's fetch
+    /// does.
+    #[cfg(target_arch = "x86_64")]
+    fn refill_fetch<B: Bus>(&mut self, bus: &mut B, pc: u64) -> Option<StopReason> {
+        match self.access_slow(bus, pc, 2, crate::mmu::Access::Fetch, false) {
+            Err(ExecError::Deferred) => Some(StopReason::DeviceAccess),
+            _ => None,
+        }
     }
 
     /// Runs hot code translated to host code (`true`), or everything in

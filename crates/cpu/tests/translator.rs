@@ -10,7 +10,7 @@ mod common;
 use common::asm::*;
 use common::{RAM_BASE, TestBus, pmp_allow_all};
 use proptest::prelude::*;
-use samsara_cpu::{Hart, Privilege};
+use samsara_cpu::{Hart, HartState, Privilege};
 use samsara_types::{GuestVirtAddr, HartId};
 
 const RAM: u64 = 64 << 10;
@@ -157,6 +157,21 @@ proptest! {
     }
 }
 
+/// A hart in M mode at `CODE` running `words`, with a3 pointing at `DATA`
+/// and the rest of its state as `init` sets it, on either engine.
+fn straight_code(words: &[u32], translate: bool, init: impl Fn(&mut HartState)) -> (Hart, TestBus) {
+    let mut bus = TestBus::new(RAM);
+    bus.load_words(CODE, words);
+    let mut hart = Hart::new(HartId(0), GuestVirtAddr(CODE));
+    let mut s = hart.snapshot();
+    s.x[A3 as usize] = DATA;
+    init(&mut s);
+    pmp_allow_all(&mut s);
+    hart.restore(&s);
+    hart.set_translator(translate);
+    (hart, bus)
+}
+
 #[test]
 fn a_hot_loop_runs_translated_and_counts_exactly() {
     // sum = 0; for i in 0..1000: sum += i; stored each time round.
@@ -167,18 +182,7 @@ fn a_hot_loop_runs_translated_and_counts_exactly() {
         bne(A1, A2, -12),
         jal(ZERO, 0),
     ];
-    let setup = |translate: bool| {
-        let mut bus = TestBus::new(RAM);
-        bus.load_words(CODE, &words);
-        let mut hart = Hart::new(HartId(0), GuestVirtAddr(CODE));
-        let mut s = hart.snapshot();
-        s.x[A2 as usize] = 1000;
-        s.x[A3 as usize] = DATA;
-        pmp_allow_all(&mut s);
-        hart.restore(&s);
-        hart.set_translator(translate);
-        (hart, bus)
-    };
+    let setup = |translate: bool| straight_code(&words, translate, |s| s.x[A2 as usize] = 1000);
     let (mut hart, mut bus) = setup(true);
     // 4 instructions a time round: after 2001 steps, 500 times round and
     // the add of the 501st.
@@ -215,18 +219,12 @@ fn fp_results_written_to_x0_are_dropped_in_translated_code() {
         jal(ZERO, 0),
     ];
     let setup = |translate: bool| {
-        let mut bus = TestBus::new(RAM);
-        bus.load_words(CODE, &words);
+        let (hart, mut bus) = straight_code(&words, translate, |s| {
+            s.x[A2 as usize] = 100;
+            s.f[10] = (-12345.75f64).to_bits();
+            s.csr.mstatus |= 0x6000; // FS dirty: F/D enabled
+        });
         bus.write_u64(DATA, u64::MAX);
-        let mut hart = Hart::new(HartId(0), GuestVirtAddr(CODE));
-        let mut s = hart.snapshot();
-        s.x[A2 as usize] = 100;
-        s.x[A3 as usize] = DATA;
-        s.f[10] = (-12345.75f64).to_bits();
-        s.csr.mstatus |= 0x6000; // FS dirty: F/D enabled
-        pmp_allow_all(&mut s);
-        hart.restore(&s);
-        hart.set_translator(translate);
         (hart, bus)
     };
     let (mut jit, mut bus_j) = setup(true);
