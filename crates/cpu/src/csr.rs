@@ -480,13 +480,17 @@ impl Hart {
         Some(effect)
     }
 
-    /// Installs a new mstatus value, flushing translations if the bits that
-    /// shape data-access translation changed.
+    /// Installs a new mstatus value. The bits that shape data-access
+    /// translation choose another TLB set (MPRV, MPP, SUM) or, for MXR,
+    /// empty the data arrays; fetches and code are not concerned.
     fn write_mstatus(&mut self, new: u64) {
         let old = self.state.csr.mstatus;
         self.state.csr.mstatus = new;
+        if (old ^ new) & mstatus::MXR != 0 {
+            self.tlb.flush_data();
+        }
         if (old ^ new) & mstatus::TRANSLATION != 0 {
-            self.flush_tlb();
+            self.select_tlb();
         }
     }
 

@@ -154,7 +154,7 @@ impl Hart {
             let budget = end - self.state.steps;
             let jit = self.jit.as_mut().expect("the translator is on");
             let generation = self.dcache.code_generation;
-            match jit.lookup(pc, generation, &self.tlb.exec) {
+            match jit.lookup(pc, generation, self.tlb.exec()) {
                 Lookup::Block(block, len) if len <= budget => {
                     let (enter, slots, chain, call_out) =
                         (jit.enter(), jit.slots(), jit.chain(), jit.call_out());
@@ -194,12 +194,14 @@ impl Hart {
                             std::ptr::from_mut::<crate::tlb::Tlb>(&mut *(*hart).tlb),
                         )
                     };
-                    // SAFETY: `tlb` points at the hart's boxed TLB.
+                    // SAFETY: `tlb` points at the hart's boxed TLB. The
+                    // sets in use stay for the block's run: what changes
+                    // them (traps, returns, CSR writes) ends a block.
                     let (read, write, exec) = unsafe {
                         (
-                            (&raw const (*tlb).read).cast::<crate::tlb::TlbEntry>(),
-                            (&raw const (*tlb).write).cast::<crate::tlb::TlbEntry>(),
-                            (&raw const (*tlb).exec).cast::<crate::tlb::TlbEntry>(),
+                            (*tlb).read().as_ptr(),
+                            (*tlb).write().as_ptr(),
+                            (*tlb).exec().as_ptr(),
                         )
                     };
                     frame.exec = exec;
@@ -255,7 +257,7 @@ impl Hart {
                         return stop;
                     }
                     let jit = self.jit.as_mut().expect("the translator is on");
-                    jit.translate(pc, &self.dcache, &self.tlb.exec, bus.any_breakpoint());
+                    jit.translate(pc, &self.dcache, self.tlb.exec(), bus.any_breakpoint());
                 }
                 Lookup::Block(..) | Lookup::Refill | Lookup::Interpret => {}
             }
@@ -494,18 +496,27 @@ impl Hart {
     }
 
     /// Switches privilege mode. Translations depend on it (fetch
-    /// permission, U/S page rules, PMP), so the TLB is flushed. Decoded
+    /// permission, U/S page rules, PMP): the TLB's set for it is chosen
+    /// (see `Tlb`). Decoded
     /// instructions are kept per mode between U and S, which share one
     /// `satp` and one PMP; M mode fetches untranslated, so a switch to or
     /// from it drops them.
     pub(crate) fn set_privilege(&mut self, p: Privilege) {
         let was = self.state.privilege;
         self.state.privilege = p;
-        self.tlb.flush();
+        self.select_tlb();
         if was == Privilege::Machine || p == Privilege::Machine {
             self.dcache.invalidate();
         }
         self.dcache.set_privilege(p as u64);
+    }
+
+    /// Chooses the TLB's sets for the current privilege, data privilege
+    /// and `mstatus.SUM`.
+    pub(crate) fn select_tlb(&mut self) {
+        let sum = self.state.csr.mstatus & crate::csr::mstatus::SUM != 0;
+        let data = self.data_privilege();
+        self.tlb.select(self.state.privilege, data, sum);
     }
 
     /// Drops decoded instructions and the execute TLB because code may
@@ -544,6 +555,7 @@ impl Hart {
     pub fn restore(&mut self, state: &HartState) {
         self.state.clone_from(state);
         self.tlb.flush();
+        self.select_tlb();
         self.invalidate_code();
         self.dcache.set_privilege(self.state.privilege as u64);
     }
@@ -765,9 +777,9 @@ impl Hart {
             return false;
         }
         let array = if store {
-            &self.tlb.write
+            self.tlb.write()
         } else {
-            &self.tlb.read
+            self.tlb.read()
         };
         Tlb::lookup(array, vaddr).is_some()
     }

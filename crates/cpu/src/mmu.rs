@@ -166,6 +166,8 @@ struct Leaf {
     pte_addr: u64,
     /// The translated address.
     paddr: u64,
+    /// log2 of the leaf's size in 4 KiB pages (0 for a 4 KiB page).
+    shift: u8,
 }
 
 /// The Sv39/Sv48 walk of `vaddr` under `satp_value` (not Bare), PTEs read
@@ -182,6 +184,7 @@ fn walk<E>(
             pte: 0,
             pte_addr: 0,
             paddr: vaddr,
+            shift: 0,
         }));
     };
     // Canonical check: bits above the VA width must copy its top bit.
@@ -218,6 +221,7 @@ fn walk<E>(
             pte,
             pte_addr,
             paddr: ((ppn << 12) & !offset_mask) | (vaddr & offset_mask),
+            shift: (9 * level) as u8,
         }));
     }
 }
@@ -255,7 +259,7 @@ impl Hart {
         } else {
             self.data_privilege()
         };
-        let paddr = self.translate(bus, vaddr, access, privilege)?;
+        let (paddr, leaf_shift) = self.translate(bus, vaddr, access, privilege)?;
         let csr = &self.state.csr;
         if !pmp::check(csr, paddr, len, access.pmp(), privilege) {
             return Err(access.access_fault(vaddr).into());
@@ -310,7 +314,8 @@ impl Hart {
                 .reservation
                 .is_some_and(|r| r.paddr >> 12 == paddr >> 12);
         if page_uniform && !reserved_page && !watched {
-            self.tlb.insert(access.tlb_kind(), vaddr, host_page);
+            self.tlb
+                .insert(access.tlb_kind(), vaddr, host_page, leaf_shift);
         }
         Ok((Target::Ram(host_page + (paddr & 0xfff) as usize), paddr))
     }
@@ -338,10 +343,10 @@ impl Hart {
         vaddr: u64,
         access: Access,
         privilege: Privilege,
-    ) -> Result<u64, ExecError> {
+    ) -> Result<(u64, u8), ExecError> {
         let satp_value = self.state.csr.satp;
         if satp_levels(satp_value).is_none() || privilege == Privilege::Machine {
-            return Ok(vaddr);
+            return Ok((vaddr, 0));
         }
         let mstatus_value = self.state.csr.mstatus;
         loop {
@@ -378,7 +383,7 @@ impl Hart {
                 // The PTE changed under us: walk again.
                 continue;
             }
-            return Ok(leaf.paddr);
+            return Ok((leaf.paddr, leaf.shift));
         }
     }
 
@@ -491,7 +496,7 @@ impl Hart {
         bus: &mut B,
         vaddr: u64,
     ) -> Result<(u16, bool), ExecError> {
-        if let Some(host) = crate::tlb::Tlb::lookup(&self.tlb.exec, vaddr) {
+        if let Some(host) = crate::tlb::Tlb::lookup(self.tlb.exec(), vaddr) {
             // SAFETY: exec-TLB hit: a live grant; pc is 2-aligned.
             return Ok((unsafe { host_read(host, 2) } as u16, true));
         }

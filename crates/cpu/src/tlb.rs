@@ -6,10 +6,18 @@
 //! uniformly allowed by PMP are ever entered; MMIO pages, PMP-restricted
 //! pages and the page holding an LR reservation (write array) stay out, so
 //! every special case takes the slow path by simply missing.
+//!
+//! There is one set of arrays per kind of access rights (QEMU's MMU
+//! indices): U, S, S with `mstatus.SUM`, and M. An entry is what a walk
+//! allowed under its set's rights, so a trap, its return, or Linux
+//! toggling SUM around every user copy only selects another set; none of
+//! them empties one.
 
 use std::collections::HashSet;
 
 use samsara_isa::Inst;
+
+use crate::state::Privilege;
 
 /// Entries per TLB array.
 const TLB_SIZE: usize = 256;
@@ -39,23 +47,106 @@ pub(crate) enum TlbKind {
     Execute,
 }
 
-/// The three TLB arrays.
+/// One direct-mapped array, with the size of the leaf each entry came
+/// from (so that `sfence.vma` of one address finds the entries a
+/// superpage left on its other 4 KiB pages).
+struct TlbArray {
+    entries: [TlbEntry; TLB_SIZE],
+    /// log2 of the leaf's size in pages: 0 (4 KiB), 9 (2 MiB), 18 (1 GiB),
+    /// 27 (512 GiB).
+    leaf_shift: [u8; TLB_SIZE],
+    /// Some entry may be from a superpage.
+    superpages: bool,
+}
+
+impl TlbArray {
+    const EMPTY: TlbArray = TlbArray {
+        entries: [EMPTY; TLB_SIZE],
+        leaf_shift: [0; TLB_SIZE],
+        superpages: false,
+    };
+
+    fn clear(&mut self) {
+        self.entries = [EMPTY; TLB_SIZE];
+        self.superpages = false;
+    }
+
+    /// Drops the entries whose leaf maps virtual page `vpn`; whether any.
+    fn drop_page(&mut self, vpn: u64) -> bool {
+        let mut dropped = false;
+        let i = Tlb::index(vpn);
+        if self.entries[i].tag == vpn {
+            self.entries[i] = EMPTY;
+            dropped = true;
+        }
+        if self.superpages {
+            for (e, &shift) in self.entries.iter_mut().zip(&self.leaf_shift) {
+                if shift != 0 && e.tag != INVALID_TAG && e.tag >> shift == vpn >> shift {
+                    *e = EMPTY;
+                    dropped = true;
+                }
+            }
+        }
+        dropped
+    }
+}
+
+/// The arrays of one kind of access rights.
+struct TlbSet {
+    read: TlbArray,
+    write: TlbArray,
+    exec: TlbArray,
+}
+
+/// The sets: what a walk allows differs between them.
+const SET_USER: usize = 0;
+const SET_SUPERVISOR: usize = 1;
+const SET_SUPERVISOR_SUM: usize = 2;
+const SET_MACHINE: usize = 3;
+const SETS: usize = 4;
+
+/// Words in `Tlb::write_pages` (4096 bits).
+const WRITE_FILTER_WORDS: usize = 64;
+
+/// `host_page`'s word and bit in `Tlb::write_pages`.
+const fn write_filter_bit(host_page: usize) -> (usize, u64) {
+    let k = (host_page >> 12) % (WRITE_FILTER_WORDS * 64);
+    (k / 64, 1 << (k % 64))
+}
+
+/// The TLB: a set per kind of access rights, of which one serves fetches
+/// and one (maybe another, with `mstatus.MPRV`) loads and stores.
 pub(crate) struct Tlb {
-    pub read: [TlbEntry; TLB_SIZE],
-    pub write: [TlbEntry; TLB_SIZE],
-    pub exec: [TlbEntry; TLB_SIZE],
-    /// Times the execute array was emptied: translated code that calls
-    /// out stops if a call emptied it, so that the next fetch walks where
+    sets: [TlbSet; SETS],
+    /// The set fetches use (the privilege's).
+    fetch: usize,
+    /// The set loads and stores use (the data privilege's, with SUM).
+    data: usize,
+    /// Sets that may hold entries (bit per set): a flush skips the others.
+    used: u8,
+    /// A bit per host page (hashed) that some write entry may point at:
+    /// `evict_write_host_page`, called for every page that becomes code,
+    /// scans the write arrays only when its bit is set.
+    write_pages: [u64; WRITE_FILTER_WORDS],
+    /// Times an execute entry was dropped: translated code that calls
+    /// out stops if a call dropped one, so that the next fetch walks where
     /// the interpreter's would.
     pub exec_flushes: u64,
 }
 
 impl Tlb {
     pub(crate) fn new() -> Box<Tlb> {
+        const SET: TlbSet = TlbSet {
+            read: TlbArray::EMPTY,
+            write: TlbArray::EMPTY,
+            exec: TlbArray::EMPTY,
+        };
         Box::new(Tlb {
-            read: [EMPTY; TLB_SIZE],
-            write: [EMPTY; TLB_SIZE],
-            exec: [EMPTY; TLB_SIZE],
+            sets: [SET; SETS],
+            fetch: SET_MACHINE,
+            data: SET_MACHINE,
+            used: 0,
+            write_pages: [0; WRITE_FILTER_WORDS],
             exec_flushes: 0,
         })
     }
@@ -63,6 +154,42 @@ impl Tlb {
     #[inline(always)]
     pub(crate) const fn index(vpn: u64) -> usize {
         (vpn as usize) & (TLB_SIZE - 1)
+    }
+
+    /// Chooses the sets for fetches at `privilege` and for loads and
+    /// stores at `data_privilege` (they differ in M mode with MPRV), with
+    /// `sum` (`mstatus.SUM`).
+    pub(crate) fn select(&mut self, privilege: Privilege, data_privilege: Privilege, sum: bool) {
+        let set = |p: Privilege| match p {
+            Privilege::User => SET_USER,
+            Privilege::Supervisor if sum => SET_SUPERVISOR_SUM,
+            Privilege::Supervisor => SET_SUPERVISOR,
+            Privilege::Machine => SET_MACHINE,
+        };
+        // SUM does not apply to fetches: one S set holds them.
+        self.fetch = match privilege {
+            Privilege::Supervisor => SET_SUPERVISOR,
+            p => set(p),
+        };
+        self.data = set(data_privilege);
+    }
+
+    /// The read array in use.
+    #[inline(always)]
+    pub(crate) fn read(&self) -> &[TlbEntry; TLB_SIZE] {
+        &self.sets[self.data].read.entries
+    }
+
+    /// The write array in use.
+    #[inline(always)]
+    pub(crate) fn write(&self) -> &[TlbEntry; TLB_SIZE] {
+        &self.sets[self.data].write.entries
+    }
+
+    /// The execute array in use.
+    #[inline(always)]
+    pub(crate) fn exec(&self) -> &[TlbEntry; TLB_SIZE] {
+        &self.sets[self.fetch].exec.entries
     }
 
     /// The host address for `vaddr` if its page is cached in `array`.
@@ -77,30 +204,59 @@ impl Tlb {
         }
     }
 
-    fn array_mut(&mut self, kind: TlbKind) -> &mut [TlbEntry; TLB_SIZE] {
-        match kind {
-            TlbKind::Read => &mut self.read,
-            TlbKind::Write => &mut self.write,
-            TlbKind::Execute => &mut self.exec,
-        }
-    }
-
-    /// Caches `vaddr`'s page as mapping to host page `host_page`.
-    pub(crate) fn insert(&mut self, kind: TlbKind, vaddr: u64, host_page: usize) {
+    /// Caches `vaddr`'s page as mapping to host page `host_page`, from a
+    /// leaf of 2^`leaf_shift` pages, in the set in use for `kind`.
+    pub(crate) fn insert(&mut self, kind: TlbKind, vaddr: u64, host_page: usize, leaf_shift: u8) {
         let vpn = vaddr >> 12;
         let vbase = (vaddr & !0xfff) as usize;
-        self.array_mut(kind)[Self::index(vpn)] = TlbEntry {
+        let set = if kind == TlbKind::Execute {
+            self.fetch
+        } else {
+            self.data
+        };
+        self.used |= 1 << set;
+        if kind == TlbKind::Write {
+            let (word, bit) = write_filter_bit(host_page);
+            self.write_pages[word] |= bit;
+        }
+        let s = &mut self.sets[set];
+        let array = match kind {
+            TlbKind::Read => &mut s.read,
+            TlbKind::Write => &mut s.write,
+            TlbKind::Execute => &mut s.exec,
+        };
+        let i = Self::index(vpn);
+        array.entries[i] = TlbEntry {
             tag: vpn,
             addend: host_page.wrapping_sub(vbase),
         };
+        array.leaf_shift[i] = leaf_shift;
+        array.superpages |= leaf_shift != 0;
+    }
+
+    fn used_sets(&mut self) -> impl Iterator<Item = &mut TlbSet> {
+        let used = self.used;
+        self.sets
+            .iter_mut()
+            .enumerate()
+            .filter(move |(k, _)| used & (1 << k) != 0)
+            .map(|(_, s)| s)
     }
 
     /// Drops every write entry that points at host page `host_page` (under
-    /// any virtual address).
+    /// any virtual address, in every set).
     pub(crate) fn evict_write_host_page(&mut self, host_page: usize) {
-        for e in self.write.iter_mut() {
-            if e.tag != INVALID_TAG && e.addend.wrapping_add((e.tag << 12) as usize) == host_page {
-                *e = EMPTY;
+        let (word, bit) = write_filter_bit(host_page);
+        if self.write_pages[word] & bit == 0 {
+            return;
+        }
+        for set in self.used_sets() {
+            for e in set.write.entries.iter_mut() {
+                if e.tag != INVALID_TAG
+                    && e.addend.wrapping_add((e.tag << 12) as usize) == host_page
+                {
+                    *e = EMPTY;
+                }
             }
         }
     }
@@ -108,20 +264,48 @@ impl Tlb {
     /// Drops every execute entry (the code pages they vouch for are
     /// forgotten: see `DecodeCache::code_pages`).
     pub(crate) fn flush_exec(&mut self) {
-        self.exec = [EMPTY; TLB_SIZE];
+        for set in self.used_sets() {
+            set.exec.clear();
+        }
         self.exec_flushes += 1;
     }
 
-    pub(crate) fn flush(&mut self) {
-        self.read = [EMPTY; TLB_SIZE];
-        self.write = [EMPTY; TLB_SIZE];
-        self.flush_exec();
+    /// Drops every read and write entry (what loads may read changed:
+    /// `mstatus.MXR`).
+    pub(crate) fn flush_data(&mut self) {
+        for set in self.used_sets() {
+            set.read.clear();
+            set.write.clear();
+        }
+        self.write_pages = [0; WRITE_FILTER_WORDS];
     }
 
-    /// Whether the execute array holds `pc`'s page.
+    /// Drops everything.
+    pub(crate) fn flush(&mut self) {
+        self.flush_data();
+        self.flush_exec();
+        self.used = 0;
+    }
+
+    /// Drops the entries of every set whose leaf maps `vaddr`
+    /// (`sfence.vma` of one address).
+    pub(crate) fn flush_page(&mut self, vaddr: u64) {
+        let vpn = vaddr >> 12;
+        let mut exec_dropped = false;
+        for set in self.used_sets() {
+            set.read.drop_page(vpn);
+            set.write.drop_page(vpn);
+            exec_dropped |= set.exec.drop_page(vpn);
+        }
+        if exec_dropped {
+            self.exec_flushes += 1;
+        }
+    }
+
+    /// Whether the execute array in use holds `pc`'s page.
     #[inline(always)]
     pub(crate) fn fetchable(&self, pc: u64) -> bool {
-        self.exec[Self::index(pc >> 12)].tag == pc >> 12
+        self.exec()[Self::index(pc >> 12)].tag == pc >> 12
     }
 }
 

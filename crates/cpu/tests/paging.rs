@@ -548,6 +548,61 @@ fn sfence_vma_and_satp_writes_make_changes_visible() {
 }
 
 #[test]
+fn sfence_vma_of_one_address_drops_its_whole_superpage() {
+    // A load caches page VA+0x5000 of a 2 MiB page; the superpage is
+    // remapped and fenced through another of its pages (VA itself).
+    let prog = Prog::new(|a| {
+        a.li(S0, VA).li(S1, VA + 0x5000).w(ld(A0, S1, 0));
+        a.w(sd(S2, S3, 0)).w(sfence_vma(S0, ZERO)).w(ld(A1, S1, 0));
+    });
+    let mut pte = 0;
+    let mut vm = paged_vm(
+        &prog,
+        Privilege::Supervisor,
+        3,
+        |bus, pt| {
+            pte = pt.map(bus, VA, PA_DATA, 1, RW);
+            bus.write_u64(PA_DATA + 0x5000, 1);
+            bus.write_u64(RAM_BASE + 0x5000, 2);
+        },
+        |_| {},
+    );
+    vm.edit(|s| {
+        s.x[S2 as usize] = (RAM_BASE >> 12 << 10) | RW;
+        s.x[S3 as usize] = pte;
+    });
+    assert_eq!(prog.go(&mut vm), End::Halt);
+    assert_eq!((vm.x(A0), vm.x(A1)), (1, 2));
+}
+
+#[test]
+fn supervisor_translations_do_not_serve_user_mode() {
+    // S loads an S-only page (now cached), then returns to U, whose load
+    // of the same page must fault.
+    let prog = Prog::new(|a| {
+        a.li(S0, VA).w(ld(A0, S0, 0));
+        a.w(csrw(csr::SEPC, S1)).w(SRET);
+        a.label("u").w(ld(A1, S0, 0)).w(ECALL);
+    });
+    let mut vm = paged_vm(
+        &prog,
+        Privilege::Supervisor,
+        3,
+        |bus, pt| {
+            pt.map(bus, VA, PA_DATA, 0, RW);
+            bus.write_u64(PA_DATA, 5);
+        },
+        |_| {},
+    );
+    let u = user(&prog, "u");
+    vm.edit(|s| s.x[S1 as usize] = u);
+    assert_eq!(prog.go(&mut vm), End::MTrap);
+    let c = vm.csr();
+    assert_eq!((c.mcause, c.mtval, c.mepc), (13, VA, u));
+    assert_eq!(vm.x(A0), 5);
+}
+
+#[test]
 fn walk_faults_are_access_faults() {
     // A root table outside RAM: the walk itself faults (access, not page, fault).
     let prog = Prog::new(|a| {

@@ -28,7 +28,7 @@ impl Hart {
         if vaddr & (u64::from(size) - 1) != 0 {
             return Err(Exception::StoreMisaligned(vaddr).into());
         }
-        if !need_paddr && let Some(host) = Tlb::lookup(&self.tlb.write, vaddr) {
+        if !need_paddr && let Some(host) = Tlb::lookup(self.tlb.write(), vaddr) {
             return Ok((host, 0));
         }
         // An AMO (no physical address wanted) reads and writes; SC writes.

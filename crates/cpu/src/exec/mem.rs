@@ -16,7 +16,7 @@ impl Hart {
         size: u8,
     ) -> Result<u64, ExecError> {
         if vaddr & (u64::from(size) - 1) == 0
-            && let Some(host) = Tlb::lookup(&self.tlb.read, vaddr)
+            && let Some(host) = Tlb::lookup(self.tlb.read(), vaddr)
         {
             // SAFETY: a read-TLB hit is a live grant for this page; the
             // access is aligned and stays inside the page.
@@ -35,7 +35,7 @@ impl Hart {
         value: u64,
     ) -> Result<(), ExecError> {
         if vaddr & (u64::from(size) - 1) == 0
-            && let Some(host) = Tlb::lookup(&self.tlb.write, vaddr)
+            && let Some(host) = Tlb::lookup(self.tlb.write(), vaddr)
         {
             // SAFETY: a write-TLB hit is a live grant for `AccessKind::Write`;
             // the access is aligned and stays inside the page.

@@ -96,7 +96,15 @@ impl Hart {
                 {
                     return Err(Self::illegal(i));
                 }
-                self.flush_all_caches();
+                if i.rs1 == 0 {
+                    self.flush_all_caches();
+                } else {
+                    // One address (Linux's page-at-a-time flushes): the
+                    // entries its leaf made, in every set; decoded
+                    // instructions are tied to no mapping, so they go.
+                    self.tlb.flush_page(self.state.x[usize::from(i.rs1)]);
+                    self.dcache.invalidate();
+                }
                 self.state.pc = next;
                 Ok(Flow::Continue)
             }
