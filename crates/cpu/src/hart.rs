@@ -684,12 +684,16 @@ unsafe extern "sysv64" fn fill_tlb_for_block<B: Bus>(
     u64::from(hart.fill_tlb(bus, vaddr, access & 1 != 0, (access >> 1) as u8))
 }
 
-/// Called by translated code to run instruction `k` of the block (an F/D
-/// instruction), whose pc and decoded form are at `at`, through the
-/// interpreter's own F/D code, with the block's registers in memory. Returns nonzero if
-/// the block must stop there: the instruction did not simply retire (a
-/// trap was taken, a device access deferred, a watch hit), or it stored
-/// to code; the frame then says how far the run got and where it goes on.
+/// Called by translated code to run instruction `k` of the block (F/D,
+/// a CSR access, LR/SC or an AMO: see `emit::Kind::Called`), whose pc and
+/// decoded form are at `at`, through the interpreter's own code, with the
+/// block's registers in memory. Returns nonzero if the block must stop
+/// there: the instruction did not simply retire (a trap was taken, a
+/// device access deferred, a watch hit), or it changed what the block
+/// relies on (it stored to code, emptied execute-TLB entries, switched
+/// the TLB sets, or let an interrupt in, which is checked here as the
+/// interpreter checks it after such a step); the frame then says how far
+/// the run got and where it goes on.
 ///
 /// # Safety
 /// As [`fill_tlb_for_block`], and `at` points at a live `(u64, Inst)`.
@@ -706,36 +710,38 @@ unsafe extern "sysv64" fn interpret_for_block<B: Bus>(context: *mut u8, at: u64,
     let before = context.budget - frame.left + k;
     hart.state.pc = pc;
     hart.state.steps = context.start_steps + before;
-    let (generation, exec_flushes) = (hart.dcache.code_generation, hart.tlb.exec_flushes);
-    let flow = match hart.exec_fp(bus, inst) {
-        Ok(()) => Flow::Continue,
-        Err(e) => hart.fail(e),
-    };
+    let relied_on = (
+        hart.dcache.code_generation,
+        hart.tlb.exec_flushes,
+        hart.tlb.selection(),
+    );
+    let (flow, next) = hart.execute::<B, false>(bus, pc, inst);
     // As the interpreter's loop does after every step (`fmv.x.d x0, ...`).
     hart.state.x[0] = 0;
-    let next = pc.wrapping_add(u64::from(inst.len));
     let stopped = match flow {
-        Flow::Continue
-            if hart.dcache.code_generation == generation
-                && hart.tlb.exec_flushes == exec_flushes =>
-        {
-            false
-        }
-        // Retired, but it stored to code or emptied the execute TLB (a
-        // copy-on-write move): go on from the next pc in Rust, as the
-        // interpreter would fetch it.
-        Flow::Continue => {
+        // Retired, as in the interpreter's `finish_step`.
+        Flow::Continue | Flow::CheckInterrupts => {
             hart.state.pc = next;
             hart.state.steps += 1;
-            true
+            if flow == Flow::CheckInterrupts {
+                hart.check_interrupts(bus);
+            }
+            // The block goes on unless an interrupt was taken or what it
+            // relies on changed: then the run goes on from the pc reached
+            // in Rust, as the interpreter would fetch it.
+            hart.state.pc != next
+                || (
+                    hart.dcache.code_generation,
+                    hart.tlb.exec_flushes,
+                    hart.tlb.selection(),
+                ) != relied_on
         }
-        // F/D instructions retire, trap (taken already), wait for a
-        // device or hit a watch; nothing else.
+        // Trapped (taken already), waiting for a device, or a watch hit.
         Flow::Trapped | Flow::Deferred | Flow::Watch => {
             context.stop = Some(flow);
             true
         }
-        other => unreachable!("an F/D instruction's flow: {other:?}"),
+        other => unreachable!("{inst:?} in a block: {other:?}"),
     };
     if stopped {
         frame.left = context.budget - (hart.state.steps - context.start_steps);

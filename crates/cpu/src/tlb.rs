@@ -174,6 +174,12 @@ impl Tlb {
         self.data = set(data_privilege);
     }
 
+    /// The sets in use (fetch, data).
+    #[inline]
+    pub(crate) fn selection(&self) -> (usize, usize) {
+        (self.fetch, self.data)
+    }
+
     /// The read array in use.
     #[inline(always)]
     pub(crate) fn read(&self) -> &[TlbEntry; TLB_SIZE] {

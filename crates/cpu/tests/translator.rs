@@ -1,8 +1,8 @@
 //! The block translator against the interpreter: random loops of integer,
-//! multiply/divide, load/store and branch instructions (with compressed
-//! ones, in every privilege mode) run on two harts, one translating; after
-//! every `run` call, whatever its budget, the whole hart state and memory
-//! are equal.
+//! multiply/divide, load/store, branch, CSR, atomic and fence instructions
+//! (with compressed ones, in every privilege mode) run on two harts, one
+//! translating; after every `run` call, whatever its budget, the whole
+//! hart state and memory are equal.
 #![cfg(target_arch = "x86_64")]
 
 mod common;
@@ -19,17 +19,24 @@ const TRAP: u64 = RAM_BASE + 0x100;
 const CODE: u64 = RAM_BASE + 0x200;
 /// Loop counter: no generated instruction writes it.
 const COUNTER: u32 = S0;
+/// An aligned pointer into the data area for atomics: no generated
+/// instruction writes it either.
+const ATOMIC_BASE: u32 = TP;
 
 /// One generated instruction from a choice and random fields. Registers
 /// avoid the counter as a destination; pointer registers (odd numbers)
 /// aim into the data area, so loads and stores mostly hit RAM, sometimes
 /// misaligned, sometimes far off (a trap).
 fn instruction(choice: u8, rd: u32, rs1: u32, rs2: u32, imm: i32) -> u32 {
-    let rd = if rd == COUNTER { T0 } else { rd };
+    let rd = if rd == COUNTER || rd == ATOMIC_BASE {
+        T0
+    } else {
+        rd
+    };
     let off = imm & 0x7f8;
     let small = imm & 0x7ff;
     let shamt = (imm as u32) & 63;
-    match choice % 48 {
+    match choice % 53 {
         0 => addi(rd, rs1, imm >> 20),
         1 => slti(rd, rs1, imm >> 20),
         2 => sltiu(rd, rs1, imm >> 20),
@@ -78,6 +85,22 @@ fn instruction(choice: u8, rd: u32, rs1: u32, rs2: u32, imm: i32) -> u32 {
         // A forward branch over the next instruction.
         45 => [beq, bne, blt, bge, bltu, bgeu][(imm as u32 % 6) as usize](rs1, rs2, 8),
         46 => jal(if rd == RA { RA } else { ZERO }, 8),
+        // Run by the interpreter from inside blocks: atomics, CSRs (the
+        // retired count among them: exact counts inside blocks), fences.
+        48 => {
+            let f5 =
+                [0x00, 0x01, 0x04, 0x08, 0x0c, 0x10, 0x14, 0x18, 0x1c][(imm as u32 % 9) as usize];
+            amo(f5, imm & 16 != 0, rd, ATOMIC_BASE, rs2)
+        }
+        49 => [lr_w, lr_d][(imm & 1) as usize](rd, ATOMIC_BASE),
+        50 => [sc_w, sc_d][(imm & 1) as usize](rd, ATOMIC_BASE, rs2),
+        51 => match imm as u32 % 4 {
+            0 => csrrw(rd, csr::MSCRATCH, rs2),
+            1 => csrrs(rd, csr::SSCRATCH, rs2),
+            2 => csrr(rd, csr::INSTRET),
+            _ => csrr(rd, csr::MINSTRET),
+        },
+        52 => FENCE,
         // c.addi rd, 1 (a compressed instruction, two of them in a word).
         _ => {
             let c = 0x0001 | ((rd & 31) << 7) | (1 << 2);
@@ -112,6 +135,10 @@ fn machine(
         s.x[r] = if r % 2 == 1 { DATA + (v & 0x1fff) } else { v };
     }
     s.x[COUNTER as usize] = iterations;
+    s.x[ATOMIC_BASE as usize] = DATA + 0x100;
+    // U and S may read the counters.
+    s.csr.mcounteren = 7;
+    s.csr.scounteren = 7;
     s.privilege = privilege;
     s.csr.mtvec = TRAP;
     pmp_allow_all(&mut s);
@@ -149,7 +176,7 @@ proptest! {
         let stats = jit.translator_stats().expect("on");
         // Loops that went round often enough to get hot, with a body that
         // makes a block (no jumps), were translated and ran translated.
-        let straight = choices.iter().all(|c| !matches!(c.0 % 48, 45 | 46));
+        let straight = choices.iter().all(|c| !matches!(c.0 % 53, 45 | 46));
         let went_round = jit.steps().0 / (words.len() as u64 + 2);
         if went_round > 20 && straight && interp.snapshot().pc != TRAP {
             prop_assert!(stats.blocks > 0, "{:?}", stats);
@@ -236,4 +263,53 @@ fn fp_results_written_to_x0_are_dropped_in_translated_code() {
     assert_eq!(bus_j.read_u64(DATA), 0);
     assert_eq!(jit.freg(11), 0);
     assert_eq!(interp.snapshot(), jit.snapshot());
+}
+
+/// CSR writes inside a block let an interrupt in exactly where the
+/// interpreter takes it: the loop sets `mstatus.MIE` (a software
+/// interrupt is pending and enabled in `mie`) from its 150th time round,
+/// through a `csrrs` that writes zero until then; AMOs, LR/SC and a CSR
+/// read of the retired count run in the same block.
+#[test]
+fn csr_writes_in_blocks_take_interrupts_where_the_interpreter_does() {
+    let words = [
+        amo(0x00, false, A0, A3, A1),  // amoadd.d a0, a1, (a3)
+        lr_d(T1, A3),                  //
+        addi(T1, T1, 3),               //
+        sc_d(T2, A3, T1),              //
+        csrr(A5, csr::MINSTRET),       //
+        sd(A5, A3, 8),                 //
+        sltu(A4, A2, A1),              // a4 = 150 < a1
+        slli(A4, A4, 3),               // MIE or nothing
+        csrrs(ZERO, csr::MSTATUS, A4), //
+        FENCE,                         //
+        addi(A1, A1, 1),               //
+        jal(ZERO, -44),                //
+    ];
+    let setup = |translate: bool| {
+        let (hart, mut bus) = straight_code(&words, translate, |s| {
+            s.x[A2 as usize] = 150;
+            s.csr.mtvec = TRAP;
+            s.csr.mie = 1 << 3;
+            s.csr.mip = 1 << 3;
+        });
+        bus.write_u32(TRAP, 0x0000_006f);
+        (hart, bus)
+    };
+    let (mut jit, mut bus_j) = setup(true);
+    let (mut interp, mut bus_i) = setup(false);
+    for budget in [7, 100, 333, 1000, 5000] {
+        jit.run(&mut bus_j, budget);
+        interp.run(&mut bus_i, budget);
+        assert_eq!(interp.snapshot(), jit.snapshot(), "after a run of {budget}");
+    }
+    let s = jit.snapshot();
+    assert_eq!(s.csr.mcause, (1 << 63) | 3, "the software interrupt");
+    assert_eq!(s.csr.mepc, CODE + 4 * 9, "right after the csrrs");
+    assert_eq!(s.x[A1 as usize], 151);
+    assert!(jit.translator_stats().unwrap().steps_translated > 1000);
+    assert_eq!(
+        bus_i.read_bytes(RAM_BASE, RAM as usize),
+        bus_j.read_bytes(RAM_BASE, RAM as usize)
+    );
 }

@@ -19,7 +19,7 @@ use crate::trap::Exception;
 use int::sext32;
 
 /// pred/succ field (bits 27:20) of `pause`: predecessor W, successor none.
-const PAUSE_PRED_SUCC: u64 = 0x10;
+pub(crate) const PAUSE_PRED_SUCC: u64 = 0x10;
 
 impl Hart {
     /// Executes instruction `i` at `pc` (which `self.state.pc` holds too)

@@ -21,9 +21,10 @@
 
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler, dynasm};
-use samsara_isa::{Inst, Op};
+use samsara_isa::{Format, Inst, Op};
 
 use super::{BlockFrame, SLOTS, Slot};
+use crate::exec::PAUSE_PRED_SUCC;
 use crate::tlb::TlbEntry;
 
 /// How the translator treats an instruction.
@@ -32,8 +33,11 @@ pub(super) enum Kind {
     Straight,
     /// Translated; it ends the block (a control transfer).
     Ends,
-    /// Run by the interpreter, called from the block (F/D: bit-exact by
-    /// construction, with the block's registers in memory around it).
+    /// Run by the interpreter, called from the block, with the block's
+    /// registers in memory around it: F/D (bit-exact by construction),
+    /// CSR accesses, LR/SC and AMOs (exactly the interpreter's effects on
+    /// the reservation, the bus and the clock). If it did more than
+    /// retire, the block stops after it.
     Called,
     /// Left to the interpreter: the block ends before it.
     Interpreted,
@@ -47,8 +51,12 @@ pub(super) fn kind(i: &Inst) -> Kind {
         | Subw | Sllw | Srlw | Sraw | Mul | Mulh | Mulhsu | Mulhu | Mulw | Div | Divu | Rem
         | Remu | Divw | Divuw | Remw | Remuw | Lb | Lh | Lw | Ld | Lbu | Lhu | Lwu | Sb | Sh
         | Sw | Sd => Kind::Straight,
+        // `pause` (`fence w, 0`) stays with the interpreter: it may stop
+        // the run.
+        Fence if i.imm64() != PAUSE_PRED_SUCC => Kind::Straight,
         Jal | Jalr | Beq | Bne | Blt | Bge | Bltu | Bgeu => Kind::Ends,
-        op if op.is_fp() => Kind::Called,
+        Csrrw | Csrrs | Csrrc | Csrrwi | Csrrsi | Csrrci => Kind::Called,
+        op if op.is_fp() || matches!(op.format(), Format::Amo | Format::Lr) => Kind::Called,
         _ => Kind::Interpreted,
     }
 }
@@ -328,7 +336,10 @@ pub(super) fn block(
                 dynasm!(e.a ; .arch x64 ; =>taken);
                 e.exit(Target::Known(pc.wrapping_add(i.imm64())));
             }
-            op if op.is_fp() => {
+            // Harts see their own accesses in order; the interpreter's
+            // fence (`atomic::fence(SeqCst)`).
+            Op::Fence => dynasm!(e.a ; .arch x64 ; mfence),
+            _ if matches!(kind(&i), Kind::Called) => {
                 let called = called.expect("the block's instructions kept");
                 e.called(std::ptr::from_ref(&called[k]) as u64, k as i32);
             }
