@@ -451,7 +451,7 @@ impl Hart {
                     }
                     c.pmpcfg[i] = cfg;
                 }
-                self.flush_all_caches();
+                self.pmp_changed();
             }
             PMPADDR0..=PMPADDR63 => {
                 let i = usize::from(csr - PMPADDR0);
@@ -463,7 +463,7 @@ impl Hart {
                         .is_some_and(|&n| n & pmpcfg::L != 0 && n & pmpcfg::A == pmpcfg::TOR);
                     if !locked && !next_tor_locked {
                         c.pmpaddr[i] = v & ((1 << 54) - 1);
-                        self.flush_all_caches();
+                        self.pmp_changed();
                     }
                 }
             }

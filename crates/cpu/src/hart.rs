@@ -4,6 +4,7 @@ use samsara_isa::Inst;
 use samsara_types::{GuestVirtAddr, HartId, InstrCount};
 
 use crate::bus::{Bus, FetchBreakpoint};
+use crate::pmp::PmpTable;
 use crate::state::{HartState, Privilege};
 use crate::tlb::{DecodeCache, Tlb};
 use crate::trap::Exception;
@@ -87,6 +88,9 @@ pub struct Hart {
     pub(crate) state: HartState,
     pub(crate) tlb: Box<Tlb>,
     pub(crate) dcache: Box<DecodeCache>,
+    /// The PMP entries that are on (made from `state` whenever a PMP
+    /// register changes).
+    pub(crate) pmp: PmpTable,
     /// `run` returns [`StopReason::Pause`] after a `pause` hint.
     stop_on_pause: bool,
     /// Hot code translated to host code, when on (`set_translator`).
@@ -98,8 +102,10 @@ impl Hart {
     /// A hart in its reset state: M-mode at `reset_pc`, `mhartid = id`.
     /// a0/a1 are left zero (the boot ROM sets them).
     pub fn new(id: HartId, reset_pc: GuestVirtAddr) -> Hart {
+        let state = HartState::reset(u64::from(id.0), reset_pc.raw());
         Hart {
-            state: HartState::reset(u64::from(id.0), reset_pc.raw()),
+            pmp: PmpTable::new(&state.csr),
+            state,
             tlb: Tlb::new(),
             dcache: DecodeCache::new(),
             stop_on_pause: false,
@@ -527,6 +533,13 @@ impl Hart {
         self.tlb.flush_exec();
     }
 
+    /// A PMP register was written: the table of entries on is made again,
+    /// and nothing cached under the old rules stays.
+    pub(crate) fn pmp_changed(&mut self) {
+        self.pmp = PmpTable::new(&self.state.csr);
+        self.flush_all_caches();
+    }
+
     /// Flushes TLB and decode cache (internal: satp, PMP, privilege).
     pub(crate) fn flush_all_caches(&mut self) {
         self.tlb.flush();
@@ -554,6 +567,7 @@ impl Hart {
     /// Restores architectural state; drops TLB and decode cache.
     pub fn restore(&mut self, state: &HartState) {
         self.state.clone_from(state);
+        self.pmp = PmpTable::new(&self.state.csr);
         self.tlb.flush();
         self.select_tlb();
         self.invalidate_code();

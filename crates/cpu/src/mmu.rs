@@ -11,7 +11,7 @@ use samsara_types::{GuestPhysAddr, GuestPhysPage, GuestVirtAddr};
 use crate::bus::{AccessKind, Bus, MmioError, PageGrant};
 use crate::csr::{mstatus, satp};
 use crate::hart::{ExecError, Hart};
-use crate::pmp::{self, PmpAccess};
+use crate::pmp::PmpAccess;
 use crate::state::Privilege;
 use crate::tlb::TlbKind;
 use crate::trap::Exception;
@@ -260,11 +260,12 @@ impl Hart {
             self.data_privilege()
         };
         let (paddr, leaf_shift) = self.translate(bus, vaddr, access, privilege)?;
-        let csr = &self.state.csr;
-        if !pmp::check(csr, paddr, len, access.pmp(), privilege) {
+        if !self.pmp.check(paddr, len, access.pmp(), privilege) {
             return Err(access.access_fault(vaddr).into());
         }
-        let page_uniform = pmp::check(csr, paddr & !0xfff, 4096, access.pmp(), privilege);
+        let page_uniform = self
+            .pmp
+            .check(paddr & !0xfff, 4096, access.pmp(), privilege);
         let watched =
             access != Access::Fetch && bus.watching() && bus.watched_page(GuestVirtAddr(vaddr));
         if watched && Self::watch_hit(bus, vaddr, paddr, len, access, rmw) {
@@ -419,13 +420,10 @@ impl Hart {
         access: Access,
         vaddr: u64,
     ) -> Result<u64, ExecError> {
-        if !pmp::check(
-            &self.state.csr,
-            pte_addr,
-            8,
-            PmpAccess::Read,
-            Privilege::Supervisor,
-        ) {
+        if !self
+            .pmp
+            .check(pte_addr, 8, PmpAccess::Read, Privilege::Supervisor)
+        {
             return Err(access.access_fault(vaddr).into());
         }
         let grant = Self::pte_page(bus, pte_addr, AccessKind::Read, access, vaddr)?;
@@ -466,13 +464,10 @@ impl Hart {
         access: Access,
         vaddr: u64,
     ) -> Result<bool, ExecError> {
-        if !pmp::check(
-            &self.state.csr,
-            pte_addr,
-            8,
-            PmpAccess::Write,
-            Privilege::Supervisor,
-        ) {
+        if !self
+            .pmp
+            .check(pte_addr, 8, PmpAccess::Write, Privilege::Supervisor)
+        {
             return Err(access.access_fault(vaddr).into());
         }
         let grant = Self::pte_page(bus, pte_addr, AccessKind::Write, access, vaddr)?;

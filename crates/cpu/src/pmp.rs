@@ -45,41 +45,71 @@ fn entry_range(csr: &CsrFile, i: usize) -> Option<(u64, u64)> {
     }
 }
 
-/// Whether an access of `len` bytes at `addr` with privilege `privilege` is
-/// allowed. The lowest-numbered entry that matches any byte decides; it
-/// must cover every byte. M-mode ignores unlocked entries; with no match,
-/// M-mode is allowed and S/U are denied (entries are implemented).
-pub(crate) fn check(
-    csr: &CsrFile,
-    addr: u64,
-    len: u64,
-    access: PmpAccess,
-    privilege: Privilege,
-) -> bool {
-    let end = addr.saturating_add(len);
-    for i in 0..PMP_ENTRIES {
-        let Some((lo, hi)) = entry_range(csr, i) else {
-            continue;
+/// The entries that are on, with their byte ranges, in priority order:
+/// what every check walks (OpenSBI turns on two or three of the 16), made
+/// again whenever a PMP register is written or the state restored.
+#[derive(Clone, Copy)]
+pub(crate) struct PmpTable {
+    /// `(lo, hi, cfg)` of the entries on, lowest-numbered first.
+    entries: [(u64, u64, u8); PMP_ENTRIES],
+    len: usize,
+}
+
+impl PmpTable {
+    pub(crate) fn new(csr: &CsrFile) -> PmpTable {
+        let mut table = PmpTable {
+            entries: [(0, 0, 0); PMP_ENTRIES],
+            len: 0,
         };
-        if lo >= hi || end <= lo || addr >= hi {
-            continue;
+        for i in 0..PMP_ENTRIES {
+            // An empty range (a TOR entry below its base) matches nothing.
+            if let Some((lo, hi)) = entry_range(csr, i)
+                && lo < hi
+            {
+                table.entries[table.len] = (lo, hi, csr.pmpcfg[i]);
+                table.len += 1;
+            }
         }
-        if addr < lo || end > hi {
-            // Partial match: the access fails.
-            return false;
-        }
-        let cfg = csr.pmpcfg[i];
-        if privilege == Privilege::Machine && cfg & pmpcfg::L == 0 {
-            return true;
-        }
-        return cfg & access.bit() != 0;
+        table
     }
-    privilege == Privilege::Machine
+
+    /// Whether an access of `len` bytes at `addr` with privilege
+    /// `privilege` is allowed. The lowest-numbered entry that matches any
+    /// byte decides; it must cover every byte. M-mode ignores unlocked
+    /// entries; with no match, M-mode is allowed and S/U are denied
+    /// (entries are implemented).
+    pub(crate) fn check(
+        &self,
+        addr: u64,
+        len: u64,
+        access: PmpAccess,
+        privilege: Privilege,
+    ) -> bool {
+        let end = addr.saturating_add(len);
+        for &(lo, hi, cfg) in &self.entries[..self.len] {
+            if end <= lo || addr >= hi {
+                continue;
+            }
+            if addr < lo || end > hi {
+                // Partial match: the access fails.
+                return false;
+            }
+            if privilege == Privilege::Machine && cfg & pmpcfg::L == 0 {
+                return true;
+            }
+            return cfg & access.bit() != 0;
+        }
+        privilege == Privilege::Machine
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn check(csr: &CsrFile, addr: u64, len: u64, access: PmpAccess, p: Privilege) -> bool {
+        PmpTable::new(csr).check(addr, len, access, p)
+    }
 
     fn csr_with(entries: &[(u8, u64)]) -> CsrFile {
         let mut c = CsrFile::default();
