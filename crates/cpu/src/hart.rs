@@ -265,13 +265,53 @@ impl Hart {
                     let jit = self.jit.as_mut().expect("the translator is on");
                     jit.translate(pc, &self.dcache, self.tlb.exec(), bus.any_breakpoint());
                 }
+                // Longer than the budget left (less than a block): the
+                // interpreter runs the rest.
+                Lookup::Block(..) if !one_block => return self.interpret(bus, budget),
                 Lookup::Block(..) | Lookup::Refill | Lookup::Interpret => {}
             }
-            match self.interpret(bus, 1) {
+            let stop = if one_block {
+                self.interpret(bus, 1)
+            } else {
+                self.interpret_cold(bus, budget)
+            };
+            match stop {
                 StopReason::StepLimit => {}
                 other => return other,
             }
             if one_block {
+                break;
+            }
+        }
+        StopReason::StepLimit
+    }
+
+    /// Interprets from the pc to where a block made there would end (after
+    /// a control transfer, before an instruction blocks leave to the
+    /// interpreter, at the end of the page or of `MAX_BLOCK` instructions),
+    /// within `budget`: arrivals are looked up and counted at block starts
+    /// only, not at every cold instruction.
+    #[cfg(target_arch = "x86_64")]
+    fn interpret_cold<B: Bus>(&mut self, bus: &mut B, budget: u64) -> StopReason {
+        use crate::jit::emit::{Kind, kind};
+        let start = self.state.pc;
+        for _ in 0..budget.min(crate::jit::MAX_BLOCK as u64) {
+            let pc = self.state.pc;
+            match self.interpret(bus, 1) {
+                StopReason::StepLimit => {}
+                other => return other,
+            }
+            let next = self.state.pc;
+            // What ran is in the decode cache unless it came from a device
+            // or the step dropped decoded instructions (then stop anyway).
+            let Some(inst) = self.dcache.get(pc) else {
+                break;
+            };
+            let on = next == pc.wrapping_add(u64::from(inst.len))
+                && next >> 12 == start >> 12
+                && next & 0xfff <= 0xffc
+                && matches!(kind(inst), Kind::Straight | Kind::Called);
+            if !on {
                 break;
             }
         }

@@ -28,7 +28,7 @@ use crate::exec::PAUSE_PRED_SUCC;
 use crate::tlb::TlbEntry;
 
 /// How the translator treats an instruction.
-pub(super) enum Kind {
+pub(crate) enum Kind {
     /// Translated; the block goes on after it.
     Straight,
     /// Translated; it ends the block (a control transfer).
@@ -43,7 +43,7 @@ pub(super) enum Kind {
     Interpreted,
 }
 
-pub(super) fn kind(i: &Inst) -> Kind {
+pub(crate) fn kind(i: &Inst) -> Kind {
     use Op::*;
     match i.op {
         Addi | Add | Sub | Lui | Auipc | Slti | Sltiu | Xori | Ori | Andi | Slli | Srli | Srai

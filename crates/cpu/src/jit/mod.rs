@@ -22,7 +22,7 @@
 //! in; a block from an earlier generation is compared against memory).
 //! See docs/translator.md.
 
-mod emit;
+pub(crate) mod emit;
 
 use std::collections::HashMap;
 use std::os::fd::FromRawFd;
@@ -46,7 +46,7 @@ const HEAT_COUNTERS: usize = 1 << 20;
 /// is an estimate from them).
 const TIMED: u64 = 16;
 /// The most guest instructions in one block.
-const MAX_BLOCK: usize = 64;
+pub(crate) const MAX_BLOCK: usize = 64;
 /// Host code space; when full, every translation is dropped.
 const CODE_BYTES: usize = 256 << 20;
 /// Largest host code of one block (64 instructions of at most ~90 bytes,
