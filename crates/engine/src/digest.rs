@@ -110,21 +110,48 @@ pub(crate) fn digests(harts: &[Hart], ram: &GuestRam) -> (Vec<u64>, String) {
     (harts.iter().map(|h| h.digest()).collect(), ram_blake3(ram))
 }
 
-/// BLAKE3 of all of RAM, hex.
+/// BLAKE3 of all of RAM, hex: the two halves of BLAKE3's tree hashed on
+/// two threads and joined at the root (the same hash as one pass; a
+/// recording and its replay both hash all of RAM at the start and the
+/// end, with nothing else running, ~0.25 s for 512 MiB in one pass).
 pub(crate) fn ram_blake3(ram: &GuestRam) -> String {
-    let mut hasher = blake3::Hasher::new();
+    use blake3::hazmat::{HasherExt, Mode, left_subtree_len, merge_subtrees_root};
+    let len = ram.size();
+    if len <= blake3::CHUNK_LEN as u64 {
+        return hash_range(ram, 0, len, blake3::Hasher::new())
+            .finalize()
+            .to_hex()
+            .to_string();
+    }
+    let left = left_subtree_len(len);
+    let (left_cv, right_cv) = std::thread::scope(|s| {
+        let right = s.spawn(|| {
+            let mut hasher = blake3::Hasher::new();
+            hasher.set_input_offset(left);
+            hash_range(ram, left, len, hasher).finalize_non_root()
+        });
+        let left_cv = hash_range(ram, 0, left, blake3::Hasher::new()).finalize_non_root();
+        (left_cv, right.join().expect("the digest thread panicked"))
+    });
+    merge_subtrees_root(&left_cv, &right_cv, Mode::Hash)
+        .to_hex()
+        .to_string()
+}
+
+/// `hasher` fed RAM bytes `[from, to)` (offsets from the base).
+fn hash_range(ram: &GuestRam, from: u64, to: u64, mut hasher: blake3::Hasher) -> blake3::Hasher {
     let mut buf = vec![0u8; 1 << 20];
-    let mut addr = ram.base();
-    let end = ram.end();
-    while addr.raw() < end {
-        let n = ((end - addr.raw()) as usize).min(buf.len());
+    let mut at = from;
+    while at < to {
+        let n = ((to - at) as usize).min(buf.len());
+        let addr = samsara_types::GuestPhysAddr(ram.base().raw() + at);
         // The range is inside RAM by construction.
         if ram.read(addr, &mut buf[..n]).is_ok() {
             hasher.update(&buf[..n]);
         }
-        addr = samsara_types::GuestPhysAddr(addr.raw() + n as u64);
+        at += n as u64;
     }
-    hasher.finalize().to_hex().to_string()
+    hasher
 }
 
 #[cfg(test)]
@@ -144,5 +171,15 @@ mod tests {
         assert_eq!(s.len, all.len() as u64);
         assert_eq!(s.head, all[..FOOTER_OUTPUT_BYTES]);
         assert_eq!(s.blake3, blake3_hex(&all));
+    }
+
+    #[test]
+    fn ram_digest_in_two_halves_is_plain_blake3() {
+        for size in [4096u64, 1 << 20, 3 << 20, (5 << 20) + 4096] {
+            let ram = GuestRam::new(samsara_types::GuestPhysAddr(0x8000_0000), size).unwrap();
+            let bytes: Vec<u8> = (0..size).map(|k| (k * 7 + k / 4099) as u8).collect();
+            ram.write(ram.base(), &bytes).unwrap();
+            assert_eq!(ram_blake3(&ram), blake3_hex(&bytes), "{size} bytes");
+        }
     }
 }
