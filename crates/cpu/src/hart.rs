@@ -273,7 +273,8 @@ impl Hart {
             let stop = if one_block {
                 self.interpret(bus, 1)
             } else {
-                self.interpret_cold(bus, budget)
+                // What is left now (a block may have run some of it).
+                self.interpret_cold(bus, end - self.state.steps)
             };
             match stop {
                 StopReason::StepLimit => {}

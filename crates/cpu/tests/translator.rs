@@ -36,7 +36,7 @@ fn instruction(choice: u8, rd: u32, rs1: u32, rs2: u32, imm: i32) -> u32 {
     let off = imm & 0x7f8;
     let small = imm & 0x7ff;
     let shamt = (imm as u32) & 63;
-    match choice % 53 {
+    match choice % 54 {
         0 => addi(rd, rs1, imm >> 20),
         1 => slti(rd, rs1, imm >> 20),
         2 => sltiu(rd, rs1, imm >> 20),
@@ -101,6 +101,9 @@ fn instruction(choice: u8, rd: u32, rs1: u32, rs2: u32, imm: i32) -> u32 {
             _ => csrr(rd, csr::MINSTRET),
         },
         52 => FENCE,
+        // An instruction blocks leave to the interpreter (a trap: the run
+        // ends in the handler's spin).
+        53 => ECALL,
         // c.addi rd, 1 (a compressed instruction, two of them in a word).
         _ => {
             let c = 0x0001 | ((rd & 31) << 7) | (1 << 2);
@@ -176,7 +179,7 @@ proptest! {
         let stats = jit.translator_stats().expect("on");
         // Loops that went round often enough to get hot, with a body that
         // makes a block (no jumps), were translated and ran translated.
-        let straight = choices.iter().all(|c| !matches!(c.0 % 53, 45 | 46));
+        let straight = choices.iter().all(|c| !matches!(c.0 % 54, 45 | 46 | 53));
         let went_round = jit.steps().0 / (words.len() as u64 + 2);
         if went_round > 20 && straight && interp.snapshot().pc != TRAP {
             prop_assert!(stats.blocks > 0, "{:?}", stats);
@@ -312,4 +315,43 @@ fn csr_writes_in_blocks_take_interrupts_where_the_interpreter_does() {
         bus_i.read_bytes(RAM_BASE, RAM as usize),
         bus_j.read_bytes(RAM_BASE, RAM as usize)
     );
+}
+
+/// A block that leaves early (a misaligned load it leaves to the
+/// interpreter) hands the interpreter only what is left of the budget:
+/// the code after it, up to an `ecall` blocks leave to the interpreter,
+/// runs within every budget exactly as interpreted. The trap handler jumps
+/// back, so the code gets hot and runs translated.
+#[test]
+fn a_block_leaving_early_never_runs_past_the_budget() {
+    let words = [
+        addi(A0, A0, 1),
+        lw(A1, A3, 1), // misaligned
+        addi(A0, A0, 1),
+        addi(A0, A0, 1),
+        ECALL,
+    ];
+    let setup = |translate: bool| {
+        let (hart, mut bus) = straight_code(&words, translate, |s| s.csr.mtvec = TRAP);
+        // The handler goes back to the code.
+        bus.write_u32(TRAP, jal(ZERO, (CODE - TRAP) as i32));
+        (hart, bus)
+    };
+    let (mut jit, mut bus_j) = setup(true);
+    let (mut interp, mut bus_i) = setup(false);
+    for (n, budget) in [5u64, 1, 2, 3, 4, 6, 7, 11, 13]
+        .iter()
+        .cycle()
+        .take(300)
+        .enumerate()
+    {
+        jit.run(&mut bus_j, *budget);
+        interp.run(&mut bus_i, *budget);
+        assert_eq!(
+            interp.snapshot(),
+            jit.snapshot(),
+            "after run {n} of {budget}"
+        );
+    }
+    assert!(jit.translator_stats().unwrap().steps_translated > 100);
 }
