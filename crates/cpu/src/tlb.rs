@@ -128,10 +128,14 @@ pub(crate) struct Tlb {
     /// `evict_write_host_page`, called for every page that becomes code,
     /// scans the write arrays only when its bit is set.
     write_pages: [u64; WRITE_FILTER_WORDS],
-    /// Times an execute entry was dropped: translated code that calls
-    /// out stops if a call dropped one, so that the next fetch walks where
-    /// the interpreter's would.
-    pub exec_flushes: u64,
+    /// Moves whenever something a running block relies on changes: an
+    /// execute entry was dropped (every code-generation move drops them
+    /// all, see `Hart::invalidate_code`), or the sets in use switched.
+    /// Translated code that calls out stops if the call moved it, so that
+    /// the next fetch walks where the interpreter's would and the next
+    /// block runs with the current arrays. One counter, so that a call out
+    /// checks one word.
+    pub epoch: u64,
 }
 
 impl Tlb {
@@ -147,7 +151,7 @@ impl Tlb {
             data: SET_MACHINE,
             used: 0,
             write_pages: [0; WRITE_FILTER_WORDS],
-            exec_flushes: 0,
+            epoch: 0,
         })
     }
 
@@ -167,17 +171,15 @@ impl Tlb {
             Privilege::Machine => SET_MACHINE,
         };
         // SUM does not apply to fetches: one S set holds them.
-        self.fetch = match privilege {
+        let fetch = match privilege {
             Privilege::Supervisor => SET_SUPERVISOR,
             p => set(p),
         };
-        self.data = set(data_privilege);
-    }
-
-    /// The sets in use (fetch, data).
-    #[inline]
-    pub(crate) fn selection(&self) -> (usize, usize) {
-        (self.fetch, self.data)
+        let data = set(data_privilege);
+        if (fetch, data) != (self.fetch, self.data) {
+            (self.fetch, self.data) = (fetch, data);
+            self.epoch += 1;
+        }
     }
 
     /// The read array in use.
@@ -273,7 +275,7 @@ impl Tlb {
         for set in self.used_sets() {
             set.exec.clear();
         }
-        self.exec_flushes += 1;
+        self.epoch += 1;
     }
 
     /// Drops every read and write entry (what loads may read changed:
@@ -304,7 +306,7 @@ impl Tlb {
             exec_dropped |= set.exec.drop_page(vpn);
         }
         if exec_dropped {
-            self.exec_flushes += 1;
+            self.epoch += 1;
         }
     }
 
