@@ -739,68 +739,82 @@ unsafe extern "sysv64" fn fill_tlb_for_block<B: Bus>(
     u64::from(hart.fill_tlb(bus, vaddr, access & 1 != 0, (access >> 1) as u8))
 }
 
-/// Called by translated code to run instruction `k` of the block (F/D,
-/// a CSR access, LR/SC or an AMO: see `emit::Kind::Called`), whose pc and
-/// decoded form are at `at`, through the interpreter's own code, with the
-/// block's registers in memory. Returns nonzero if the block must stop
-/// there: the instruction did not simply retire (a trap was taken, a
-/// device access deferred, a watch hit), or it changed what the block
-/// relies on (it stored to code, emptied execute-TLB entries, switched
-/// the TLB sets, or let an interrupt in, which is checked here as the
-/// interpreter checks it after such a step); the frame then says how far
-/// the run got and where it goes on.
+/// Called by translated code to run instructions `k..k + run` of the
+/// block (`k_run` is `k | run << 16`): F/D, or one CSR access, LR/SC or AMO
+/// (see `emit::Kind::Called`), whose pcs and decoded forms start at `at`,
+/// through the interpreter's own code, with the block's registers in
+/// memory. Returns nonzero if the block must stop after one of them: it
+/// did not simply retire (a trap was taken, a device access deferred, a
+/// watch hit), or it changed what the block relies on (it stored to code,
+/// emptied execute-TLB entries, switched the TLB sets, or let an interrupt
+/// in, which is checked here as the interpreter checks it after such a
+/// step); the frame then says how far the run got and where it goes on.
 ///
 /// # Safety
-/// As [`fill_tlb_for_block`], and `at` points at a live `(u64, Inst)`.
+/// As [`fill_tlb_for_block`], and `at` points at `run` live `(u64, Inst)`.
 #[cfg(target_arch = "x86_64")]
-unsafe extern "sysv64" fn interpret_for_block<B: Bus>(context: *mut u8, at: u64, k: u64) -> u64 {
+unsafe extern "sysv64" fn interpret_for_block<B: Bus>(
+    context: *mut u8,
+    at: u64,
+    k_run: u64,
+) -> u64 {
+    let (k, run) = (k_run & 0xffff, k_run >> 16);
     // SAFETY: the caller's guarantee.
-    let (context, hart, bus, frame, (pc, inst)) = unsafe {
+    let (context, hart, bus, frame) = unsafe {
         let context = &mut *context.cast::<BlockContext<B>>();
         let (hart, bus, frame) = (&mut *context.hart, &mut *context.bus, &mut *context.frame);
-        let at = *std::ptr::with_exposed_provenance::<(u64, Inst)>(at as usize);
-        (context, hart, bus, frame, at)
+        (context, hart, bus, frame)
     };
-    // The hart's state as the interpreter would have it before this step.
-    let before = context.budget - frame.left + k;
-    hart.state.pc = pc;
-    hart.state.steps = context.start_steps + before;
-    let epoch = hart.tlb.epoch;
-    let (flow, next) = if inst.op.is_fp() {
-        // Straight to the F/D code, the common case, past the dispatch.
-        let flow = match hart.exec_fp(bus, inst) {
-            Ok(()) => Flow::Continue,
-            Err(e) => hart.fail(e),
+    let mut stopped = false;
+    for j in 0..run {
+        // SAFETY: the caller's guarantee (`run` entries from `at`).
+        let (pc, inst) = unsafe {
+            *std::ptr::with_exposed_provenance::<(u64, Inst)>(
+                at as usize + j as usize * std::mem::size_of::<(u64, Inst)>(),
+            )
         };
-        (flow, pc.wrapping_add(u64::from(inst.len)))
-    } else {
-        execute_in_block(hart, bus, pc, inst)
-    };
-    // As the interpreter's loop does after every step (`fmv.x.d x0, ...`).
-    hart.state.x[0] = 0;
-    let stopped = match flow {
-        // Retired, as in the interpreter's `finish_step`.
-        Flow::Continue | Flow::CheckInterrupts => {
-            hart.state.pc = next;
-            hart.state.steps += 1;
-            if flow == Flow::CheckInterrupts {
-                hart.check_interrupts(bus);
+        // The hart's state as the interpreter would have it before this
+        // step.
+        hart.state.pc = pc;
+        hart.state.steps = context.start_steps + context.budget - frame.left + k + j;
+        let epoch = hart.tlb.epoch;
+        let (flow, next) = if inst.op.is_fp() {
+            // Straight to the F/D code, the common case, past the dispatch.
+            let flow = match hart.exec_fp(bus, inst) {
+                Ok(()) => Flow::Continue,
+                Err(e) => hart.fail(e),
+            };
+            (flow, pc.wrapping_add(u64::from(inst.len)))
+        } else {
+            execute_in_block(hart, bus, pc, inst)
+        };
+        // As the interpreter's loop does after every step (`fmv.x.d x0, ...`).
+        hart.state.x[0] = 0;
+        stopped = match flow {
+            // Retired, as in the interpreter's `finish_step`.
+            Flow::Continue | Flow::CheckInterrupts => {
+                hart.state.pc = next;
+                hart.state.steps += 1;
+                if flow == Flow::CheckInterrupts {
+                    hart.check_interrupts(bus);
+                }
+                // The block goes on unless an interrupt was taken or what
+                // it relies on changed: then the run goes on from the pc
+                // reached in Rust, as the interpreter would fetch it.
+                hart.state.pc != next || hart.tlb.epoch != epoch
             }
-            // The block goes on unless an interrupt was taken or what it
-            // relies on changed: then the run goes on from the pc reached
-            // in Rust, as the interpreter would fetch it.
-            hart.state.pc != next || hart.tlb.epoch != epoch
+            // Trapped (taken already), waiting for a device, or a watch hit.
+            Flow::Trapped | Flow::Deferred | Flow::Watch => {
+                context.stop = Some(flow);
+                true
+            }
+            other => unreachable!("{inst:?} in a block: {other:?}"),
+        };
+        if stopped {
+            frame.left = context.budget - (hart.state.steps - context.start_steps);
+            frame.next_pc = hart.state.pc;
+            break;
         }
-        // Trapped (taken already), waiting for a device, or a watch hit.
-        Flow::Trapped | Flow::Deferred | Flow::Watch => {
-            context.stop = Some(flow);
-            true
-        }
-        other => unreachable!("{inst:?} in a block: {other:?}"),
-    };
-    if stopped {
-        frame.left = context.budget - (hart.state.steps - context.start_steps);
-        frame.next_pc = hart.state.pc;
     }
     // The block's caller adds the block's steps.
     hart.state.steps = context.start_steps;

@@ -355,3 +355,52 @@ fn a_block_leaving_early_never_runs_past_the_budget() {
     }
     assert!(jit.translator_stats().unwrap().steps_translated > 100);
 }
+
+/// A run of F/D instructions is one call out of the block; one that traps
+/// in the middle of it (a load walking off the end of RAM) stops the
+/// block right there, with the count, pc and registers the interpreter
+/// has, whatever the budget.
+#[test]
+fn an_fp_run_called_from_a_block_stops_at_the_instruction_that_traps() {
+    let words = [
+        fadd_d(2, 2, 3, 0),
+        fld(4, A4, 0), // walks to the end of RAM, then faults
+        fmul_d(5, 5, 4, 0),
+        fsd(5, A3, 8),
+        add(A4, A4, A5),
+        addi(A1, A1, 1),
+        jal(ZERO, -24),
+    ];
+    let setup = |translate: bool| {
+        straight_code(&words, translate, |s| {
+            s.x[A4 as usize] = DATA;
+            s.x[A5 as usize] = 64;
+            s.f[3] = 1.5f64.to_bits();
+            s.f[5] = 1.0f64.to_bits();
+            s.csr.mstatus |= 0x6000; // FS dirty: F/D enabled
+            s.csr.mtvec = TRAP;
+        })
+    };
+    let (mut jit, mut bus_j) = setup(true);
+    let (mut interp, mut bus_i) = setup(false);
+    // The handler notes the retired count (where the trap came) and spins.
+    for bus in [&mut bus_j, &mut bus_i] {
+        bus.load_words(TRAP, &[csrr(A6, csr::MINSTRET), jal(ZERO, 0)]);
+    }
+    // Budgets mostly longer than the block, so that it runs translated
+    // when the load faults.
+    for (n, budget) in [97u64, 13, 250, 61, 7].iter().cycle().take(80).enumerate() {
+        jit.run(&mut bus_j, *budget);
+        interp.run(&mut bus_i, *budget);
+        assert_eq!(
+            interp.snapshot(),
+            jit.snapshot(),
+            "after run {n} of {budget}"
+        );
+    }
+    let s = jit.snapshot();
+    assert_eq!(s.csr.mcause, 5, "a load access fault");
+    assert_eq!(s.csr.mepc, CODE + 4, "at the load, mid-run");
+    assert_ne!(s.x[A6 as usize], 0, "the handler ran");
+    assert!(jit.translator_stats().unwrap().steps_translated > 500);
+}

@@ -27,6 +27,9 @@ use super::{BlockFrame, SLOTS, Slot};
 use crate::exec::PAUSE_PRED_SUCC;
 use crate::tlb::TlbEntry;
 
+/// The most F/D instructions one call out of a block runs.
+const MAX_CALLED_RUN: usize = 16;
+
 /// How the translator treats an instruction.
 pub(crate) enum Kind {
     /// Translated; the block goes on after it.
@@ -284,7 +287,13 @@ pub(super) fn block(
     // The out-of-line paths of memory instructions, emitted after the
     // block's body.
     let mut misses: Vec<Miss> = Vec::new();
+    // Instructions already emitted as part of a run of calls.
+    let mut skip = 0;
     for (k, &(pc, i)) in insts.iter().enumerate() {
+        if skip > 0 {
+            skip -= 1;
+            continue;
+        }
         let next = pc.wrapping_add(u64::from(i.len));
         if let Some(size) = memory_size(i.op) {
             let miss = Miss {
@@ -341,7 +350,19 @@ pub(super) fn block(
             Op::Fence => dynasm!(e.a ; .arch x64 ; mfence),
             _ if matches!(kind(&i), Kind::Called) => {
                 let called = called.expect("the block's instructions kept");
-                e.called(std::ptr::from_ref(&called[k]) as u64, k as i32);
+                // A run of F/D instructions goes in one call (FP kernels
+                // hold runs of loads and arithmetic); anything else alone.
+                let run = if i.op.is_fp() {
+                    insts[k..]
+                        .iter()
+                        .take(MAX_CALLED_RUN)
+                        .take_while(|(_, j)| j.op.is_fp())
+                        .count()
+                } else {
+                    1
+                };
+                skip = run - 1;
+                e.called(std::ptr::from_ref(&called[k]) as u64, k as i32, run as i32);
             }
             _ => e.alu(pc, &i),
         }
@@ -614,17 +635,17 @@ impl Emitter {
         );
     }
 
-    /// Instruction `k`, whose pc and decoded form are at host address
-    /// `at`, run by the interpreter (`frame.interpret`): the registers go
-    /// to memory before and come back after; if it did not simply retire,
-    /// the block stops.
-    fn called(&mut self, at: u64, k: i32) {
+    /// Instructions `k..k + run`, whose pcs and decoded forms start at
+    /// host address `at`, run by the interpreter (`frame.interpret`, given
+    /// `k | run << 16`): the registers go to memory before and come back
+    /// after; if one did not simply retire, the block stops there.
+    fn called(&mut self, at: u64, k: i32, run: i32) {
         self.store_written();
         let stopped = self.stopped;
         self.constant(RAX, at);
         dynasm!(self.a
             ; .arch x64
-            ; mov edx, k
+            ; mov edx, k | (run << 16)
             ; mov r8d, INTERPRET
             ; call QWORD [r11 + CALL_OUT]
             ; test eax, eax
