@@ -743,9 +743,9 @@ unsafe extern "sysv64" fn fill_tlb_for_block<B: Bus>(
 /// block (`k_run` is `k | run << 16`): F/D, or one CSR access, LR/SC or AMO
 /// (see `emit::Kind::Called`), whose pcs and decoded forms start at `at`,
 /// through the interpreter's own code, with the block's registers in
-/// memory. Returns nonzero if the block must stop after one of them: it
-/// did not simply retire (a trap was taken, a device access deferred, a
-/// watch hit), or it changed what the block relies on (it stored to code,
+/// memory. Returns nonzero if the block must stop at one of them: before
+/// it if a device access was deferred or a watch hit, after it if it
+/// trapped (taken) or changed what the block relies on (it stored to code,
 /// emptied execute-TLB entries, switched the TLB sets, or let an interrupt
 /// in, which is checked here as the interpreter checks it after such a
 /// step); the frame then says how far the run got and where it goes on.

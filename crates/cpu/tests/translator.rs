@@ -404,3 +404,43 @@ fn an_fp_run_called_from_a_block_stops_at_the_instruction_that_traps() {
     assert_ne!(s.x[A6 as usize], 0, "the handler ran");
     assert!(jit.translator_stats().unwrap().steps_translated > 500);
 }
+
+/// Integer results of F/D instructions in a run (one call out of the
+/// block) reach the next instructions of the run, which read them from
+/// the registers in memory, and the translated instructions after it,
+/// which keep them in host registers: `a0` is used often enough to be
+/// cached.
+#[test]
+fn integer_results_of_an_fp_run_reach_the_rest_of_the_block() {
+    let words = [
+        fmv_x_d(A0, 1),        // a0 = bits of f1
+        fcvt_d_x(2, 2, A0, 0), // f2 = (double) a0 (as an l: kind 2)
+        fcvt_x_d(2, A4, 2, 1), // a4 = (long) f2, round toward zero
+        add(A5, A5, A0),       // translated: a0 from the run
+        add(A5, A5, A4),
+        addi(A0, A0, 1),   // a0 again: cached in a host register
+        fmv_d_x(1, A0),    // f1 = bits of a0 + 1
+        addi(A0, A0, 100), // so that the run's a0 is news to the host
+        addi(A1, A1, 1),
+        bne(A1, A2, -36),
+        jal(ZERO, 0),
+    ];
+    let setup = |translate: bool| {
+        straight_code(&words, translate, |s| {
+            s.x[A2 as usize] = 300;
+            s.f[1] = 40;
+            s.csr.mstatus |= 0x6000; // FS dirty: F/D enabled
+        })
+    };
+    let (mut jit, mut bus_j) = setup(true);
+    let (mut interp, mut bus_i) = setup(false);
+    for budget in [5u64, 97, 13, 1000, 4000] {
+        jit.run(&mut bus_j, budget);
+        interp.run(&mut bus_i, budget);
+        assert_eq!(interp.snapshot(), jit.snapshot(), "after a run of {budget}");
+    }
+    // f1 starts as the bits 40 and goes up by one a time round.
+    let sum: u64 = (40..340u64).map(|v| v + v).sum();
+    assert_eq!(jit.xreg(A5 as usize), sum);
+    assert!(jit.translator_stats().unwrap().steps_translated > 2000);
+}

@@ -640,6 +640,7 @@ impl Emitter {
     /// `k | run << 16`): the registers go to memory before and come back
     /// after; if one did not simply retire, the block stops there.
     fn called(&mut self, at: u64, k: i32, run: i32) {
+        debug_assert!((0..1 << 16).contains(&k) && run >= 1, "k {k}, run {run}");
         self.store_written();
         let stopped = self.stopped;
         self.constant(RAX, at);
