@@ -309,8 +309,7 @@ impl Hart {
                 break;
             };
             let on = next == pc.wrapping_add(u64::from(inst.len))
-                && next >> 12 == start >> 12
-                && next & 0xfff <= 0xffc
+                && crate::jit::on_block_page(start, next)
                 && matches!(kind(inst), Kind::Straight | Kind::Called);
             if !on {
                 break;

@@ -703,3 +703,50 @@ fn user_code_runs_through_its_own_mapping() {
     assert_eq!((vm.csr().mcause, vm.csr().mepc), (8, user(&prog, "ecall")));
     assert_eq!(vm.bus.read_u64(PA_DATA + 8), 99);
 }
+
+/// A translated block never runs past the end of its page: a loop whose
+/// 4-byte instruction ends exactly at a page end goes on on the next
+/// virtual page, mapped to a physical page that is not the one after
+/// (where other code lies). Both engines must run the mapped code.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn translated_code_stops_at_the_end_of_its_page() {
+    const VA_CODE: u64 = 0x5000_0000;
+    const PA_FIRST: u64 = PA_DATA;
+    const PA_SECOND: u64 = PA_DATA + 0x3000;
+    let prog = Prog::new(|_| {});
+    let run = |translate: bool| {
+        let mut vm = paged_vm(
+            &prog,
+            Privilege::Supervisor,
+            3,
+            |bus, pt| {
+                pt.map(bus, VA_CODE, PA_FIRST, 0, RWX);
+                pt.map(bus, VA_CODE + 0x1000, PA_SECOND, 0, RWX);
+                // The loop: two instructions at the end of the first page
+                // (the second ends at the page end), two on the next.
+                bus.write_u32(PA_FIRST + 0xff8, addi(A1, A1, 1));
+                bus.write_u32(PA_FIRST + 0xffc, addi(A2, A2, 2));
+                bus.write_u32(PA_SECOND, addi(A0, A0, 1));
+                bus.write_u32(PA_SECOND + 4, jal(ZERO, -12));
+                // What follows the first page physically, never mapped
+                // there.
+                bus.write_u32(PA_FIRST + 0x1000, addi(A0, A0, 100));
+                bus.write_u32(PA_FIRST + 0x1004, jal(ZERO, -12));
+            },
+            |_| {},
+        );
+        vm.hart.set_translator(translate);
+        vm.hart.set_pc(GuestVirtAddr(VA_CODE + 0xff8));
+        for _ in 0..40 {
+            vm.hart.run(&mut vm.bus, 100);
+        }
+        vm.hart.snapshot()
+    };
+    let (interp, jit) = (run(false), run(true));
+    assert_eq!(
+        interp.x[A0 as usize], 1000,
+        "the interpreter runs the mapped code"
+    );
+    assert_eq!(interp, jit);
+}

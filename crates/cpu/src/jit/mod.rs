@@ -328,6 +328,15 @@ fn cold_counters() -> ZeroedTable<u8> {
     unsafe { ZeroedTable::new(HEAT_COUNTERS) }
 }
 
+/// Whether a block at `head` may hold an instruction at `at`: on the
+/// head's page (the only one its checked entry vouches for), with room for
+/// a 4-byte instruction before the page's end (none may straddle it). The
+/// interpreter running cold code ends blocks at the same places
+/// (`Hart::interpret_cold`).
+pub(crate) fn on_block_page(head: u64, at: u64) -> bool {
+    at >> 12 == head >> 12 && at & 0xfff <= 0xffc
+}
+
 /// Reads the guest code at host address `host`, one 16-bit parcel.
 ///
 /// # Safety
@@ -575,8 +584,7 @@ impl Jit {
         let mut block: Vec<(u64, Inst)> = Vec::new();
         let mut parcels: Vec<u16> = Vec::new();
         let mut at = pc;
-        // Within the page (an instruction may not straddle its end).
-        while block.len() < MAX_BLOCK && (at & 0xfff) <= 0xffc {
+        while block.len() < MAX_BLOCK && on_block_page(pc, at) {
             // The code as it is now (kept to check the block in later
             // generations).
             let offset = host + (at - pc) as usize;
