@@ -260,12 +260,15 @@ impl Hart {
             self.data_privilege()
         };
         let (paddr, leaf_shift) = self.translate(bus, vaddr, access, privilege)?;
-        if !self.pmp.check(paddr, len, access.pmp(), privilege) {
-            return Err(access.access_fault(vaddr).into());
-        }
+        // A page one entry allows whole allows every access within it
+        // (any entry matching part of it would fail the page's check):
+        // one check on the common path.
         let page_uniform = self
             .pmp
             .check(paddr & !0xfff, 4096, access.pmp(), privilege);
+        if !page_uniform && !self.pmp.check(paddr, len, access.pmp(), privilege) {
+            return Err(access.access_fault(vaddr).into());
+        }
         let watched =
             access != Access::Fetch && bus.watching() && bus.watched_page(GuestVirtAddr(vaddr));
         if watched && Self::watch_hit(bus, vaddr, paddr, len, access, rmw) {

@@ -202,6 +202,24 @@ fn straight_code(words: &[u32], translate: bool, init: impl Fn(&mut HartState)) 
     (hart, bus)
 }
 
+/// Runs the translating hart and the interpreting one with each budget in
+/// turn, their whole states equal after every run.
+fn run_both_comparing(
+    (jit, bus_j): (&mut Hart, &mut TestBus),
+    (interp, bus_i): (&mut Hart, &mut TestBus),
+    budgets: impl IntoIterator<Item = u64>,
+) {
+    for (n, budget) in budgets.into_iter().enumerate() {
+        jit.run(bus_j, budget);
+        interp.run(bus_i, budget);
+        assert_eq!(
+            interp.snapshot(),
+            jit.snapshot(),
+            "after run {n} of {budget}"
+        );
+    }
+}
+
 #[test]
 fn a_hot_loop_runs_translated_and_counts_exactly() {
     // sum = 0; for i in 0..1000: sum += i; stored each time round.
@@ -301,11 +319,11 @@ fn csr_writes_in_blocks_take_interrupts_where_the_interpreter_does() {
     };
     let (mut jit, mut bus_j) = setup(true);
     let (mut interp, mut bus_i) = setup(false);
-    for budget in [7, 100, 333, 1000, 5000] {
-        jit.run(&mut bus_j, budget);
-        interp.run(&mut bus_i, budget);
-        assert_eq!(interp.snapshot(), jit.snapshot(), "after a run of {budget}");
-    }
+    run_both_comparing(
+        (&mut jit, &mut bus_j),
+        (&mut interp, &mut bus_i),
+        [7, 100, 333, 1000, 5000],
+    );
     let s = jit.snapshot();
     assert_eq!(s.csr.mcause, (1 << 63) | 3, "the software interrupt");
     assert_eq!(s.csr.mepc, CODE + 4 * 9, "right after the csrrs");
@@ -339,20 +357,8 @@ fn a_block_leaving_early_never_runs_past_the_budget() {
     };
     let (mut jit, mut bus_j) = setup(true);
     let (mut interp, mut bus_i) = setup(false);
-    for (n, budget) in [5u64, 1, 2, 3, 4, 6, 7, 11, 13]
-        .iter()
-        .cycle()
-        .take(300)
-        .enumerate()
-    {
-        jit.run(&mut bus_j, *budget);
-        interp.run(&mut bus_i, *budget);
-        assert_eq!(
-            interp.snapshot(),
-            jit.snapshot(),
-            "after run {n} of {budget}"
-        );
-    }
+    let budgets = [5, 1, 2, 3, 4, 6, 7, 11, 13].into_iter().cycle().take(300);
+    run_both_comparing((&mut jit, &mut bus_j), (&mut interp, &mut bus_i), budgets);
     assert!(jit.translator_stats().unwrap().steps_translated > 100);
 }
 
@@ -389,15 +395,8 @@ fn an_fp_run_called_from_a_block_stops_at_the_instruction_that_traps() {
     }
     // Budgets mostly longer than the block, so that it runs translated
     // when the load faults.
-    for (n, budget) in [97u64, 13, 250, 61, 7].iter().cycle().take(80).enumerate() {
-        jit.run(&mut bus_j, *budget);
-        interp.run(&mut bus_i, *budget);
-        assert_eq!(
-            interp.snapshot(),
-            jit.snapshot(),
-            "after run {n} of {budget}"
-        );
-    }
+    let budgets = [97, 13, 250, 61, 7].into_iter().cycle().take(80);
+    run_both_comparing((&mut jit, &mut bus_j), (&mut interp, &mut bus_i), budgets);
     let s = jit.snapshot();
     assert_eq!(s.csr.mcause, 5, "a load access fault");
     assert_eq!(s.csr.mepc, CODE + 4, "at the load, mid-run");
@@ -434,11 +433,11 @@ fn integer_results_of_an_fp_run_reach_the_rest_of_the_block() {
     };
     let (mut jit, mut bus_j) = setup(true);
     let (mut interp, mut bus_i) = setup(false);
-    for budget in [5u64, 97, 13, 1000, 4000] {
-        jit.run(&mut bus_j, budget);
-        interp.run(&mut bus_i, budget);
-        assert_eq!(interp.snapshot(), jit.snapshot(), "after a run of {budget}");
-    }
+    run_both_comparing(
+        (&mut jit, &mut bus_j),
+        (&mut interp, &mut bus_i),
+        [5, 97, 13, 1000, 4000],
+    );
     // f1 starts as the bits 40 and goes up by one a time round.
     let sum: u64 = (40..340u64).map(|v| v + v).sum();
     assert_eq!(jit.xreg(A5 as usize), sum);
