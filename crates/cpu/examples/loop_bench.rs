@@ -28,7 +28,7 @@ unsafe impl Bus for FlatBus {
         // SAFETY: `off` is inside the RAM allocation.
         let host = NonNull::new(unsafe { base.add(off) })?;
         // SAFETY: a page-aligned offset into `ram` (see the impl).
-        Some(unsafe { PageGrant::new(host, false) })
+        Some(unsafe { PageGrant::new(host) })
     }
     fn mmio_read(&mut self, _: GuestPhysAddr, _: u8) -> Result<u64, MmioError> {
         Err(MmioError::AccessFault)

@@ -30,20 +30,17 @@ pub enum AccessKind {
 /// A host mapping for one 4 KiB guest-physical page of RAM, as
 /// `Bus::ram_page` answers it.
 ///
-/// Building one is `unsafe` ([`PageGrant::new`]): the hart dereferences
+/// Building one is `unsafe` ([`PageGrant::new`], [`PageGrant::moved`]): the hart dereferences
 /// the pointer without further checks, so whoever builds a grant vouches
 /// for it (see the contract on [`Bus`]).
 #[derive(Clone, Copy, Debug)]
 pub struct PageGrant {
     host: NonNull<u8>,
-    remapped: bool,
+    moved_from: Option<NonNull<u8>>,
 }
 
 impl PageGrant {
-    /// A grant of the host page at `host`. `remapped`: the page now lives
-    /// at a different host address than earlier grants for it (copy-on-write
-    /// happened), so the hart must drop every cached translation that may
-    /// still point at the old copy.
+    /// A grant of the host page at `host`.
     ///
     /// # Safety
     /// `host` must meet the grant contract stated on [`Bus`] for the
@@ -51,8 +48,25 @@ impl PageGrant {
     /// writable if requested for `Write`, alive until the hart's TLB is
     /// flushed, shared only through atomic accesses).
     #[inline]
-    pub const unsafe fn new(host: NonNull<u8>, remapped: bool) -> Self {
-        Self { host, remapped }
+    pub const unsafe fn new(host: NonNull<u8>) -> Self {
+        Self {
+            host,
+            moved_from: None,
+        }
+    }
+
+    /// A grant of the host page at `host` for a page earlier grants put at
+    /// `from` (copy-on-write happened): the hart drops every cached
+    /// translation that points at `from`.
+    ///
+    /// # Safety
+    /// As [`PageGrant::new`].
+    #[inline]
+    pub const unsafe fn moved(host: NonNull<u8>, from: NonNull<u8>) -> Self {
+        Self {
+            host,
+            moved_from: Some(from),
+        }
     }
 
     /// Host address of byte 0 of the page.
@@ -61,10 +75,10 @@ impl PageGrant {
         self.host
     }
 
-    /// Whether the hart must drop its cached translations (see [`PageGrant::new`]).
+    /// Where earlier grants put the page, if it moved (see [`PageGrant::moved`]).
     #[inline]
-    pub const fn remapped(self) -> bool {
-        self.remapped
+    pub const fn moved_from(self) -> Option<NonNull<u8>> {
+        self.moved_from
     }
 }
 

@@ -93,6 +93,8 @@ pub struct Hart {
     pub(crate) pmp: PmpTable,
     /// `run` returns [`StopReason::Pause`] after a `pause` hint.
     stop_on_pause: bool,
+    /// `fence.i` drops nothing (see [`Hart::set_fence_i_keeps_code`]).
+    pub(crate) fence_i_keeps_code: bool,
     /// Hot code translated to host code, when on (`set_translator`).
     #[cfg(target_arch = "x86_64")]
     jit: Option<Box<crate::jit::Jit>>,
@@ -109,6 +111,7 @@ impl Hart {
             tlb: Tlb::new(),
             dcache: DecodeCache::new(),
             stop_on_pause: false,
+            fence_i_keeps_code: false,
             #[cfg(target_arch = "x86_64")]
             jit: None,
         }
@@ -604,6 +607,36 @@ impl Hart {
         self.state.clone()
     }
 
+    /// Starts an attempt that [`Hart::abandon_attempt`] may take back (a
+    /// recorded chunk): translated code made from here on is noted.
+    pub fn begin_attempt(&mut self) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(jit) = self.jit.as_mut() {
+            jit.begin_attempt();
+        }
+    }
+
+    /// Takes back the attempt begun last: restores `state` (the state at
+    /// its start) like [`Hart::restore`], but keeps the translated code
+    /// that was valid when it began. For an owner that also takes back the
+    /// attempt's memory (a squashed chunk: its private pages are dropped,
+    /// and the writes of others it saw are not seen by the retry, which
+    /// starts after them or is squashed too). What the attempt translated
+    /// or found unchanged goes: it may have been read from a private page
+    /// or from a page another hart was writing back.
+    pub fn abandon_attempt(&mut self, state: &HartState) {
+        self.state.clone_from(state);
+        self.pmp = PmpTable::new(&self.state.csr);
+        self.tlb.flush();
+        self.select_tlb();
+        self.dcache.invalidate();
+        self.dcache.set_privilege(self.state.privilege as u64);
+        #[cfg(target_arch = "x86_64")]
+        if let Some(jit) = self.jit.as_mut() {
+            jit.abandon_attempt();
+        }
+    }
+
     /// Restores architectural state; drops TLB and decode cache.
     pub fn restore(&mut self, state: &HartState) {
         self.state.clone_from(state);
@@ -632,6 +665,17 @@ impl Hart {
         self.invalidate_code();
     }
 
+    /// [`Hart::flush_tlb`] for an owner that knows no code this hart has
+    /// fetched was written by anyone else since: translated blocks stay
+    /// valid (each one's entry still checks its page's execute-TLB entry,
+    /// so a block runs only after a fetch there touched the page again).
+    /// Decoded instructions go, as they carry no such check of their own
+    /// translation.
+    pub fn flush_tlb_keeping_code(&mut self) {
+        self.tlb.flush();
+        self.dcache.invalidate();
+    }
+
     /// Drops decoded instructions (call when code pages may have been
     /// written by someone else: commit, DMA, another hart).
     pub fn flush_decode_cache(&mut self) {
@@ -648,6 +692,18 @@ impl Hart {
     /// there: a spinning hart has nothing to gain from running on in it).
     pub fn set_stop_on_pause(&mut self, on: bool) {
         self.stop_on_pause = on;
+    }
+
+    /// Whether `fence.i` keeps decoded instructions and translated blocks.
+    /// The hart's own stores to code drop what they change as they happen
+    /// (see `DecodeCache::code_pages`), so `fence.i` only matters for
+    /// writes by others. An owner that sees to those itself — the recorder
+    /// and replayer, where another hart's writes become visible only at a
+    /// chunk start, which drops whatever they may have changed — turns
+    /// this on: Linux's boot-time code patching runs 4·10⁴ `fence.i`, each
+    /// of which made every block be compared with memory again.
+    pub fn set_fence_i_keeps_code(&mut self, on: bool) {
+        self.fence_i_keeps_code = on;
     }
 
     /// Drops the LR reservation (the recorder does at chunk boundaries).

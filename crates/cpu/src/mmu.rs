@@ -293,10 +293,10 @@ impl Hart {
             // A store by this hart to the reserved address ends the reservation.
             self.state.reservation = None;
         }
-        if grant.remapped() {
+        if let Some(from) = grant.moved_from() {
             // The page moved (copy-on-write): nothing may keep pointing at
             // the old copy.
-            self.tlb.flush();
+            self.tlb.evict_host_page(from.as_ptr().expose_provenance());
         }
         let host_page = grant.host().as_ptr().expose_provenance();
         match access {
@@ -430,8 +430,8 @@ impl Hart {
             return Err(access.access_fault(vaddr).into());
         }
         let grant = Self::pte_page(bus, pte_addr, AccessKind::Read, access, vaddr)?;
-        if grant.remapped() {
-            self.tlb.flush();
+        if let Some(from) = grant.moved_from() {
+            self.tlb.evict_host_page(from.as_ptr().expose_provenance());
         }
         let host = grant.host().as_ptr().expose_provenance() + (pte_addr & 0xfff) as usize;
         // SAFETY: freshly granted RAM page; pte_addr is 8-aligned (table base
@@ -474,8 +474,8 @@ impl Hart {
             return Err(access.access_fault(vaddr).into());
         }
         let grant = Self::pte_page(bus, pte_addr, AccessKind::Write, access, vaddr)?;
-        if grant.remapped() {
-            self.tlb.flush();
+        if let Some(from) = grant.moved_from() {
+            self.tlb.evict_host_page(from.as_ptr().expose_provenance());
         }
         let host = grant.host().as_ptr().expose_provenance() + (pte_addr & 0xfff) as usize;
         let p = std::ptr::with_exposed_provenance_mut::<u64>(host);

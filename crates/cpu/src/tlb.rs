@@ -71,6 +71,18 @@ impl TlbArray {
         self.superpages = false;
     }
 
+    /// Drops the entries that point at host page `host_page`; whether any.
+    fn drop_host_page(&mut self, host_page: usize) -> bool {
+        let mut dropped = false;
+        for e in &mut self.entries {
+            if e.tag != INVALID_TAG && e.addend.wrapping_add((e.tag << 12) as usize) == host_page {
+                *e = EMPTY;
+                dropped = true;
+            }
+        }
+        dropped
+    }
+
     /// Drops the entries whose leaf maps virtual page `vpn`; whether any.
     fn drop_page(&mut self, vpn: u64) -> bool {
         let mut dropped = false;
@@ -259,13 +271,24 @@ impl Tlb {
             return;
         }
         for set in self.used_sets() {
-            for e in set.write.entries.iter_mut() {
-                if e.tag != INVALID_TAG
-                    && e.addend.wrapping_add((e.tag << 12) as usize) == host_page
-                {
-                    *e = EMPTY;
-                }
-            }
+            set.write.drop_host_page(host_page);
+        }
+    }
+
+    /// Drops every entry that points at host page `host_page` (a page
+    /// that moved to a private copy: copy-on-write), under any virtual
+    /// address, in every set. The others stay: a chunk's first write to a
+    /// page it read before happens a few times per chunk, and emptying
+    /// the TLB for it meant walking the pages again.
+    pub(crate) fn evict_host_page(&mut self, host_page: usize) {
+        let mut exec_dropped = false;
+        for set in self.used_sets() {
+            set.read.drop_host_page(host_page);
+            set.write.drop_host_page(host_page);
+            exec_dropped |= set.exec.drop_host_page(host_page);
+        }
+        if exec_dropped {
+            self.epoch += 1;
         }
     }
 

@@ -2,11 +2,14 @@
 //! the second-level table (copy-on-write, A/D bits), devices only in a
 //! device-access slot, time and interrupt lines from the log's point of view.
 
+use std::sync::Arc;
+
 use samsara_cpu::bus::{AccessKind, Bus, FetchBreakpoint, MmioError, PageGrant};
 use samsara_machine::board::Board;
 use samsara_trace::{Event, Strategy};
 use samsara_types::{GuestPhysAddr, GuestPhysPage, GuestVirtAddr, HartId};
 
+use crate::code_watch::CodeWatch;
 use crate::replay::Divergence;
 use crate::replay::watch::{BreakpointSet, WatchSet};
 use crate::table::{AdTable, ChunkSets};
@@ -70,6 +73,9 @@ pub(crate) struct ChunkBus<'a> {
     /// Replay under a debugger: breakpoints (virtual pcs), checked when an
     /// instruction is decoded (those at a breakpoint are never cached).
     pub breakpoints: BreakpointSet,
+    /// Pages fetched from and writes to them, shared by all harts (see
+    /// `CodeWatch`; `None` under CREW).
+    pub code: Option<Arc<CodeWatch>>,
 }
 
 impl<'a> ChunkBus<'a> {
@@ -108,6 +114,7 @@ impl<'a> ChunkBus<'a> {
             yield_on_pause: strategy == Strategy::Crew,
             watches: WatchSet::default(),
             breakpoints: BreakpointSet::default(),
+            code: None,
         }
     }
 
@@ -133,6 +140,9 @@ impl<'a> ChunkBus<'a> {
             ) {
                 crate::table::write_back(buf, shared);
             }
+        }
+        if let Some(code) = &self.code {
+            code.written(sets.dirty.iter().map(|&p| p as usize));
         }
         self.table.reset(sets);
     }
@@ -197,11 +207,22 @@ unsafe impl Bus for ChunkBus<'_> {
                         written.push(idx as u32);
                     }
                     // SAFETY: shared RAM, as `Board::direct_page` grants it.
-                    return Some(unsafe { PageGrant::new(shared, false) });
+                    return Some(unsafe { PageGrant::new(shared) });
                 }
-                let (host, remapped) = self.table.touch(idx, kind == AccessKind::Write, shared);
+                if kind == AccessKind::Execute
+                    && let Some(code) = &self.code
+                {
+                    code.fetched(idx);
+                }
+                let (host, moved) = self.table.touch(idx, kind == AccessKind::Write, shared);
                 // SAFETY: shared RAM or this hart's private copy (see the impl).
-                Some(unsafe { PageGrant::new(host, remapped) })
+                Some(unsafe {
+                    if moved {
+                        PageGrant::moved(host, shared)
+                    } else {
+                        PageGrant::new(host)
+                    }
+                })
             }
             // The boot ROM is never written after setup: shared read-only.
             _ => self.board.direct_page(page, kind),

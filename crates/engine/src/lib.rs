@@ -9,6 +9,7 @@
 //! The design is in `docs/record-replay.md`.
 
 mod chunk_bus;
+mod code_watch;
 mod digest;
 pub mod exit;
 pub mod guest;

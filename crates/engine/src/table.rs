@@ -183,6 +183,59 @@ impl AdTable {
     }
 }
 
+/// A set of RAM pages (indices from RAM's first page), one bit each, that
+/// hart threads add to concurrently (a load first, so a page added again
+/// costs no contended read-modify-write).
+pub(crate) struct PageBits {
+    words: Box<[AtomicU64]>,
+}
+
+impl PageBits {
+    pub(crate) fn new(pages: usize) -> Self {
+        Self {
+            words: (0..pages.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn mark(&self, page: usize) {
+        let Some(w) = self.words.get(page / 64) else {
+            return;
+        };
+        let bit = 1u64 << (page % 64);
+        if w.load(Ordering::Relaxed) & bit == 0 {
+            w.fetch_or(bit, Ordering::Relaxed);
+        }
+    }
+
+    #[inline]
+    pub(crate) fn mark_all(&self, pages: &[u32]) {
+        for &p in pages {
+            self.mark(p as usize);
+        }
+    }
+
+    #[inline]
+    pub(crate) fn contains(&self, page: usize) -> bool {
+        self.words
+            .get(page / 64)
+            .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (page % 64)) != 0)
+    }
+
+    /// The marked pages, ascending; clears them.
+    pub(crate) fn take(&self) -> Vec<usize> {
+        let mut out = Vec::new();
+        for (i, w) in self.words.iter().enumerate() {
+            let mut bits = w.swap(0, Ordering::Relaxed);
+            while bits != 0 {
+                out.push(i * 64 + bits.trailing_zeros() as usize);
+                bits &= bits - 1;
+            }
+        }
+        out
+    }
+}
+
 fn copy_page_from_shared(buf: &mut PageBuf, shared: NonNull<u8>) {
     let src = shared.as_ptr().cast::<u64>();
     for (i, w) in buf.0.iter_mut().enumerate() {
@@ -221,6 +274,16 @@ pub(crate) fn page_hash(words: impl Iterator<Item = u64>) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_bits_take_in_order_and_clear() {
+        let d = PageBits::new(200);
+        d.mark_all(&[130, 3, 3, 64]);
+        d.mark(999); // outside: ignored
+        assert!(d.contains(64) && !d.contains(65) && !d.contains(999));
+        assert_eq!(d.take(), vec![3, 64, 130]);
+        assert!(d.take().is_empty() && !d.contains(64));
+    }
 
     #[test]
     fn walk_finds_touched_and_dirty_pages_and_reset_clears() {

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use samsara_cpu::CpuEngine;
 use samsara_engine::guest::{FileOverrides, Guest};
 use samsara_engine::record::{RecordConfig, RecordOutcome, Strategy, default_chunk_size, record};
 use samsara_engine::replay::{
@@ -72,6 +73,18 @@ fn amoadd_w(rd: u32, rs2: u32, rs1: u32) -> u32 {
     (0x20 << 27) | (rs2 << 20) | (rs1 << 15) | (2 << 12) | (rd << 7) | 0x2f
 }
 
+fn add(rd: u32, rs1: u32, rs2: u32) -> u32 {
+    (rs2 << 20) | (rs1 << 15) | (rd << 7) | 0x33
+}
+fn jalr(rd: u32, rs1: u32, imm: i32) -> u32 {
+    i_type(imm, rs1, 0, rd, 0x67)
+}
+const FENCE_I: u32 = 0x0000_100f;
+const RA: u32 = 1;
+const A0: u32 = 10;
+const A1: u32 = 11;
+const A2: u32 = 12;
+
 /// Increments per hart: long enough (about a million instructions) for
 /// the harts' loops to overlap on any host.
 const ROUNDS: u32 = 50 * 4096;
@@ -105,6 +118,68 @@ fn racy_counter(harts: u32, rounds: u32) -> Vec<u8> {
         jal_self(), // park
     ];
     code.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+/// The last value hart 0 writes into the shared code cell.
+const CELL_VALUES: i32 = 48;
+
+/// Cross-modifying code for `harts` harts: hart 0 rewrites the code cell
+/// at 0x8000_1000 (`addi a0, zero, k; ret`) with k = 1..=CELL_VALUES, a
+/// delay loop between writes; the other harts call the cell in a loop
+/// (with `fence.i`, as the ISA asks of a hart that wants others' code),
+/// summing what it returns until it returns the last value, then store
+/// their sums at 0x8001_0080 + 8·hartid. When each reader sees each new
+/// value depends on the interleaving; a reader that never saw new code
+/// would never finish.
+fn code_rewriter(harts: u32) -> Vec<u8> {
+    let code = [
+        csrr_mhartid(T0),
+        lui(S0, 0x8001),
+        slli(S0, S0, 4),  // s0: data, 0x8001_0000
+        addi(T4, S0, 64), // t4: readers done
+        lui(T6, 0x8000),
+        addi(T6, T6, 0x100),
+        slli(T6, T6, 4),                  // t6: the cell, 0x8000_1000
+        addi(S1, ZERO, harts as i32 - 1), // s1: readers
+        addi(A2, ZERO, CELL_VALUES),
+        bne(T0, ZERO, 72), // readers go on at 27
+        // 10: the writer
+        addi(T1, ZERO, 1),
+        addi(T2, A2, 1),
+        slli(T3, T1, 20), // 12: "addi a0, zero, k"
+        addi(T3, T3, 0x513),
+        sw(T3, T6, 0),
+        lui(T5, 1),
+        addi(T5, T5, -1), // 16: delay
+        bne(T5, ZERO, -4),
+        addi(T1, T1, 1),
+        bne(T1, T2, -28),
+        lw(T5, T4, 0), // 20: wait for the readers
+        bne(T5, S1, -4),
+        lui(T6, 0x100),
+        lui(A5, 0x5),
+        addi(A5, A5, 0x555),
+        sw(A5, T6, 0), // power off
+        jal_self(),
+        // 27: a reader
+        addi(A1, ZERO, 0),
+        FENCE_I, // 28
+        jalr(RA, T6, 0),
+        add(A1, A1, A0),
+        bne(A0, A2, -12),
+        slli(T3, T0, 3),
+        add(T3, T3, S0),
+        sw(A1, T3, 128),
+        addi(T3, ZERO, 1),
+        amoadd_w(ZERO, T3, T4),
+        jal_self(),
+    ];
+    let mut image: Vec<u8> = code.iter().flat_map(|w| w.to_le_bytes()).collect();
+    image.resize(0x1000, 0);
+    for w in [addi(A0, ZERO, 0), jalr(ZERO, RA, 0)] {
+        image.extend(w.to_le_bytes());
+    }
+    image
 }
 
 fn record_it(
@@ -158,8 +233,12 @@ fn record_rounds(
 }
 
 fn replay_config(trace: &Path) -> ReplayConfig {
+    replay_with(trace, CpuEngine::default())
+}
+
+fn replay_with(trace: &Path, cpu: CpuEngine) -> ReplayConfig {
     ReplayConfig {
-        cpu: Default::default(),
+        cpu,
         trace: trace.to_path_buf(),
         files: FileOverrides::default(),
         serial: false,
@@ -214,6 +293,77 @@ fn chunks_commit_squash_and_replay_the_race() {
         assert!(counter <= 4 * ROUNDS);
     }
     assert!(squashes > 0, "four harts on one counter never conflicted");
+}
+
+/// Harts see code another hart rewrote, in record and replay, with
+/// translated code kept across chunk starts (`CodeWatch`) and `fence.i`
+/// dropping nothing there; the recording replays exactly on both engines.
+#[test]
+fn code_rewritten_by_another_hart_is_seen_and_replays_on_both_engines() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("rewriter.bin");
+    std::fs::write(&image, code_rewriter(4)).unwrap();
+    for (strategy, seed) in [
+        (Strategy::Chunk, 1),
+        (Strategy::Chunk, 2),
+        (Strategy::Serial, 3),
+    ] {
+        let trace = dir.path().join(format!("rewriter-{strategy}-{seed}.trace"));
+        let config = RecordConfig {
+            cpu: CpuEngine::Translator,
+            strategy,
+            guest: Guest::Image(image.clone()),
+            trace: trace.clone(),
+            harts: 4,
+            ram_size: 16 << 20,
+            disk: None,
+            disk_readonly: false,
+            chunk_size: 5_000,
+            max_instructions: Some(50_000_000),
+            timeout: Some(Duration::from_secs(60)),
+            check_every: 1,
+            perturb: Some(seed),
+            echo: false,
+            stdin: false,
+        };
+        let rec = record(&config, &AtomicBool::new(false)).expect("recording");
+        assert_eq!(
+            rec.footer.exit,
+            RecordedExit::Poweroff,
+            "{strategy}: a reader never saw the last value"
+        );
+        let mut sums = Vec::new();
+        for cpu in [CpuEngine::Translator, CpuEngine::Interpreter] {
+            let o = replay(&replay_with(&trace, cpu), &AtomicBool::new(false)).unwrap();
+            assert!(o.verified(), "{strategy} {cpu:?}: {:?}", o.mismatches);
+            assert_eq!(o.ram_blake3, rec.footer.ram_blake3, "{strategy} {cpu:?}");
+            let mut s = ReplaySession::open(&replay_with(&trace, cpu)).unwrap();
+            s.run(&mut NoObserver, Position::END, &AtomicBool::new(false))
+                .unwrap();
+            let mut word = [0u8; 4];
+            sums.push(
+                (1..4u64)
+                    .map(|h| {
+                        s.board()
+                            .ram
+                            .read(samsara_types::GuestPhysAddr(0x8001_0080 + 8 * h), &mut word)
+                            .unwrap();
+                        u32::from_le_bytes(word)
+                    })
+                    .collect::<Vec<_>>(),
+            );
+        }
+        assert_eq!(
+            sums[0], sums[1],
+            "{strategy}: the engines replayed other sums"
+        );
+        // Each reader returned the last value at least once, and others
+        // before it.
+        assert!(
+            sums[0].iter().all(|&s| s > CELL_VALUES as u32),
+            "{strategy}: {sums:?}"
+        );
+    }
 }
 
 #[test]

@@ -97,7 +97,7 @@ unsafe impl Bus for FuzzBus {
         // allocation, which lives (unmoved) as long as the bus.
         let host = unsafe { base.add(off) };
         // SAFETY: a page-aligned offset into `ram` (see the impl).
-        Some(unsafe { PageGrant::new(NonNull::new(host)?, false) })
+        Some(unsafe { PageGrant::new(NonNull::new(host)?) })
     }
 
     fn mmio_read(&mut self, addr: GuestPhysAddr, _size: u8) -> Result<u64, MmioError> {

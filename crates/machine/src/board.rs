@@ -264,7 +264,7 @@ impl Board {
         // no longer than the board is the duty of whoever drives harts with
         // it (see `Bus`): `Machine` drops its harts with its board; the
         // engine flushes harts before recycling anything it granted.
-        Some(unsafe { PageGrant::new(host, false) })
+        Some(unsafe { PageGrant::new(host) })
     }
 
     fn region(&self, addr: u64) -> Option<(&Region, u64)> {

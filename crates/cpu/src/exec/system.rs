@@ -109,7 +109,9 @@ impl Hart {
                 Ok(Flow::Continue)
             }
             Op::FenceI => {
-                self.invalidate_code();
+                if !self.fence_i_keeps_code {
+                    self.invalidate_code();
+                }
                 self.state.pc = next;
                 Ok(Flow::Continue)
             }

@@ -167,6 +167,9 @@ pub(crate) struct Jit {
     /// Jumps in translated code to each pc (their displacements' offsets
     /// in the code space), patched whenever a block for it is made.
     jumps_to: HashMap<u64, Vec<u32>>,
+    /// While an attempt runs (see `Hart::begin_attempt`): the blocks
+    /// (pc, code offset) made or found unchanged in it.
+    attempt: Option<Vec<(u64, u32)>>,
     /// Arrivals that make a pc hot (at least 1).
     pub hot: u8,
     /// Run one block (or interpreted step) per `resume` call, never
@@ -357,6 +360,7 @@ impl Jit {
             called: Vec::new(),
             heat: cold_counters(),
             jumps_to: HashMap::new(),
+            attempt: None,
             hot: HOT,
             one_block: false,
             stats: TranslatorStats::default(),
@@ -467,8 +471,42 @@ impl Jit {
             self.slots[index].generation = generation;
             self.set_header_generation(slot.start, generation);
             self.stats.revalidated += 1;
+            if let Some(made) = &mut self.attempt {
+                made.push((slot.pc, slot.start));
+            }
         }
         same
+    }
+
+    /// From now on, notes the blocks made or found unchanged, for
+    /// [`Jit::abandon_attempt`].
+    pub(crate) fn begin_attempt(&mut self) {
+        let made = self.attempt.get_or_insert_default();
+        made.clear();
+    }
+
+    /// Makes the blocks made or found unchanged since
+    /// [`Jit::begin_attempt`] valid in no generation: what they were
+    /// checked against may be gone (see `Hart::abandon_attempt`), so they
+    /// are compared with memory again before they next run. The others
+    /// stay valid.
+    pub(crate) fn abandon_attempt(&mut self) {
+        let Some(mut made) = self.attempt.take() else {
+            return;
+        };
+        for &(pc, start) in &made {
+            self.set_header_generation(start, 0);
+            let index = Self::index(pc);
+            if self.slots[index].pc == pc && self.slots[index].start == start {
+                self.slots[index].generation = 0;
+            } else if let Some(aside) = self.aside.get_mut(&pc)
+                && aside.start == start
+            {
+                aside.generation = 0;
+            }
+        }
+        made.clear();
+        self.attempt = Some(made);
     }
 
     /// The entry into translated code (at the start of the code space).
@@ -549,6 +587,10 @@ impl Jit {
         self.called.clear();
         self.jumps_to.clear();
         self.heat = cold_counters();
+        // Offsets into the old space.
+        if let Some(made) = &mut self.attempt {
+            made.clear();
+        }
     }
 
     /// Translates the block at `pc`: from the code in memory, or with
@@ -666,6 +708,9 @@ impl Jit {
             source_len: parcels.len() as u32,
         };
         self.install(slot_index, slot);
+        if let Some(made) = &mut self.attempt {
+            made.push((pc, offset as u32));
+        }
         self.called.extend(called);
         // Jumps from this block to blocks there are, and from blocks there
         // are to this one, go straight to the checked entries.

@@ -218,7 +218,7 @@ unsafe impl Bus for TestBus {
         // SAFETY: in bounds of the RAM allocation.
         let host = unsafe { self.ptr.add(off) };
         // SAFETY: a page-aligned offset into the RAM allocation (see the impl).
-        Some(unsafe { PageGrant::new(NonNull::new(host).unwrap(), false) })
+        Some(unsafe { PageGrant::new(NonNull::new(host).unwrap()) })
     }
 
     fn mmio_read(&mut self, addr: GuestPhysAddr, size: u8) -> Result<u64, MmioError> {

@@ -9,6 +9,7 @@
 //! take sequence numbers of their own. See `docs/record-replay.md`.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,7 @@ use super::log::EntryLog;
 use super::{Perturb, RecordConfig, Strategy};
 use crate::BATCH;
 use crate::chunk_bus::{ChunkBus, Mode};
+use crate::code_watch::{CodeSeen, CodeWatch};
 use crate::sequencer::Watermark;
 use crate::table::{ChunkSets, page_hash, shared_words};
 
@@ -71,11 +73,15 @@ pub(crate) struct ChunkRecorder {
     /// write-back: what a spinning hart waits for.
     writes: Mutex<u64>,
     writes_cv: Condvar,
+    /// Pages fetched from and writes to them: when harts keep their
+    /// translated code across chunk starts.
+    pub(crate) code: Arc<CodeWatch>,
 }
 
 impl ChunkRecorder {
-    /// A recorder for `harts` harts, with no trace writer yet.
-    pub(crate) fn new(harts: u32) -> Self {
+    /// A recorder for `harts` harts and `ram_size` bytes of RAM, with no
+    /// trace writer yet.
+    pub(crate) fn new(harts: u32, ram_size: u64) -> Self {
         Self {
             commit: Mutex::new(ChunkCommit {
                 log: EntryLog::new(),
@@ -92,6 +98,7 @@ impl ChunkRecorder {
             newest_published: AtomicU64::new(0),
             writes: Mutex::new(0),
             writes_cv: Condvar::new(),
+            code: Arc::new(CodeWatch::new((ram_size >> 12) as usize)),
         }
     }
 
@@ -209,6 +216,7 @@ pub(crate) struct HartRecorder<'a> {
     /// accessed inside quanta and memory is written directly.
     pub(crate) serial: bool,
     perturb: Option<Perturb>,
+    code_seen: CodeSeen,
 }
 
 /// How a chunk attempt went.
@@ -227,11 +235,13 @@ impl<'a> HartRecorder<'a> {
     ) -> Self {
         let id = hart.hart_id();
         hart.set_stop_on_pause(config.strategy == Strategy::Chunk);
+        let mut bus = ChunkBus::new(board.clone(), id, Mode::Record, config.strategy);
+        bus.code = Some(rec.code.clone());
         Self {
             hart,
             board,
             rec,
-            bus: ChunkBus::new(board.clone(), id, Mode::Record, config.strategy),
+            bus,
             sets: ChunkSets::default(),
             id: id.index(),
             chunk_size: config.chunk_size.max(1),
@@ -241,6 +251,7 @@ impl<'a> HartRecorder<'a> {
             logged_lines: 0,
             serial: false,
             perturb: seed.map(Perturb),
+            code_seen: CodeSeen::default(),
         }
     }
 
@@ -338,7 +349,8 @@ impl<'a> HartRecorder<'a> {
             wm
         };
         let snapshot = self.hart.snapshot();
-        self.hart.flush_tlb();
+        self.code_seen.start_chunk(self.hart, Some(&rec.code));
+        self.hart.begin_attempt();
         self.hart.clear_reservation();
         self.latch_lines();
         self.bus.mmio_allowed = self.serial;
@@ -424,7 +436,7 @@ impl<'a> HartRecorder<'a> {
         if doomed || self.conflicts(&state, start_wm) {
             drop(state);
             self.bus.table.reset(&self.sets);
-            self.hart.restore(&snapshot);
+            self.hart.abandon_attempt(&snapshot);
             rec.squashes.fetch_add(1, Ordering::Relaxed);
             rec.squashed_steps.fetch_add(steps, Ordering::Relaxed);
             return (Attempt::Squashed, reason);
@@ -529,7 +541,7 @@ impl<'a> HartRecorder<'a> {
         }
         let seq = state.log.sequence(Truncation::DeviceOp);
         rec.start_wm[self.id].store(seq - 1, Ordering::Release);
-        self.hart.flush_tlb();
+        self.code_seen.start_chunk(self.hart, Some(&rec.code));
         self.hart.clear_reservation();
         self.latch_lines();
         self.bus.mmio_allowed = true;

@@ -64,6 +64,7 @@ impl CompletionSink for DmaSequencer {
         }
         pages.sort_unstable();
         pages.dedup();
+        rec.code.written(pages.iter().map(|&p| p as usize));
         rec.publish(&mut state, seq, pages);
         rec.dma.fetch_add(1, Ordering::Relaxed);
         rec.append(&mut state, Entry::Dma(DmaRecord { writes }));

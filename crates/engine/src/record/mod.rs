@@ -196,7 +196,7 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
     };
     let recorder = match config.strategy {
         Strategy::Chunk | Strategy::Serial => {
-            StrategyRecorder::Chunk(Arc::new(ChunkRecorder::new(config.harts)))
+            StrategyRecorder::Chunk(Arc::new(ChunkRecorder::new(config.harts, config.ram_size)))
         }
         Strategy::Crew => {
             StrategyRecorder::Crew(Box::new(CrewRecorder::new(config.harts, config.ram_size)))

@@ -1,6 +1,8 @@
 //! One hart's side of replay: an entry's start (its turn), its body (run
 //! in the recording's batches), its end (checks, write-back, retirement).
 
+use std::sync::Arc;
+
 use samsara_cpu::{Hart, StopReason};
 use samsara_machine::board::Board;
 use samsara_trace::{Check, ChunkRecord, Event, Strategy, Truncation};
@@ -10,6 +12,7 @@ use super::observer::{Flow, Observer};
 use super::policy::Policy;
 use super::{Divergence, Position, Shared, StateDiff};
 use crate::chunk_bus::{ChunkBus, Mode};
+use crate::code_watch::{CodeSeen, CodeWatch};
 use crate::table::{ChunkSets, page_hash, shared_words};
 
 /// A chunk part-way through replay.
@@ -63,18 +66,23 @@ pub(crate) struct HartReplayer {
     /// Interrupts were checked for the run call starting at this step of
     /// the entry (an observer saw its first instruction after that check).
     interrupts_checked_at: Option<u64>,
+    code_seen: CodeSeen,
 }
 
 impl HartReplayer {
-    pub fn new(board: Board, id: HartId, strategy: Strategy) -> Self {
+    /// `code`: the session's watch over code pages (`None` under CREW).
+    pub fn new(board: Board, id: HartId, strategy: Strategy, code: Option<Arc<CodeWatch>>) -> Self {
+        let mut bus = ChunkBus::new(board, id, Mode::Replay, strategy);
+        bus.code = code;
         Self {
-            bus: ChunkBus::new(board, id, Mode::Replay, strategy),
+            bus,
             sets: ChunkSets::default(),
             lines: 0,
             after_watch: false,
             after_stop: false,
             watch_seen: false,
             interrupts_checked_at: None,
+            code_seen: CodeSeen::default(),
         }
     }
 
@@ -157,7 +165,8 @@ impl HartReplayer {
                 return None;
             }
         }
-        hart.flush_tlb();
+        let code = self.bus.code.as_deref();
+        self.code_seen.start_chunk(hart, code);
         self.after_watch = false;
         self.after_stop = false;
         self.bus.breakpoints.pass = None;

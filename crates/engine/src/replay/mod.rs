@@ -395,7 +395,10 @@ pub(crate) struct Shared {
     /// RAM pages written since RAM last equalled the session's base
     /// checkpoint (write-back, DMA; CREW's direct writes are folded in
     /// from its tables when a checkpoint is taken or restored).
-    pub dirty: pages::DirtyPages,
+    pub dirty: crate::table::PageBits,
+    /// Pages fetched from and writes to them (see `CodeWatch`; `None`
+    /// under CREW).
+    pub code: Option<std::sync::Arc<crate::code_watch::CodeWatch>>,
 }
 
 impl Shared {

@@ -112,53 +112,6 @@ impl PageTable {
     }
 }
 
-/// Pages (indices from RAM's first page) written since RAM last equalled
-/// the session's base checkpoint: one bit per page, set concurrently by
-/// hart threads at write-back (a load first, so a page written by every
-/// entry costs no contended read-modify-write after its first).
-pub(crate) struct DirtyPages {
-    words: Box<[AtomicU64]>,
-}
-
-impl DirtyPages {
-    pub(crate) fn new(pages: usize) -> Self {
-        Self {
-            words: (0..pages.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
-        }
-    }
-
-    #[inline]
-    pub(crate) fn mark(&self, page: usize) {
-        let Some(w) = self.words.get(page / 64) else {
-            return;
-        };
-        let bit = 1u64 << (page % 64);
-        if w.load(Ordering::Relaxed) & bit == 0 {
-            w.fetch_or(bit, Ordering::Relaxed);
-        }
-    }
-
-    #[inline]
-    pub(crate) fn mark_all(&self, pages: &[u32]) {
-        for &p in pages {
-            self.mark(p as usize);
-        }
-    }
-
-    /// The marked pages, ascending; clears them.
-    pub(crate) fn take(&self) -> Vec<usize> {
-        let mut out = Vec::new();
-        for (i, w) in self.words.iter().enumerate() {
-            let mut bits = w.swap(0, Ordering::Relaxed);
-            while bits != 0 {
-                out.push(i * 64 + bits.trailing_zeros() as usize);
-                bits &= bits - 1;
-            }
-        }
-        out
-    }
-}
-
 fn host(ram: &GuestRam, idx: usize) -> Option<NonNull<u8>> {
     ram.host_page(ram.base().page() + idx as u64)
 }
@@ -259,15 +212,6 @@ mod tests {
         ram.read(GuestPhysAddr(BASE + page * PAGE_BYTES + 8), &mut b)
             .unwrap();
         b[0]
-    }
-
-    #[test]
-    fn dirty_pages_take_in_order_and_clear() {
-        let d = DirtyPages::new(200);
-        d.mark_all(&[130, 3, 3, 64]);
-        d.mark(999); // outside: ignored
-        assert_eq!(d.take(), vec![3, 64, 130]);
-        assert!(d.take().is_empty());
     }
 
     #[test]

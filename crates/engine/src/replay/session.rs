@@ -23,15 +23,16 @@ use samsara_types::{GuestPhysAddr, GuestVirtAddr};
 use super::hart::{Advance, HartReplayer, InProgress};
 use super::index::EntryIndex;
 use super::observer::{EntryView, Flow, NoObserver, Observer};
-use super::pages::{DirtyPages, PAGE_BYTES, Page, PageTable, unique_table_bytes, zero_page};
+use super::pages::{PAGE_BYTES, Page, PageTable, unique_table_bytes, zero_page};
 use super::policy::{Admission, CrewSaved, Policy};
 use super::watch::{BreakpointHit, Watch, WatchHit};
 use super::{Mismatch, Position, ReplayConfig, ReplayOutcome, Shared};
 use crate::EngineError;
+use crate::code_watch::CodeWatch;
 use crate::digest::{Console, OutputLog, OutputState, blake3_hex, digests, ram_blake3};
 use crate::guest::LoadedGuest;
 use crate::sequencer::Watermark;
-use crate::table::ChunkSets;
+use crate::table::{ChunkSets, PageBits};
 
 /// How far (in sequence numbers) the parallel dispatcher may run ahead of
 /// write-back: bounds the memory of queued entries whatever the trace's length.
@@ -174,13 +175,15 @@ impl ReplaySession {
             }
         }
         let policy = Policy::new(header.strategy, harts.len());
+        let pages = (board.ram.size() / PAGE_BYTES) as usize;
+        let code = (!policy.direct()).then(|| Arc::new(CodeWatch::new(pages)));
         let workers = harts
             .iter()
-            .map(|h| HartReplayer::new(board.clone(), h.hart_id(), header.strategy))
+            .map(|h| HartReplayer::new(board.clone(), h.hart_id(), header.strategy, code.clone()))
             .collect();
-        let pages = (board.ram.size() / PAGE_BYTES) as usize;
         let shared = Shared {
-            dirty: DirtyPages::new(pages),
+            code,
+            dirty: PageBits::new(pages),
             board,
             policy,
             wm: Watermark::new(),
@@ -921,10 +924,12 @@ fn apply_dma(shared: &Shared, dma: &DmaRecord) -> Result<(), String> {
     for (addr, data) in &dma.writes {
         if !data.is_empty() {
             let last = (addr + data.len() as u64 - 1) >> 12;
-            for page in (addr >> 12)..=last {
-                if let Some(idx) = page.checked_sub(first) {
-                    shared.dirty.mark(idx as usize);
-                }
+            let pages = ((addr >> 12)..=last).filter_map(|page| page.checked_sub(first));
+            for idx in pages.clone() {
+                shared.dirty.mark(idx as usize);
+            }
+            if let Some(code) = &shared.code {
+                code.written(pages.map(|idx| idx as usize));
             }
         }
         ram.write(GuestPhysAddr(*addr), data)
