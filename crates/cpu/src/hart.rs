@@ -165,8 +165,13 @@ impl Hart {
             let generation = self.dcache.code_generation;
             match jit.lookup(pc, generation, self.tlb.exec()) {
                 Lookup::Block(block, len) if len <= budget => {
-                    let (enter, slots, chain, call_out) =
-                        (jit.enter(), jit.slots(), jit.chain(), jit.call_out());
+                    let (enter, slots, chain, call_out, jump_cache) = (
+                        jit.enter(),
+                        jit.slots(),
+                        jit.chain(),
+                        jit.call_out(),
+                        jit.jump_cache(),
+                    );
                     // One block exactly: no budget left to chain or loop.
                     let budget = if one_block { len } else { budget };
                     // Translated code is foreign code: it reaches the hart
@@ -185,6 +190,7 @@ impl Hart {
                         interpret: interpret_for_block::<B>,
                         context: std::ptr::null_mut(),
                         call_out,
+                        jump_cache,
                     };
                     let mut context = BlockContext::<B> {
                         hart,
@@ -627,9 +633,8 @@ impl Hart {
     pub fn abandon_attempt(&mut self, state: &HartState) {
         self.state.clone_from(state);
         self.pmp = PmpTable::new(&self.state.csr);
-        self.tlb.flush();
+        self.flush_tlb_keeping_code();
         self.select_tlb();
-        self.dcache.invalidate();
         self.dcache.set_privilege(self.state.privilege as u64);
         #[cfg(target_arch = "x86_64")]
         if let Some(jit) = self.jit.as_mut() {
@@ -666,14 +671,21 @@ impl Hart {
     }
 
     /// [`Hart::flush_tlb`] for an owner that knows no code this hart has
-    /// fetched was written by anyone else since: translated blocks stay
-    /// valid (each one's entry still checks its page's execute-TLB entry,
-    /// so a block runs only after a fetch there touched the page again).
+    /// fetched was written by anyone else since, and that gives the hart a
+    /// page it writes at another host address than before (a recorder's
+    /// chunk: copy-on-write): translated blocks stay valid. Each one's
+    /// entry still checks its page's execute-TLB entry, so a block runs
+    /// only after a fetch there touched the page again, and from the host
+    /// page it was made from, which a page the hart wrote is not.
     /// Decoded instructions go, as they carry no such check of their own
-    /// translation.
+    /// translation, and so do the pages noted as fetched from
+    /// (`DecodeCache::code_pages`): which pages a store finds there decides
+    /// whether it empties the execute TLB, which the guest can see (a walk
+    /// sets A/D bits again), so that must depend on this chunk alone.
     pub fn flush_tlb_keeping_code(&mut self) {
         self.tlb.flush();
         self.dcache.invalidate();
+        self.dcache.code_pages.clear();
     }
 
     /// Drops decoded instructions (call when code pages may have been

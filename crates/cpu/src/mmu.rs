@@ -423,20 +423,36 @@ impl Hart {
         access: Access,
         vaddr: u64,
     ) -> Result<u64, ExecError> {
-        if !self
-            .pmp
-            .check(pte_addr, 8, PmpAccess::Read, Privilege::Supervisor)
-        {
-            return Err(access.access_fault(vaddr).into());
-        }
-        let grant = Self::pte_page(bus, pte_addr, AccessKind::Read, access, vaddr)?;
-        if let Some(from) = grant.moved_from() {
-            self.tlb.evict_host_page(from.as_ptr().expose_provenance());
-        }
-        let host = grant.host().as_ptr().expose_provenance() + (pte_addr & 0xfff) as usize;
-        // SAFETY: freshly granted RAM page; pte_addr is 8-aligned (table base
-        // is page-aligned, index * 8).
-        Ok(unsafe { host_read(host, 8) })
+        let page = pte_addr >> 12;
+        let host_page = match self.tlb.table_page(page) {
+            Some(host_page) => host_page,
+            None => {
+                if !self
+                    .pmp
+                    .check(pte_addr, 8, PmpAccess::Read, Privilege::Supervisor)
+                {
+                    return Err(access.access_fault(vaddr).into());
+                }
+                let grant = Self::pte_page(bus, pte_addr, AccessKind::Read, access, vaddr)?;
+                if let Some(from) = grant.moved_from() {
+                    self.tlb.evict_host_page(from.as_ptr().expose_provenance());
+                }
+                let host_page = grant.host().as_ptr().expose_provenance();
+                // Walks read the next PTEs here without the bus (or PMP)
+                // if PMP allows reading the whole page.
+                if self
+                    .pmp
+                    .check(page << 12, 4096, PmpAccess::Read, Privilege::Supervisor)
+                {
+                    self.tlb.note_table_page(page, host_page);
+                }
+                host_page
+            }
+        };
+        // SAFETY: a RAM page granted for reading, freshly or since the TLB
+        // was last emptied (and not moved since: `evict_host_page`);
+        // pte_addr is 8-aligned (table base is page-aligned, index * 8).
+        Ok(unsafe { host_read(host_page + (pte_addr & 0xfff) as usize, 8) })
     }
 
     /// The page holding a PTE, from the bus: a page it refuses for now

@@ -148,7 +148,17 @@ pub(crate) struct Tlb {
     /// block runs with the current arrays. One counter, so that a call out
     /// checks one word.
     pub epoch: u64,
+    /// Host pages of the page-table pages walks read since the TLB was
+    /// last emptied, by guest-physical page (direct-mapped): a walk reads
+    /// its PTEs through them without asking the bus again. Like the other
+    /// entries they stand for a first touch already made, and go with
+    /// them; they hold no PTE values (a walk always reads memory).
+    table_pages: [(u64, usize); TABLE_PAGES],
 }
+
+/// Entries of `Tlb::table_pages`.
+const TABLE_PAGES: usize = 16;
+const NO_TABLE_PAGE: (u64, usize) = (u64::MAX, 0);
 
 impl Tlb {
     pub(crate) fn new() -> Box<Tlb> {
@@ -164,6 +174,7 @@ impl Tlb {
             used: 0,
             write_pages: [0; WRITE_FILTER_WORDS],
             epoch: 0,
+            table_pages: [NO_TABLE_PAGE; TABLE_PAGES],
         })
     }
 
@@ -281,6 +292,11 @@ impl Tlb {
     /// page it read before happens a few times per chunk, and emptying
     /// the TLB for it meant walking the pages again.
     pub(crate) fn evict_host_page(&mut self, host_page: usize) {
+        for t in &mut self.table_pages {
+            if t.1 == host_page {
+                *t = NO_TABLE_PAGE;
+            }
+        }
         let mut exec_dropped = false;
         for set in self.used_sets() {
             set.read.drop_host_page(host_page);
@@ -316,6 +332,21 @@ impl Tlb {
         self.flush_data();
         self.flush_exec();
         self.used = 0;
+        self.table_pages = [NO_TABLE_PAGE; TABLE_PAGES];
+    }
+
+    /// The host page of page-table page `page` (guest-physical page
+    /// number), if a walk read it since the TLB was emptied.
+    #[inline]
+    pub(crate) fn table_page(&self, page: u64) -> Option<usize> {
+        let (p, host) = self.table_pages[page as usize % TABLE_PAGES];
+        (p == page).then_some(host)
+    }
+
+    /// Notes that page-table page `page` is at host page `host` (granted
+    /// for reading, and wholly readable under PMP).
+    pub(crate) fn note_table_page(&mut self, page: u64, host: usize) {
+        self.table_pages[page as usize % TABLE_PAGES] = (page, host);
     }
 
     /// Drops the entries of every set whose leaf maps `vaddr`

@@ -187,9 +187,13 @@ fn a_page_table_page_refused_for_now_defers_the_instruction() {
         0,
         "no A/D behind a refusal"
     );
-    // The root table page refused for any access: deferred as well.
+    // The root table page refused for any access: deferred as well. (A
+    // bus that takes back a page it granted has the hart drop its grants
+    // first, as the CREW recorder does: walks read table pages they were
+    // granted since the TLB was emptied without asking again.)
     let root = vm.hart.state().csr.satp << 12;
     vm.bus.refuse = vec![(root >> 12, false)];
+    vm.hart.flush_tlb();
     assert_eq!(vm.hart.run(&mut vm.bus, 1), StopReason::DeviceAccess);
     assert_eq!((vm.hart.pc().raw(), vm.hart.steps().0), (store, steps));
     vm.bus.refuse.clear();
@@ -545,6 +549,103 @@ fn sfence_vma_and_satp_writes_make_changes_visible() {
         records(&vm).iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(),
         [(13, VA)]
     );
+}
+
+/// A page-table page that moves to a private copy (copy-on-write, as in a
+/// recorded chunk) after a walk read it is read from the copy by the
+/// next walk: the hart drops what it held of the old copy, TLB entries and
+/// the table page its walks read without asking the bus again.
+#[test]
+fn a_table_page_that_moves_is_walked_at_its_new_place() {
+    let prog = Prog::new(|a| {
+        a.li(S0, VA).w(ld(A0, S0, 0));
+        a.w(sd(S2, S3, 0)) // the table page's first write: it moves
+            .w(sfence_vma(S0, ZERO))
+            .w(ld(A1, S0, 0));
+    });
+    let mut pte = 0;
+    let mut vm = paged_vm(
+        &prog,
+        Privilege::Supervisor,
+        3,
+        |bus, pt| {
+            pte = pt.map(bus, VA, PA_DATA, 0, RW);
+            bus.write_u64(PA_DATA, 1);
+            bus.write_u64(PA_DATA + 0x1000, 2);
+        },
+        |_| {},
+    );
+    vm.bus.copy_on_write = true;
+    vm.edit(|s| {
+        s.x[S2 as usize] = ((PA_DATA + 0x1000) >> 12 << 10) | RW;
+        s.x[S3 as usize] = pte;
+    });
+    assert_eq!(prog.go(&mut vm), End::Halt);
+    assert_eq!((vm.x(A0), vm.x(A1)), (1, 2));
+}
+
+/// A chunk start that keeps translated code (`flush_tlb_keeping_code`)
+/// forgets which pages were fetched from before it: a store to such a page
+/// then empties no execute TLB, so the next fetch does not walk again (a
+/// walk the guest sees: it sets an A bit the guest cleared without a
+/// fence). What a store drops must depend on the chunk alone, or a
+/// recording and its replay, which never ran the recording's squashed
+/// attempts, would differ.
+#[test]
+fn a_chunk_start_forgets_the_pages_fetched_before_it() {
+    let prog = Prog::new(|a| {
+        a.jal(RA, "sub");
+        a.label("chunk");
+        a.w(sd(S2, S3, 0)) // the code's leaf loses its A bit
+            .w(sd(ZERO, S4, 0)) // sub's page, fetched before the chunk
+            .w(addi(T0, ZERO, 1))
+            .j("halt");
+        a.align(4096);
+        a.label("sub");
+        a.w(jalr(ZERO, RA, 0));
+    });
+    let mut vm = prog.vm(Privilege::Supervisor);
+    let mut pt = PageTable::new(3, PT_AREA);
+    let leaf = pt.map(&mut vm.bus, RAM_BASE, RAM_BASE, 2, RWX);
+    pt.map(&mut vm.bus, VA, prog.addr("sub"), 0, RW);
+    let satp = pt.satp();
+    let cleared = vm.bus.read_u64(leaf) & !A;
+    vm.edit(|s| {
+        s.csr.satp = satp;
+        s.x[S2 as usize] = cleared;
+        s.x[S3 as usize] = leaf;
+        s.x[S4 as usize] = VA;
+    });
+    vm.run_to(prog.addr("chunk"), 10);
+    vm.hart.flush_tlb_keeping_code();
+    vm.run_to(prog.addr("halt"), 10);
+    assert_eq!(vm.bus.read_u64(leaf) & A, 0, "a walk after the store");
+}
+
+/// A data page that moves to a private copy on its first write is read at
+/// its new place afterwards, under every virtual address the TLB held it.
+#[test]
+fn a_page_that_moves_is_read_at_its_new_place_under_every_alias() {
+    let prog = Prog::new(|a| {
+        a.li(S0, VA).li(S1, VA + 0x3000);
+        a.w(ld(A0, S0, 0)).w(ld(A1, S1, 0)); // both aliases cached
+        a.li(T0, 7).w(sd(T0, S0, 0)); // the first write: the page moves
+        a.w(ld(A2, S0, 0)).w(ld(A3, S1, 0));
+    });
+    let mut vm = paged_vm(
+        &prog,
+        Privilege::Supervisor,
+        3,
+        |bus, pt| {
+            pt.map(bus, VA, PA_DATA, 0, RW);
+            pt.map(bus, VA + 0x3000, PA_DATA, 0, RW);
+            bus.write_u64(PA_DATA, 1);
+        },
+        |_| {},
+    );
+    vm.bus.copy_on_write = true;
+    assert_eq!(prog.go(&mut vm), End::Halt);
+    assert_eq!((vm.x(A0), vm.x(A1), vm.x(A2), vm.x(A3)), (1, 1, 7, 7));
 }
 
 #[test]

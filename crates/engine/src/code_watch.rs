@@ -23,8 +23,16 @@
 //!   mark, because the fetching chunk committed first (the commit lock, and
 //!   in replay the in-order write-back, order the two) or was squashed.
 //!
-//! Only harts' own copy-on-write chunks (chunk and serial strategies) use
-//! it: under CREW, harts write shared memory directly, at any moment.
+//! And a hart's own writes: in a chunk a page it writes moves to a private
+//! copy, so the blocks made from the page's shared copy no longer match
+//! its execute-TLB entry, and a store to a page fetched from in this chunk
+//! drops code as ever (`DecodeCache::code_pages`, emptied at every chunk
+//! start so that what a store drops depends on the chunk alone).
+//!
+//! Only the chunk strategy uses it, in record and replay alike (what
+//! `fence.i` drops must be the same in both). The serial strategy records
+//! with writes going straight to shared memory, so the hart's own writes
+//! would not move pages; under CREW every hart does, at any moment.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -57,6 +65,12 @@ impl CodeWatch {
         if pages.into_iter().any(|p| self.fetched.contains(p)) {
             self.writes.fetch_add(1, Ordering::Release);
         }
+    }
+
+    /// A device wrote RAM (the HTIF's answer to a system call): where is
+    /// not known, so the count moves.
+    pub(crate) fn written_by_device(&self) {
+        self.writes.fetch_add(1, Ordering::Release);
     }
 
     /// The count of writes to fetched pages; read after the watermark a

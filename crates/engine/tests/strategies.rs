@@ -296,13 +296,15 @@ fn chunks_commit_squash_and_replay_the_race() {
 }
 
 /// Harts see code another hart rewrote, in record and replay, with
-/// translated code kept across chunk starts (`CodeWatch`) and `fence.i`
-/// dropping nothing there; the recording replays exactly on both engines.
+/// translated code kept across chunk starts (`CodeWatch`, chunk strategy)
+/// and `fence.i` dropping nothing there; the recording replays exactly
+/// on both engines.
 #[test]
 fn code_rewritten_by_another_hart_is_seen_and_replays_on_both_engines() {
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("rewriter.bin");
     std::fs::write(&image, code_rewriter(4)).unwrap();
+    let mut saw_values_change = false;
     for (strategy, seed) in [
         (Strategy::Chunk, 1),
         (Strategy::Chunk, 2),
@@ -357,13 +359,15 @@ fn code_rewritten_by_another_hart_is_seen_and_replays_on_both_engines() {
             sums[0], sums[1],
             "{strategy}: the engines replayed other sums"
         );
-        // Each reader returned the last value at least once, and others
-        // before it.
+        // Each reader returned the last value (a reader whose host thread
+        // started late may have seen only that one).
         assert!(
-            sums[0].iter().all(|&s| s > CELL_VALUES as u32),
+            sums[0].iter().all(|&s| s >= CELL_VALUES as u32),
             "{strategy}: {sums:?}"
         );
+        saw_values_change |= sums[0].iter().any(|&s| s > CELL_VALUES as u32);
     }
+    assert!(saw_values_change, "no reader saw the code change under it");
 }
 
 #[test]

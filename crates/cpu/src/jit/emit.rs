@@ -23,7 +23,7 @@ use dynasmrt::x64::X64Relocation;
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler, dynasm};
 use samsara_isa::{Format, Inst, Op};
 
-use super::{BlockFrame, SLOTS, Slot};
+use super::{BlockFrame, JUMP_CACHE, JumpEntry, SLOTS, Slot};
 use crate::exec::PAUSE_PRED_SUCC;
 use crate::tlb::TlbEntry;
 
@@ -86,6 +86,11 @@ const S_GENERATION: i32 = std::mem::offset_of!(Slot, generation) as i32;
 const S_FETCH_ADDEND: i32 = (std::mem::offset_of!(Slot, fetch) + ADDEND as usize) as i32;
 const S_CODE: i32 = std::mem::offset_of!(Slot, code) as i32;
 const S_LEN: i32 = std::mem::offset_of!(Slot, len) as i32;
+const S_CHECKED: i32 = std::mem::offset_of!(Slot, checked) as i32;
+const JUMP_CACHE_TABLE: i32 = std::mem::offset_of!(BlockFrame, jump_cache) as i32;
+const JUMP_SHIFT: i8 = 4;
+const _: () = assert!(std::mem::size_of::<JumpEntry>() == 1 << JUMP_SHIFT);
+const JUMP_MASK: i32 = (JUMP_CACHE - 1) as i32;
 
 /// Host register numbers.
 const RAX: u8 = 0;
@@ -139,6 +144,16 @@ pub(super) fn runtime() -> Vec<u8> {
     }
     dynasm!(a
         ; .arch x64
+        // The jump cache first: a hit goes to the block's checked entry.
+        ; mov rax, rcx
+        ; shr rax, 1
+        ; and eax, JUMP_MASK
+        ; shl rax, JUMP_SHIFT
+        ; add rax, QWORD [r11 + JUMP_CACHE_TABLE]
+        ; cmp QWORD [rax], rcx
+        ; jne >table
+        ; jmp QWORD [rax + 8]
+        ; table:
         ; mov rax, rcx
         ; shr rax, 1
         ; and eax, (SLOTS - 1) as i32
@@ -168,6 +183,15 @@ pub(super) fn runtime() -> Vec<u8> {
         ; mov r8, QWORD [r9 + ADDEND]
         ; cmp QWORD [rax + S_FETCH_ADDEND], r8
         ; jne >out
+        // Found: the jump cache leads here next time.
+        ; mov r8, QWORD [rax + S_CHECKED]
+        ; mov rax, rcx
+        ; shr rax, 1
+        ; and eax, JUMP_MASK
+        ; shl rax, JUMP_SHIFT
+        ; add rax, QWORD [r11 + JUMP_CACHE_TABLE]
+        ; mov QWORD [rax], rcx
+        ; mov QWORD [rax + 8], r8
         ; jmp rdx
         ; out:
         ; mov QWORD [r11 + NEXT_PC], rcx
@@ -206,7 +230,7 @@ pub(super) fn runtime() -> Vec<u8> {
 }
 
 /// Where the call-out code starts in the code space.
-pub(super) const CALL_OUT_OFFSET: usize = 256;
+pub(super) const CALL_OUT_OFFSET: usize = 320;
 
 /// Where the chaining code starts in the code space.
 pub(super) const CHAIN_OFFSET: usize = 64;
@@ -615,6 +639,22 @@ impl Emitter {
             let site = self.a.offset().0 - 4;
             self.sites.push((site, t));
             dynasm!(self.a ; .arch x64 ; =>fallback);
+        } else {
+            // A computed target (a return, mostly): the jump cache here,
+            // so that each site's indirect jump is predicted on its own.
+            let table = self.a.new_dynamic_label();
+            dynasm!(self.a
+                ; .arch x64
+                ; mov rax, rcx
+                ; shr rax, 1
+                ; and eax, JUMP_MASK
+                ; shl rax, JUMP_SHIFT
+                ; add rax, QWORD [r11 + JUMP_CACHE_TABLE]
+                ; cmp QWORD [rax], rcx
+                ; jne =>table
+                ; jmp QWORD [rax + 8]
+                ; =>table
+            );
         }
         dynasm!(self.a ; .arch x64 ; jmp QWORD [r11 + CHAIN]);
     }

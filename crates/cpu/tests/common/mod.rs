@@ -62,6 +62,11 @@ pub struct TestBus {
     pub pass_breakpoint: Option<u64>,
     /// Every pc asked about by `breakpoint`.
     pub breakpoint_checks: Vec<u64>,
+    /// A page moves to a private copy on its first grant for writing, as
+    /// in a recorder's chunk (`PageGrant::moved`); later grants give the
+    /// copy. The bus's RAM keeps the old contents.
+    pub copy_on_write: bool,
+    copies: Vec<(u64, Box<[u64; 512]>)>,
 }
 
 /// Addresses of the HTIF mailboxes.
@@ -99,6 +104,8 @@ impl TestBus {
             breakpoints: Vec::new(),
             pass_breakpoint: None,
             breakpoint_checks: Vec::new(),
+            copy_on_write: false,
+            copies: Vec::new(),
         }
     }
 
@@ -216,9 +223,26 @@ unsafe impl Bus for TestBus {
         }
         let off = (addr - RAM_BASE) as usize;
         // SAFETY: in bounds of the RAM allocation.
-        let host = unsafe { self.ptr.add(off) };
+        let host = NonNull::new(unsafe { self.ptr.add(off) }).unwrap();
+        if self.copy_on_write {
+            if let Some((_, copy)) = self.copies.iter_mut().find(|(p, _)| *p == page) {
+                // SAFETY: a boxed page of the bus's, freed only with it.
+                return Some(unsafe { PageGrant::new(NonNull::from(&mut **copy).cast()) });
+            }
+            if kind == AccessKind::Write {
+                let mut copy = Box::new([0u64; 512]);
+                // SAFETY: `host` is a whole page of RAM; one thread.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(host.as_ptr().cast(), copy.as_mut_ptr(), 512)
+                };
+                let at = NonNull::from(&mut *copy).cast();
+                self.copies.push((page, copy));
+                // SAFETY: as above.
+                return Some(unsafe { PageGrant::moved(at, host) });
+            }
+        }
         // SAFETY: a page-aligned offset into the RAM allocation (see the impl).
-        Some(unsafe { PageGrant::new(NonNull::new(host).unwrap()) })
+        Some(unsafe { PageGrant::new(host) })
     }
 
     fn mmio_read(&mut self, addr: GuestPhysAddr, size: u8) -> Result<u64, MmioError> {

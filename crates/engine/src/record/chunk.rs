@@ -236,7 +236,9 @@ impl<'a> HartRecorder<'a> {
         let id = hart.hart_id();
         hart.set_stop_on_pause(config.strategy == Strategy::Chunk);
         let mut bus = ChunkBus::new(board.clone(), id, Mode::Record, config.strategy);
-        bus.code = Some(rec.code.clone());
+        if config.strategy == Strategy::Chunk {
+            bus.code = Some(rec.code.clone());
+        }
         Self {
             hart,
             board,
@@ -349,7 +351,8 @@ impl<'a> HartRecorder<'a> {
             wm
         };
         let snapshot = self.hart.snapshot();
-        self.code_seen.start_chunk(self.hart, Some(&rec.code));
+        self.code_seen
+            .start_chunk(self.hart, self.bus.code.as_deref());
         self.hart.begin_attempt();
         self.hart.clear_reservation();
         self.latch_lines();
@@ -541,7 +544,8 @@ impl<'a> HartRecorder<'a> {
         }
         let seq = state.log.sequence(Truncation::DeviceOp);
         rec.start_wm[self.id].store(seq - 1, Ordering::Release);
-        self.code_seen.start_chunk(self.hart, Some(&rec.code));
+        self.code_seen
+            .start_chunk(self.hart, self.bus.code.as_deref());
         self.hart.clear_reservation();
         self.latch_lines();
         self.bus.mmio_allowed = true;

@@ -176,7 +176,8 @@ impl ReplaySession {
         }
         let policy = Policy::new(header.strategy, harts.len());
         let pages = (board.ram.size() / PAGE_BYTES) as usize;
-        let code = (!policy.direct()).then(|| Arc::new(CodeWatch::new(pages)));
+        let code = (header.strategy == samsara_trace::Strategy::Chunk)
+            .then(|| Arc::new(CodeWatch::new(pages)));
         let workers = harts
             .iter()
             .map(|h| HartReplayer::new(board.clone(), h.hart_id(), header.strategy, code.clone()))
