@@ -178,7 +178,10 @@ pub unsafe trait Bus {
     /// when this hart lacks the right to the page. The hart then treats the
     /// instruction like a deferred device access: no effect, stop with
     /// `StopReason::DeviceAccess`, `pc` at the instruction, re-executed when
-    /// the bus has made the page available. The default: never.
+    /// the bus has made the page available. A page granted once is taken
+    /// back only after the hart's TLB was emptied (`Hart::flush_tlb`): until
+    /// then the hart uses its grants, page walks included, without asking
+    /// again. The default: never.
     fn ram_refused(&mut self) -> bool {
         false
     }

@@ -151,7 +151,7 @@ impl Hart {
     #[cfg(target_arch = "x86_64")]
     #[inline(never)]
     fn resume_translated<B: Bus>(&mut self, bus: &mut B, max_steps: u64) -> StopReason {
-        use crate::jit::{BlockFrame, Lookup};
+        use crate::jit::Lookup;
         let end = self.state.steps.saturating_add(max_steps);
         // The pc whose execute-TLB entry was last refilled for a block: at
         // most once per arrival (an entry may not be cacheable).
@@ -161,123 +161,67 @@ impl Hart {
         while self.state.steps < end {
             let pc = self.state.pc;
             let budget = end - self.state.steps;
-            let jit = self.jit.as_mut().expect("the translator is on");
             let generation = self.dcache.code_generation;
-            match jit.lookup(pc, generation, self.tlb.exec()) {
-                Lookup::Block(block, len) if len <= budget => {
-                    let (enter, slots, chain, call_out, jump_cache) = (
-                        jit.enter(),
-                        jit.slots(),
-                        jit.chain(),
-                        jit.call_out(),
-                        jit.jump_cache(),
-                    );
-                    // One block exactly: no budget left to chain or loop.
-                    let budget = if one_block { len } else { budget };
-                    // Translated code is foreign code: it reaches the hart
-                    // through raw pointers, and the hart and bus through
-                    // `fill_tlb_for_block` and `interpret_for_block` while
-                    // it is suspended in those calls.
-                    let hart: *mut Hart = self;
-                    let mut frame = BlockFrame {
-                        left: budget,
-                        next_pc: pc,
-                        generation,
-                        slots,
-                        exec: std::ptr::null(),
-                        chain,
-                        fill: fill_tlb_for_block::<B>,
-                        interpret: interpret_for_block::<B>,
-                        context: std::ptr::null_mut(),
-                        call_out,
-                        jump_cache,
-                    };
-                    let mut context = BlockContext::<B> {
-                        hart,
-                        bus,
-                        frame: &raw mut frame,
-                        start_steps: self.state.steps,
-                        budget,
-                        stop: None,
-                    };
-                    frame.context = (&raw mut context).cast();
-                    // SAFETY: `hart` is `self`, valid for the call.
-                    // Raw pointers only: the calls out change the TLB.
-                    let (x, tlb) = unsafe {
-                        (
-                            (*hart).state.x.as_mut_ptr(),
-                            std::ptr::from_mut::<crate::tlb::Tlb>(&mut *(*hart).tlb),
-                        )
-                    };
-                    // SAFETY: `tlb` points at the hart's boxed TLB. The
-                    // sets in use stay for the block's run: what changes
-                    // them (traps, returns, CSR writes) ends a block.
-                    let (read, write, exec) = unsafe {
-                        (
-                            (*tlb).read().as_ptr(),
-                            (*tlb).write().as_ptr(),
-                            (*tlb).exec().as_ptr(),
-                        )
-                    };
-                    frame.exec = exec;
-                    // SAFETY: `block` was translated from code found
-                    // unchanged in this generation (so its instructions are
-                    // the ones at these pcs, fetched with permission), as
-                    // is every block it jumps to; blocks touch only the
-                    // register array, the TLB arrays and block table
-                    // (read), the host pages their entries grant (the same
-                    // accesses, under the same checks, as the
-                    // interpreter's fast path) and the frame, and call
-                    // `fill` and `interpret` (with their registers in
-                    // memory), which reach neither the block table nor the
-                    // code; they run at most `budget` steps.
-                    let why = unsafe { enter(x, read, write, &raw mut frame, block) };
-                    let done = budget - frame.left;
-                    self.state.steps += done;
-                    self.state.pc = frame.next_pc;
-                    if let Some(jit) = self.jit.as_mut() {
-                        jit.stats.steps_translated += done;
+            let jit = self.jit.as_mut().expect("the translator is on");
+            // The jump cache first (64 KiB): the block table's line for a
+            // pc is most often not in the host's cache. A block entered
+            // there checks itself and comes straight back, having done
+            // nothing, if it may not run: then the table decides.
+            let mut ran = None;
+            if !one_block && let Some(checked) = jit.jump(pc) {
+                match self.run_block(bus, checked, budget, generation) {
+                    Err(stop) => return stop,
+                    Ok((0, 0)) => {}
+                    Ok((why, _)) => ran = Some(why),
+                }
+            }
+            let jit = self.jit.as_mut().expect("the translator is on");
+            match ran {
+                Some(_) => {}
+                None => match jit.lookup(pc, generation, self.tlb.exec()) {
+                    Lookup::Block(block, len) if len <= budget => {
+                        // One block exactly: no budget left to chain or loop.
+                        let budget = if one_block { len } else { budget };
+                        let (why, done) = match self.run_block(bus, block, budget, generation) {
+                            Err(stop) => return stop,
+                            Ok(r) => r,
+                        };
+                        if one_block && (why != 1 || done > 0) {
+                            return StopReason::StepLimit;
+                        }
+                        ran = Some(why);
                     }
-                    let stop = match (why, context.stop) {
-                        (2, Some(Flow::Deferred)) => Some(StopReason::DeviceAccess),
-                        (2, Some(Flow::Watch)) => Some(StopReason::Watch),
-                        _ => None,
-                    };
-                    if let Some(stop) = stop {
-                        return stop;
-                    }
-                    if one_block && (why != 1 || done > 0) {
-                        return StopReason::StepLimit;
-                    }
-                    if why != 1 {
+                    Lookup::Refill if refilled != Some(pc) => {
+                        refilled = Some(pc);
+                        if let Some(stop) = self.refill_fetch(bus, pc) {
+                            return stop;
+                        }
                         continue;
                     }
-                    // Stopped before a load or store that missed the TLB:
-                    // the interpreter runs it now.
-                    if self.state.steps >= end {
-                        break;
+                    Lookup::Hot => {
+                        if !self.tlb.fetchable(pc)
+                            && let Some(stop) = self.refill_fetch(bus, pc)
+                        {
+                            return stop;
+                        }
+                        let jit = self.jit.as_mut().expect("the translator is on");
+                        jit.translate(pc, &self.dcache, self.tlb.exec(), bus.any_breakpoint());
                     }
-                }
-                Lookup::Refill if refilled != Some(pc) => {
-                    refilled = Some(pc);
-                    if let Some(stop) = self.refill_fetch(bus, pc) {
-                        return stop;
-                    }
+                    // Longer than the budget left (less than a block): the
+                    // interpreter runs the rest.
+                    Lookup::Block(..) if !one_block => return self.interpret(bus, budget),
+                    Lookup::Block(..) | Lookup::Refill | Lookup::Interpret => {}
+                },
+            }
+            if let Some(why) = ran {
+                if why != 1 {
                     continue;
                 }
-                Lookup::Hot => {
-                    if !self.tlb.fetchable(pc)
-                        && let Some(stop) = self.refill_fetch(bus, pc)
-                    {
-                        return stop;
-                    }
-                    let jit = self.jit.as_mut().expect("the translator is on");
-                    jit.translate(pc, &self.dcache, self.tlb.exec(), bus.any_breakpoint());
+                // Stopped before a load or store that missed the TLB: the
+                // interpreter runs it now.
+                if self.state.steps >= end {
+                    break;
                 }
-                // Longer than the budget left (less than a block): the
-                // interpreter runs the rest.
-                Lookup::Block(..) if !one_block => return self.interpret(bus, budget),
-                Lookup::Block(..) | Lookup::Refill | Lookup::Interpret => {}
             }
             let stop = if one_block {
                 self.interpret(bus, 1)
@@ -294,6 +238,95 @@ impl Hart {
             }
         }
         StopReason::StepLimit
+    }
+
+    /// Runs translated code from `block` (a block's entry, or its checked
+    /// entry) with `budget` steps at most, in code generation
+    /// `generation`: what it returned (see `jit::Enter`) and the steps it
+    /// ran, or the stop a call out of it asked for.
+    #[cfg(target_arch = "x86_64")]
+    fn run_block<B: Bus>(
+        &mut self,
+        bus: &mut B,
+        block: usize,
+        budget: u64,
+        generation: u64,
+    ) -> Result<(u64, u64), StopReason> {
+        use crate::jit::BlockFrame;
+        let pc = self.state.pc;
+        let jit = self.jit.as_mut().expect("the translator is on");
+        let (enter, slots, chain, call_out, jump_cache) = (
+            jit.enter(),
+            jit.slots(),
+            jit.chain(),
+            jit.call_out(),
+            jit.jump_cache(),
+        );
+        // Translated code is foreign code: it reaches the hart through raw
+        // pointers, and the hart and bus through `fill_tlb_for_block` and
+        // `interpret_for_block` while it is suspended in those calls.
+        let hart: *mut Hart = self;
+        let mut frame = BlockFrame {
+            left: budget,
+            next_pc: pc,
+            generation,
+            slots,
+            exec: std::ptr::null(),
+            chain,
+            fill: fill_tlb_for_block::<B>,
+            interpret: interpret_for_block::<B>,
+            context: std::ptr::null_mut(),
+            call_out,
+            jump_cache,
+        };
+        let mut context = BlockContext::<B> {
+            hart,
+            bus,
+            frame: &raw mut frame,
+            start_steps: self.state.steps,
+            budget,
+            stop: None,
+        };
+        frame.context = (&raw mut context).cast();
+        // SAFETY: `hart` is `self`, valid for the call. Raw pointers only: the
+        // calls out change the TLB.
+        let (x, tlb) = unsafe {
+            (
+                (*hart).state.x.as_mut_ptr(),
+                std::ptr::from_mut::<crate::tlb::Tlb>(&mut *(*hart).tlb),
+            )
+        };
+        // SAFETY: `tlb` points at the hart's boxed TLB. The sets in use stay
+        // for the block's run: what changes them (traps, returns, CSR writes)
+        // ends a block.
+        let (read, write, exec) = unsafe {
+            (
+                (*tlb).read().as_ptr(),
+                (*tlb).write().as_ptr(),
+                (*tlb).exec().as_ptr(),
+            )
+        };
+        frame.exec = exec;
+        // SAFETY: `block` was translated from code found unchanged in this
+        // generation (so its instructions are the ones at these pcs, fetched
+        // with permission), as is every block it jumps to; blocks touch only
+        // the register array, the TLB arrays and block table (read), the host
+        // pages their entries grant (the same accesses, under the same checks,
+        // as the interpreter's fast path) and the frame, and call `fill` and
+        // `interpret` (with their registers in memory), which reach neither
+        // the block table nor the code; they run at most `budget` steps.
+        let why = unsafe { enter(x, read, write, &raw mut frame, block) };
+        let done = budget - frame.left;
+        self.state.steps += done;
+        self.state.pc = frame.next_pc;
+        if let Some(jit) = self.jit.as_mut() {
+            jit.stats.steps_translated += done;
+        }
+        match (why, context.stop) {
+            (2, Some(Flow::Deferred)) => Err(StopReason::DeviceAccess),
+            (2, Some(Flow::Watch)) => Err(StopReason::Watch),
+            _ => Ok((why, done)),
+        }
     }
 
     /// Interprets from the pc to where a block made there would end (after

@@ -57,6 +57,10 @@ struct TlbArray {
     leaf_shift: [u8; TLB_SIZE],
     /// Some entry may be from a superpage.
     superpages: bool,
+    /// A bit per host page (hashed) that some entry may point at, so that
+    /// a page that moves (`Tlb::evict_host_page`, a few times per chunk)
+    /// is looked for only in arrays that may hold it.
+    hosts: [u64; 4],
 }
 
 impl TlbArray {
@@ -64,15 +68,21 @@ impl TlbArray {
         entries: [EMPTY; TLB_SIZE],
         leaf_shift: [0; TLB_SIZE],
         superpages: false,
+        hosts: [0; 4],
     };
 
     fn clear(&mut self) {
         self.entries = [EMPTY; TLB_SIZE];
         self.superpages = false;
+        self.hosts = [0; 4];
     }
 
     /// Drops the entries that point at host page `host_page`; whether any.
     fn drop_host_page(&mut self, host_page: usize) -> bool {
+        let (word, bit) = Self::host_bit(host_page);
+        if self.hosts[word] & bit == 0 {
+            return false;
+        }
         let mut dropped = false;
         for e in &mut self.entries {
             if e.tag != INVALID_TAG && e.addend.wrapping_add((e.tag << 12) as usize) == host_page {
@@ -81,6 +91,12 @@ impl TlbArray {
             }
         }
         dropped
+    }
+
+    /// `host_page`'s word and bit in `hosts`.
+    fn host_bit(host_page: usize) -> (usize, u64) {
+        let k = (host_page >> 12) & 255;
+        (k / 64, 1 << (k % 64))
     }
 
     /// Drops the entries whose leaf maps virtual page `vpn`; whether any.
@@ -263,6 +279,8 @@ impl Tlb {
         };
         array.leaf_shift[i] = leaf_shift;
         array.superpages |= leaf_shift != 0;
+        let (word, bit) = TlbArray::host_bit(host_page);
+        array.hosts[word] |= bit;
     }
 
     fn used_sets(&mut self) -> impl Iterator<Item = &mut TlbSet> {

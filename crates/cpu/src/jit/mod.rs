@@ -558,6 +558,14 @@ impl Jit {
         self.slots.as_ptr()
     }
 
+    /// The checked entry of the block the jump cache holds for `pc`, if
+    /// any (it may no longer be valid: entered, it checks itself).
+    #[inline(always)]
+    pub(crate) fn jump(&self, pc: u64) -> Option<usize> {
+        let j = self.jumps[((pc >> 1) as usize) & (JUMP_CACHE - 1)];
+        (j.pc == pc).then_some(j.checked)
+    }
+
     /// The jump cache, for translated code to read and fill.
     pub(crate) fn jump_cache(&mut self) -> *mut JumpEntry {
         self.jumps.as_mut_ptr()
