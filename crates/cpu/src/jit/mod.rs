@@ -415,6 +415,21 @@ impl Jit {
     /// most change none of a block's bytes.
     #[inline(always)]
     pub(crate) fn lookup(&mut self, pc: u64, generation: u64, exec: &[TlbEntry]) -> Lookup {
+        // Arrivals at cold code outnumber those at blocks that missed the
+        // jump cache, and the heat counters (a byte per pc) stay in the
+        // host's cache where the block table (a line per pc) does not: a
+        // pc not yet hot has no block (the counters are emptied with the
+        // blocks; an alias setting one back only makes a block be made
+        // again).
+        let heat = &mut self.heat[Self::heat_index(pc)];
+        if *heat < self.hot {
+            *heat += 1;
+            return if *heat == self.hot {
+                Lookup::Hot
+            } else {
+                Lookup::Interpret
+            };
+        }
         let index = Self::index(pc);
         let slot = self.slots[index];
         if slot.pc == pc {
@@ -441,15 +456,6 @@ impl Jit {
                 return Lookup::Interpret;
             }
             self.slots[index] = EMPTY;
-        }
-        let heat = &mut self.heat[Self::heat_index(pc)];
-        if *heat < self.hot {
-            *heat += 1;
-            return if *heat == self.hot {
-                Lookup::Hot
-            } else {
-                Lookup::Interpret
-            };
         }
         self.bring_back(pc, index, generation, exec)
     }
