@@ -61,6 +61,13 @@ impl GuestRam {
         }
         let len = usize::try_from(size).map_err(|_| RamError::BadSize(size))?;
         let map = MmapMut::map_anon(len).map_err(|source| RamError::Alloc { size, source })?;
+        // Transparent huge pages where the host allows them: a page fault
+        // per 2 MiB instead of per 4 KiB (the digest of a fresh machine
+        // alone read-faulted 131 072 times for 512 MiB), and fewer host
+        // TLB misses for guest accesses. A host without them says no,
+        // harmlessly.
+        #[cfg(target_os = "linux")]
+        let _ = map.advise(memmap2::Advice::HugePage);
         Ok(Self { map, base, size })
     }
 
