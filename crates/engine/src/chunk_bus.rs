@@ -89,14 +89,16 @@ impl<'a> ChunkBus<'a> {
             board,
             hart,
             mode,
-            // Recording a serial quantum writes RAM directly (nothing runs
-            // beside it); its replay uses private pages like a chunk's, so
-            // the same checks and write-back apply. CREW orders accesses by
-            // page ownership and always runs on shared RAM.
+            // A serial quantum writes RAM directly (nothing runs beside
+            // it), in record and replay alike: with private pages in
+            // replay only, a page's first write would drop TLB entries
+            // (`PageGrant::moved`) that the recording kept, and the next
+            // walk, which may set an A bit, would happen in replay only.
+            // CREW orders accesses by page ownership and always runs on
+            // shared RAM.
             table: AdTable::new(
                 pages,
-                strategy == Strategy::Crew
-                    || (strategy == Strategy::Serial && mode == Mode::Record),
+                strategy == Strategy::Crew || strategy == Strategy::Serial,
             ),
             lines: 0,
             mmio_allowed: false,

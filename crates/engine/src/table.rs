@@ -132,6 +132,11 @@ impl AdTable {
         (self.copies[slot].as_ptr(), leaf & ACCESSED != 0)
     }
 
+    /// Whether writes go straight to shared memory (see the field).
+    pub(crate) fn is_direct(&self) -> bool {
+        self.direct
+    }
+
     /// Whether the current chunk touched `page`.
     #[inline]
     pub(crate) fn touched(&self, page: usize) -> bool {

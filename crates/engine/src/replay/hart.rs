@@ -447,14 +447,21 @@ impl HartReplayer {
                 })
                 .collect()
         } else {
+            // Private copies, or RAM where the entry wrote it directly
+            // (serial strategy), as the recording hashed them.
             self.sets
                 .dirty
                 .iter()
                 .filter_map(|&p| {
-                    self.bus
-                        .table
-                        .private(p as usize)
-                        .map(|buf| (self.bus.guest_page(p), page_hash(buf.words())))
+                    let page = self.bus.guest_page(p);
+                    match self.bus.table.private(p as usize) {
+                        Some(buf) => Some((page, page_hash(buf.words()))),
+                        None => shared
+                            .board
+                            .ram
+                            .host_page(page)
+                            .map(|host| (page, page_hash(shared_words(host)))),
+                    }
                 })
                 .collect()
         };

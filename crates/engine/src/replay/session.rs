@@ -700,14 +700,14 @@ impl ReplaySession {
     }
 
     /// Forgets what the harts' tables hold (an entry cut part-way through
-    /// by a restore leaves private pages there); CREW's tables, written
-    /// through to RAM, say which pages its entries wrote: into `dirty`.
+    /// by a restore leaves private pages there); tables written through
+    /// to RAM (CREW, serial) say which pages their entries wrote: into
+    /// `dirty`.
     fn drain_tables(&mut self) {
-        let direct = self.shared.policy.direct();
         let mut sets = ChunkSets::default();
         for w in &mut self.workers {
             w.bus.table.walk(&mut sets);
-            if direct {
+            if w.bus.table.is_direct() {
                 self.shared.dirty.mark_all(&sets.dirty);
             }
             w.bus.table.reset(&sets);
