@@ -444,9 +444,7 @@ impl Hart {
             // Its page must be in the execute TLB: a fetch walks exactly
             // when the page is not, in both engines (decoded instructions
             // outlive TLB flushes on U/S switches and evictions).
-            let (flow, next) = if let Some(&inst) = self.dcache.get(pc)
-                && self.tlb.fetchable(pc)
-            {
+            let (flow, next) = if let Some(&inst) = self.dcache.get_fetchable(pc, self.tlb.exec()) {
                 self.execute::<B, true>(bus, pc, inst)
             } else {
                 match self.fetch(bus, pc) {
@@ -568,8 +566,11 @@ impl Hart {
             // Never cached: every execution of it comes back here.
             FetchBreakpoint::Pass => return Ok(Some(inst)),
         }
-        if cacheable {
-            self.dcache.insert(pc, inst);
+        // An instruction across a page boundary depends on two
+        // translations, and a hit checks one: never cached.
+        let addend = self.tlb.exec()[crate::tlb::Tlb::index(pc >> 12)];
+        if cacheable && addend.tag == pc >> 12 && (pc & 0xfff) + u64::from(inst.len) <= 0x1000 {
+            self.dcache.insert(pc, addend.addend, inst);
             Ok(None)
         } else {
             Ok(Some(inst))
@@ -667,6 +668,7 @@ impl Hart {
         self.state.clone_from(state);
         self.pmp = PmpTable::new(&self.state.csr);
         self.flush_tlb_keeping_code();
+        self.dcache.invalidate();
         self.select_tlb();
         self.dcache.set_privilege(self.state.privilege as u64);
         #[cfg(target_arch = "x86_64")]
@@ -709,15 +711,14 @@ impl Hart {
     /// chunk: copy-on-write): translated blocks stay valid. Each one's
     /// entry still checks its page's execute-TLB entry, so a block runs
     /// only after a fetch there touched the page again, and from the host
-    /// page it was made from, which a page the hart wrote is not.
-    /// Decoded instructions go, as they carry no such check of their own
-    /// translation, and so do the pages noted as fetched from
-    /// (`DecodeCache::code_pages`): which pages a store finds there decides
+    /// page it was made from, which a page the hart wrote is not. Decoded
+    /// instructions stay too, under the same check (`DecodeCache`). The
+    /// pages noted as fetched from go (`DecodeCache::code_pages`): which
+    /// pages a store finds there decides
     /// whether it empties the execute TLB, which the guest can see (a walk
     /// sets A/D bits again), so that must depend on this chunk alone.
     pub fn flush_tlb_keeping_code(&mut self) {
         self.tlb.flush();
-        self.dcache.invalidate();
         self.dcache.code_pages.clear();
     }
 

@@ -393,10 +393,14 @@ impl Tlb {
 const DCACHE_SIZE: usize = 32768;
 
 #[derive(Clone, Copy)]
-#[repr(C, align(32))]
+#[repr(C, align(64))]
 pub(crate) struct DecodeSlot {
     pub pc: u64,
     pub generation: u64,
+    /// The execute-TLB addend of the pc's page when it was decoded: a hit
+    /// needs the same one now (the page still maps to the host page the
+    /// instruction was read from).
+    pub addend: usize,
     /// The decoded instruction, stored as is: the executor reads the
     /// fields it needs straight from the slot.
     pub inst: Inst,
@@ -405,10 +409,12 @@ pub(crate) struct DecodeSlot {
 /// Direct-mapped decoded-instruction cache indexed by `pc >> 1`.
 ///
 /// Invalidation is by generation: bumping `generation` empties the cache in
-/// O(1). It is bumped whenever the execute TLB is flushed for a reason
-/// other than a switch between U and S mode (so a hit implies the fetch
-/// was permitted and its page was touched through `Bus::ram_page` in the
-/// current generation), and on fence.i. Its low two bits are the privilege
+/// O(1). A hit also needs the pc's page in the execute TLB, mapped to the
+/// host page it was decoded from (so the fetch is permitted, its page was
+/// touched through `Bus::ram_page` since the TLB was last emptied, and the
+/// bytes are the ones decoded unless code changed, which bumps the
+/// generation: `fence.i` outside record and replay, a store to a page
+/// fetched from, a restore). Its low two bits are the privilege
 /// mode: an instruction decoded in S mode does not hit in U mode and the
 /// other way round, so a trap and its return keep both sides' entries
 /// (they share one `satp` and one PMP; only the U bit differs).
@@ -433,6 +439,7 @@ impl DecodeCache {
         const EMPTY_SLOT: DecodeSlot = DecodeSlot {
             pc: 0,
             generation: 0,
+            addend: 0,
             inst: Inst::illegal(0, 4),
         };
         // Built in place: the slots are 1 MiB, too much for a temporary on
@@ -472,16 +479,36 @@ impl DecodeCache {
         }
     }
 
+    /// [`DecodeCache::get`], if `exec` (the execute array in use) maps the
+    /// pc's page to the host page the instruction was decoded from.
+    #[inline(always)]
+    pub(crate) fn get_fetchable(&self, pc: u64, exec: &[TlbEntry; TLB_SIZE]) -> Option<&Inst> {
+        let s = &self.slots[Self::index(pc)];
+        let e = &exec[Tlb::index(pc >> 12)];
+        if s.pc == pc
+            && s.generation == self.generation
+            && e.tag == pc >> 12
+            && e.addend == s.addend
+        {
+            Some(&s.inst)
+        } else {
+            None
+        }
+    }
+
     /// The slot `pc` maps to, whatever it holds.
     #[inline(always)]
     pub(crate) fn slot(&self, pc: u64) -> &DecodeSlot {
         &self.slots[Self::index(pc)]
     }
 
-    pub(crate) fn insert(&mut self, pc: u64, inst: Inst) {
+    /// Caches `inst`, read at `pc` from a page whose execute-TLB addend is
+    /// `addend`.
+    pub(crate) fn insert(&mut self, pc: u64, addend: usize, inst: Inst) {
         self.slots[Self::index(pc)] = DecodeSlot {
             pc,
             generation: self.generation,
+            addend,
             inst,
         };
     }
