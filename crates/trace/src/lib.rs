@@ -26,8 +26,12 @@ use serde::{Deserialize, Serialize};
 
 /// First 16 bytes of every trace.
 pub const MAGIC: &[u8; 16] = b"SAMSARA-TRACE\0\0\0";
-/// Format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// Format version this build writes and reads. 2: the machine's behaviour
+/// under paging changed (when a walk happens again after `fence.i`, a
+/// page's first write in a chunk, or a page-straddling fetch), so a
+/// version-1 trace of a paging guest could diverge; the layout is the
+/// same.
+pub const FORMAT_VERSION: u32 = 2;
 /// Magic at the start of every block.
 pub const BLOCK_MAGIC: &[u8; 4] = b"SBLK";
 /// Streams in a block, in payload order.

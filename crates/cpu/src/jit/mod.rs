@@ -418,17 +418,17 @@ impl Jit {
         // Arrivals at cold code outnumber those at blocks that missed the
         // jump cache, and the heat counters (a byte per pc) stay in the
         // host's cache where the block table (a line per pc) does not: a
-        // pc not yet hot has no block (the counters are emptied with the
-        // blocks; an alias setting one back only makes a block be made
-        // again).
+        // pc not yet hot is interpreted (it has no block unless a pc
+        // sharing its counter set the counter back, and then running it
+        // interpreted is only slower).
         let heat = &mut self.heat[Self::heat_index(pc)];
         if *heat < self.hot {
             *heat += 1;
-            return if *heat == self.hot {
-                Lookup::Hot
-            } else {
-                Lookup::Interpret
-            };
+            if *heat < self.hot {
+                return Lookup::Interpret;
+            }
+            // Just hot: the table decides (a pc sharing the counter may
+            // have set it back under a block that is there already).
         }
         let index = Self::index(pc);
         let slot = self.slots[index];

@@ -358,6 +358,11 @@ impl HartReplayer {
             return true;
         }
         self.bus.table.walk(&mut self.sets);
+        if self.bus.table.is_direct() {
+            // Written to RAM already (serial strategy), whatever happens
+            // next: a restore must find these pages marked.
+            shared.dirty.mark_all(&self.sets.dirty);
+        }
         if let Some(check) = &cur.record.check
             && let Some(diffs) = self.compare_check(hart, shared, check)
         {
