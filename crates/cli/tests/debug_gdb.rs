@@ -247,7 +247,10 @@ end
             words[5], "1",
             "the hart moved by one instruction: {step}\n{out}"
         );
-        assert!(resumes <= 8, "one stepi, {resumes} resumes: {step}\n{out}");
+        // A few (how many depends on the recording's interleaving at that
+        // position: the fixture of format 1 needed up to 8, that of
+        // format 2 up to 9), never thousands.
+        assert!(resumes <= 12, "one stepi, {resumes} resumes: {step}\n{out}");
     }
     let locked = marked(&out, "LOCKED");
     assert_eq!(locked.len(), 1, "{out}");
