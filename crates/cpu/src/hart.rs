@@ -665,12 +665,9 @@ impl Hart {
     /// or found unchanged goes: it may have been read from a private page
     /// or from a page another hart was writing back.
     pub fn abandon_attempt(&mut self, state: &HartState) {
-        self.state.clone_from(state);
-        self.pmp = PmpTable::new(&self.state.csr);
         self.flush_tlb_keeping_code();
         self.dcache.invalidate();
-        self.select_tlb();
-        self.dcache.set_privilege(self.state.privilege as u64);
+        self.load_state(state);
         #[cfg(target_arch = "x86_64")]
         if let Some(jit) = self.jit.as_mut() {
             jit.abandon_attempt();
@@ -679,11 +676,18 @@ impl Hart {
 
     /// Restores architectural state; drops TLB and decode cache.
     pub fn restore(&mut self, state: &HartState) {
+        self.tlb.flush();
+        self.invalidate_code();
+        self.load_state(state);
+    }
+
+    /// Takes `state` and what is made from it (the PMP table, the TLB set
+    /// and decode-cache side of its privilege); the caller has emptied
+    /// what must not outlive the old state.
+    fn load_state(&mut self, state: &HartState) {
         self.state.clone_from(state);
         self.pmp = PmpTable::new(&self.state.csr);
-        self.tlb.flush();
         self.select_tlb();
-        self.invalidate_code();
         self.dcache.set_privilege(self.state.privilege as u64);
     }
 

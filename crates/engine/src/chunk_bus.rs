@@ -149,6 +149,26 @@ impl<'a> ChunkBus<'a> {
         self.table.reset(sets);
     }
 
+    /// The hash of every page `sets` says the entry wrote, as it wrote it:
+    /// its private copy, or RAM where writes go there directly.
+    pub(crate) fn written_page_hashes(&self, sets: &ChunkSets) -> Vec<(u64, u64)> {
+        sets.dirty
+            .iter()
+            .filter_map(|&p| {
+                let page = self.guest_page(p);
+                match self.table.private(p as usize) {
+                    Some(buf) => Some((page, crate::table::page_hash(buf.words()))),
+                    None => self.board.ram.host_page(page).map(|host| {
+                        (
+                            page,
+                            crate::table::page_hash(crate::table::shared_words(host)),
+                        )
+                    }),
+                }
+            })
+            .collect()
+    }
+
     /// Guest page number of RAM page index `idx`.
     pub(crate) fn guest_page(&self, idx: u32) -> u64 {
         self.first_ram_page + u64::from(idx)

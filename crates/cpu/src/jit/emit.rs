@@ -142,14 +142,10 @@ pub(super) fn runtime() -> Vec<u8> {
     while a.offset().0 < CHAIN_OFFSET {
         dynasm!(a ; .arch x64 ; int3);
     }
+    // The jump cache first: a hit goes to the block's checked entry.
+    jump_cache_entry(&mut a);
     dynasm!(a
         ; .arch x64
-        // The jump cache first: a hit goes to the block's checked entry.
-        ; mov rax, rcx
-        ; shr rax, 1
-        ; and eax, JUMP_MASK
-        ; shl rax, JUMP_SHIFT
-        ; add rax, QWORD [r11 + JUMP_CACHE_TABLE]
         ; cmp QWORD [rax], rcx
         ; jne >table
         ; jmp QWORD [rax + 8]
@@ -185,11 +181,10 @@ pub(super) fn runtime() -> Vec<u8> {
         ; jne >out
         // Found: the jump cache leads here next time.
         ; mov r8, QWORD [rax + S_CHECKED]
-        ; mov rax, rcx
-        ; shr rax, 1
-        ; and eax, JUMP_MASK
-        ; shl rax, JUMP_SHIFT
-        ; add rax, QWORD [r11 + JUMP_CACHE_TABLE]
+    );
+    jump_cache_entry(&mut a);
+    dynasm!(a
+        ; .arch x64
         ; mov QWORD [rax], rcx
         ; mov QWORD [rax + 8], r8
         ; jmp rdx
@@ -227,6 +222,18 @@ pub(super) fn runtime() -> Vec<u8> {
         ; ret
     );
     a.finalize().expect("no labels")
+}
+
+/// `rax` = the address of the jump-cache entry for the pc in `rcx`.
+fn jump_cache_entry(a: &mut Asm) {
+    dynasm!(a
+        ; .arch x64
+        ; mov rax, rcx
+        ; shr rax, 1
+        ; and eax, JUMP_MASK
+        ; shl rax, JUMP_SHIFT
+        ; add rax, QWORD [r11 + JUMP_CACHE_TABLE]
+    );
 }
 
 /// Where the call-out code starts in the code space.
@@ -643,13 +650,9 @@ impl Emitter {
             // A computed target (a return, mostly): the jump cache here,
             // so that each site's indirect jump is predicted on its own.
             let table = self.a.new_dynamic_label();
+            jump_cache_entry(&mut self.a);
             dynasm!(self.a
                 ; .arch x64
-                ; mov rax, rcx
-                ; shr rax, 1
-                ; and eax, JUMP_MASK
-                ; shl rax, JUMP_SHIFT
-                ; add rax, QWORD [r11 + JUMP_CACHE_TABLE]
                 ; cmp QWORD [rax], rcx
                 ; jne =>table
                 ; jmp QWORD [rax + 8]

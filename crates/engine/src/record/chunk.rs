@@ -25,7 +25,7 @@ use crate::BATCH;
 use crate::chunk_bus::{ChunkBus, Mode};
 use crate::code_watch::{CodeSeen, CodeWatch};
 use crate::sequencer::Watermark;
-use crate::table::{ChunkSets, page_hash, shared_words};
+use crate::table::ChunkSets;
 
 /// A hart's chunks start at this size (or the limit, if smaller) and come
 /// back to it after a squash; clean chunks double it up to the limit.
@@ -503,23 +503,7 @@ impl<'a> HartRecorder<'a> {
             return None;
         }
         let state = self.hart.state();
-        let pages = self
-            .sets
-            .dirty
-            .iter()
-            .filter_map(|&p| {
-                let page = self.bus.guest_page(p);
-                match self.bus.table.private(p as usize) {
-                    Some(buf) => Some((page, page_hash(buf.words()))),
-                    // Direct writes (serial strategy): the page is in RAM.
-                    None => self
-                        .board
-                        .ram
-                        .host_page(page)
-                        .map(|host| (page, page_hash(shared_words(host)))),
-                }
-            })
-            .collect();
+        let pages = self.bus.written_page_hashes(&self.sets);
         Some(Box::new(Check {
             hart_digest: state.digest(),
             pc: state.pc,

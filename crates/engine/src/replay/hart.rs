@@ -452,23 +452,7 @@ impl HartReplayer {
                 })
                 .collect()
         } else {
-            // Private copies, or RAM where the entry wrote it directly
-            // (serial strategy), as the recording hashed them.
-            self.sets
-                .dirty
-                .iter()
-                .filter_map(|&p| {
-                    let page = self.bus.guest_page(p);
-                    match self.bus.table.private(p as usize) {
-                        Some(buf) => Some((page, page_hash(buf.words()))),
-                        None => shared
-                            .board
-                            .ram
-                            .host_page(page)
-                            .map(|host| (page, page_hash(shared_words(host)))),
-                    }
-                })
-                .collect()
+            self.bus.written_page_hashes(&self.sets)
         };
         if replayed != check.pages {
             use std::collections::{BTreeMap, BTreeSet};
