@@ -106,6 +106,15 @@ impl GuestRam {
         NonNull::new(ptr.cast_mut())
     }
 
+    /// All of RAM as plain bytes, for hashing it at full speed.
+    ///
+    /// # Safety
+    /// Nothing may write RAM while the slice lives (no hart running, no
+    /// DMA): a write beside a plain read is a host data race.
+    pub unsafe fn quiescent_bytes(&self) -> &[u8] {
+        &self.map
+    }
+
     fn range(&self, addr: GuestPhysAddr, len: u64) -> Result<usize, RamError> {
         if !self.contains(addr, len) {
             return Err(RamError::OutOfRange {

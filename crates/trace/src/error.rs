@@ -13,12 +13,14 @@ pub enum TraceErrorKind {
     #[error("not a samsara trace (bad magic)")]
     BadMagic,
     /// Written by an incompatible format version.
-    #[error("trace format version {found}, this samsara reads version {expected}")]
+    #[error("trace format version {found}, this samsara reads versions {oldest} to {newest}")]
     Version {
         /// Version in the file.
         found: u32,
-        /// Version this build reads.
-        expected: u32,
+        /// The oldest version this build reads.
+        oldest: u32,
+        /// The version this build writes.
+        newest: u32,
     },
     /// A size field is beyond what any valid trace contains.
     #[error("{what} claims {claimed} bytes (limit {limit})")]

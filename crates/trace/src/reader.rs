@@ -10,7 +10,8 @@ use crate::error::{TraceError, TraceErrorKind};
 use crate::writer::BLOCK_HEADER_BYTES;
 use crate::{
     BLOCK_MAGIC, BlockKind, Entry, FORMAT_VERSION, Footer, MAGIC, MAX_BLOCK_ENTRIES,
-    MAX_HEADER_BYTES, MAX_STREAM_BYTES, STREAM_NAMES, STREAMS, TraceHeader,
+    MAX_HEADER_BYTES, MAX_STREAM_BYTES, OLDEST_READABLE_VERSION, STREAM_NAMES, STREAMS,
+    TraceHeader,
 };
 
 /// A block as read.
@@ -107,12 +108,13 @@ impl TraceReader {
             return Err(r.err_at(0, TraceErrorKind::BadMagic));
         }
         let version = u32::from_le_bytes(pre[16..20].try_into().unwrap_or_default());
-        if version != FORMAT_VERSION {
+        if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(r.err_at(
                 16,
                 TraceErrorKind::Version {
                     found: version,
-                    expected: FORMAT_VERSION,
+                    oldest: OLDEST_READABLE_VERSION,
+                    newest: FORMAT_VERSION,
                 },
             ));
         }

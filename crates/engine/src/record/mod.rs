@@ -29,7 +29,9 @@ use samsara_machine::clock::HostClock;
 use samsara_machine::console::{RawTerminal, WatchedOutput, spawn_interactive_feeder};
 use samsara_machine::devices::virtio::block::CompletionSink;
 use samsara_machine::supervisor::{Signals, Supervisor};
-use samsara_trace::{Footer, RecordStats, RecordedExit, TraceHeader, TraceWriter, WriterStats};
+use samsara_trace::{
+    Footer, RamDigest, RecordStats, RecordedExit, TraceHeader, TraceWriter, WriterStats,
+};
 use samsara_types::HartId;
 
 use self::chunk::{ChunkRecorder, HartRecorder};
@@ -172,6 +174,7 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
         disk: config.disk.as_ref().map(|d| d.display().to_string()),
         chunk_size: config.chunk_size,
         check_every: config.check_every,
+        ram_digest: RamDigest::Sparse,
         created_unix: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -227,7 +230,9 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
             .target
             .set((Arc::downgrade(disk), machine.board.ram.clone()));
     }
-    header.initial_ram_blake3 = crate::digest::ram_blake3(&machine.board.ram);
+    // SAFETY: no hart runs yet, and no DMA before one asks for it.
+    header.initial_ram_blake3 =
+        unsafe { crate::digest::ram_digest(&machine.board.ram, header.ram_digest) };
     let writer = TraceWriter::create(&config.trace, &header)?;
     recorder.set_writer(writer);
     // As `samsara run`: a terminal on stdin is in raw mode for the
@@ -283,7 +288,8 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
 
     drop(terminal);
     let exit = recorded_exit(supervisor.ending(board.exit.get(), signals()));
-    let (hart_digests, ram_blake3) = machine_digests(&machine);
+    // SAFETY: the hart threads have ended and the DMA sink is closed.
+    let (hart_digests, ram_blake3) = unsafe { machine_digests(&machine, header.ram_digest) };
     let ClosedLog {
         entries,
         failure,

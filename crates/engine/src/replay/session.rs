@@ -29,7 +29,7 @@ use super::watch::{BreakpointHit, Watch, WatchHit};
 use super::{Mismatch, Position, ReplayConfig, ReplayOutcome, Shared};
 use crate::EngineError;
 use crate::code_watch::CodeWatch;
-use crate::digest::{Console, OutputLog, OutputState, blake3_hex, digests, ram_blake3};
+use crate::digest::{Console, OutputLog, OutputState, blake3_hex, digests, ram_digest};
 use crate::guest::LoadedGuest;
 use crate::sequencer::Watermark;
 use crate::table::{ChunkSets, PageBits};
@@ -165,7 +165,8 @@ impl ReplaySession {
         drop(guest);
         let Machine { board, harts, .. } = machine;
         if !header.initial_ram_blake3.is_empty() {
-            let initial = ram_blake3(&board.ram);
+            // SAFETY: no hart runs yet.
+            let initial = unsafe { ram_digest(&board.ram, header.ram_digest) };
             if initial != header.initial_ram_blake3 {
                 return Err(EngineError::InitialState {
                     path,
@@ -806,14 +807,17 @@ impl ReplaySession {
     /// The hart digests and the BLAKE3 of all of RAM, as they are now
     /// (between entries: the global state at [`ReplaySession::position`]).
     pub fn state_digests(&self) -> (Vec<u64>, String) {
-        digests(&self.harts, &self.shared.board.ram)
+        // SAFETY: between entries no hart runs and no DMA writes.
+        unsafe { digests(&self.harts, &self.shared.board.ram, self.header.ram_digest) }
     }
 
     /// The replay's result: what it regenerated, compared with the footer.
     pub fn outcome(&self, wall: Duration) -> ReplayOutcome {
         let board = &self.shared.board;
         board.uart.flush_output();
-        let (hart_digests, ram_blake3) = digests(&self.harts, &board.ram);
+        // SAFETY: between entries no hart runs and no DMA writes.
+        let (hart_digests, ram_blake3) =
+            unsafe { digests(&self.harts, &board.ram, self.header.ram_digest) };
         let exit = board.exit.get().map(|e| match e {
             MachineExit::Poweroff => RecordedExit::Poweroff,
             MachineExit::Fail(c) => RecordedExit::Fail(c),
