@@ -30,6 +30,10 @@ pub enum StopReason {
     /// The bus reported a breakpoint at the instruction about to execute
     /// (`Bus::breakpoint`): it did not execute (no step), `pc` is at it.
     Breakpoint,
+    /// The hart trapped out of user mode or returned to it while
+    /// [`Hart::set_stop_on_user_switch`] is on: `pc` is the first
+    /// instruction in the new mode.
+    UserSwitch,
 }
 
 /// Why an instruction did not complete.
@@ -93,6 +97,12 @@ pub struct Hart {
     pub(crate) pmp: PmpTable,
     /// `run` returns [`StopReason::Pause`] after a `pause` hint.
     stop_on_pause: bool,
+    /// `run` returns [`StopReason::UserSwitch`] after a switch into or out
+    /// of user mode.
+    stop_on_user_switch: bool,
+    /// A switch into or out of user mode happened since the last step
+    /// boundary `run` looked.
+    user_switched: bool,
     /// `fence.i` drops nothing (see [`Hart::set_fence_i_keeps_code`]).
     pub(crate) fence_i_keeps_code: bool,
     /// Hot code translated to host code, when on (`set_translator`).
@@ -111,6 +121,8 @@ impl Hart {
             tlb: Tlb::new(),
             dcache: DecodeCache::new(),
             stop_on_pause: false,
+            stop_on_user_switch: false,
+            user_switched: false,
             fence_i_keeps_code: false,
             #[cfg(target_arch = "x86_64")]
             jit: None,
@@ -126,6 +138,8 @@ impl Hart {
     /// interrupt latency with `max_steps`.
     pub fn run<B: Bus>(&mut self, bus: &mut B, max_steps: u64) -> StopReason {
         self.check_interrupts(bus);
+        // An interrupt taken before any step is where this run starts.
+        self.user_switched = false;
         self.resume(bus, max_steps)
     }
 
@@ -159,6 +173,10 @@ impl Hart {
         // Fixed for the call (a test setting).
         let one_block = self.jit.as_ref().is_some_and(|j| j.one_block);
         while self.state.steps < end {
+            if self.user_switched {
+                self.user_switched = false;
+                return StopReason::UserSwitch;
+            }
             let pc = self.state.pc;
             let budget = end - self.state.steps;
             let generation = self.dcache.code_generation;
@@ -508,6 +526,10 @@ impl Hart {
             Flow::Watch => return Some(StopReason::Watch),
             Flow::Breakpoint => return Some(StopReason::Breakpoint),
         }
+        if self.user_switched {
+            self.user_switched = false;
+            return Some(StopReason::UserSwitch);
+        }
         None
     }
 
@@ -592,6 +614,9 @@ impl Hart {
     /// from it drops them.
     pub(crate) fn set_privilege(&mut self, p: Privilege) {
         let was = self.state.privilege;
+        if self.stop_on_user_switch && (was == Privilege::User) != (p == Privilege::User) {
+            self.user_switched = true;
+        }
         self.state.privilege = p;
         self.select_tlb();
         if was == Privilege::Machine || p == Privilege::Machine {
@@ -742,6 +767,14 @@ impl Hart {
     /// there: a spinning hart has nothing to gain from running on in it).
     pub fn set_stop_on_pause(&mut self, on: bool) {
         self.stop_on_pause = on;
+    }
+
+    /// Whether `run` stops after a trap out of user mode or a return to it
+    /// (the recorder ends a chunk there: a program's own work then commits
+    /// apart from the kernel's, which touches pages other harts write).
+    pub fn set_stop_on_user_switch(&mut self, on: bool) {
+        self.stop_on_user_switch = on;
+        self.user_switched = false;
     }
 
     /// Whether `fence.i` keeps decoded instructions and translated blocks.

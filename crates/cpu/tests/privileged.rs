@@ -536,3 +536,68 @@ fn pmp_changes_apply_at_once_under_mprv() {
         [(5, DATA)]
     );
 }
+
+/// With `set_stop_on_user_switch`, `run` stops right after every trap out
+/// of user mode (a system call, or a fault in translated code's memory
+/// slow path) and every return to it (the recorder ends a chunk there),
+/// at the same steps in both engines and with the same end state as a run
+/// that never stops.
+#[test]
+fn runs_stop_after_each_switch_into_and_out_of_user_mode() {
+    use samsara_cpu::StopReason;
+    // U-mode: 40 rounds of a system call and a load from no memory (an
+    // access fault), a few instructions apart; the M-mode handler (`mrec`)
+    // records the trap and returns past the instruction.
+    let prog = Prog::new(|a| {
+        a.li(A0, 0).li(A1, 40);
+        a.label("loop")
+            .w(addi(A0, A0, 1))
+            .w(addi(A2, A0, 3))
+            .w(ECALL)
+            .label("after-call")
+            .w(xor(A3, A2, A0))
+            .w(ld(A4, ZERO, 16))
+            .label("after-fault")
+            .w(add(A3, A3, A4))
+            .bne(A0, A1, "loop");
+    });
+    let run = |translate: bool, stop: bool| {
+        let mrec = prog.addr("mrec");
+        let mut vm = prog.vm_with(Privilege::User, |s| s.csr.mtvec = mrec);
+        vm.hart.set_translator(translate);
+        vm.hart.set_translator_tuning(1, false);
+        vm.hart.set_stop_on_user_switch(stop);
+        let mut stops = Vec::new();
+        // To the same step in every run (the halt loop goes on forever).
+        while vm.hart.steps().0 < 5_000 {
+            match vm.hart.run(&mut vm.bus, 5_000 - vm.hart.steps().0) {
+                StopReason::UserSwitch => {
+                    stops.push((vm.hart.steps().0, vm.hart.pc().raw(), vm.hart.privilege()))
+                }
+                StopReason::StepLimit => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        (vm.hart.snapshot(), stops)
+    };
+    let (plain, none) = run(false, false);
+    assert!(none.is_empty());
+    let backs = [prog.addr("after-call"), prog.addr("after-fault")];
+    for translate in [false, true] {
+        let (state, stops) = run(translate, true);
+        assert_eq!(state, plain, "translate {translate}: the same run");
+        assert_eq!(stops.len(), 4 * 40, "translate {translate}");
+        for (k, pair) in stops.chunks(2).enumerate() {
+            let (into, back) = (pair[0], pair[1]);
+            let at = format!("translate {translate}, trap {k}");
+            assert_eq!(
+                (into.1, into.2),
+                (prog.addr("mrec"), Privilege::Machine),
+                "{at}"
+            );
+            assert_eq!((back.1, back.2), (backs[k % 2], Privilege::User), "{at}");
+            // The handler is 10 instructions, mret included.
+            assert_eq!(back.0 - into.0, 10, "{at}");
+        }
+    }
+}

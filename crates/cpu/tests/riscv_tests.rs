@@ -61,9 +61,15 @@ fn run_elf(path: &Path, translate: bool) -> Outcome {
     if translate && !hart.set_translator(true) {
         return Outcome::Fail("no translator on this host".into());
     }
+    // The translator's runs also stop at every switch into or out of user
+    // mode, as a recording's do: the tests must not notice.
+    hart.set_stop_on_user_switch(translate);
     while hart.steps().0 < STEP_LIMIT {
         match hart.run(&mut bus, 100_000) {
-            StopReason::StepLimit | StopReason::Wfi | StopReason::Pause => {}
+            StopReason::StepLimit
+            | StopReason::Wfi
+            | StopReason::Pause
+            | StopReason::UserSwitch => {}
             StopReason::DeviceAccess | StopReason::Watch | StopReason::Breakpoint => {
                 return Outcome::Fail("unexpected deferred access".into());
             }

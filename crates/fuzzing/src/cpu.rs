@@ -253,7 +253,10 @@ fn execute(data: &[u8]) -> (HartState, Vec<u64>) {
         }
         match hart.run(&mut bus, left.min(4096)) {
             StopReason::StepLimit | StopReason::Wfi | StopReason::Pause => {}
-            StopReason::DeviceAccess | StopReason::Watch | StopReason::Breakpoint => break,
+            StopReason::DeviceAccess
+            | StopReason::Watch
+            | StopReason::Breakpoint
+            | StopReason::UserSwitch => break,
         }
         if hart.steps().0 % 3 == 0 {
             hart.flush_tlb();

@@ -151,7 +151,10 @@ pub fn run(data: &[u8]) {
                 t.check_interrupts(&mut tbus);
                 i.check_interrupts(&mut ibus);
             }
-            StopReason::DeviceAccess | StopReason::Watch | StopReason::Breakpoint => break,
+            StopReason::DeviceAccess
+            | StopReason::Watch
+            | StopReason::Breakpoint
+            | StopReason::UserSwitch => break,
         }
     }
     if let Some(w) = (0..tbus.ram.len()).find(|&w| tbus.ram[w] != ibus.ram[w]) {

@@ -345,11 +345,12 @@ fn run_hart(
                 board.irq.wait_for_interrupt(id, hart.state().csr.mie, halt);
             }
             StopReason::Pause => std::thread::yield_now(),
-            // Run mode sets no watches.
+            // Run mode sets no watches and no stop at user switches.
             StopReason::StepLimit
             | StopReason::DeviceAccess
             | StopReason::Watch
-            | StopReason::Breakpoint => {}
+            | StopReason::Breakpoint
+            | StopReason::UserSwitch => {}
         }
     }
 }

@@ -223,8 +223,11 @@ pub enum Truncation {
     DeviceAccess = 1,
     /// A WFI retired.
     Wfi = 2,
-    /// An interrupt line changed and must be delivered.
-    Interrupt = 3,
+    /// An interrupt line changed and must be delivered, or (chunk
+    /// strategy) the hart trapped out of user mode or returned to it: a
+    /// program's own work commits apart from the kernel's, which touches
+    /// pages other harts write.
+    Trap = 3,
     /// The machine is stopping (guest exit, Ctrl-C, instruction limit).
     Stop = 4,
     /// This entry *is* a device access: one instruction with MMIO allowed.
@@ -244,7 +247,7 @@ impl Truncation {
         Truncation::SizeLimit,
         Truncation::DeviceAccess,
         Truncation::Wfi,
-        Truncation::Interrupt,
+        Truncation::Trap,
         Truncation::Stop,
         Truncation::DeviceOp,
         Truncation::Spin,
@@ -257,7 +260,7 @@ impl Truncation {
             Truncation::SizeLimit => "size-limit",
             Truncation::DeviceAccess => "device-access",
             Truncation::Wfi => "wfi",
-            Truncation::Interrupt => "interrupt",
+            Truncation::Trap => "trap",
             Truncation::Stop => "stop",
             Truncation::DeviceOp => "device-op",
             Truncation::Spin => "spin",

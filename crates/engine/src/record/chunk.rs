@@ -235,6 +235,7 @@ impl<'a> HartRecorder<'a> {
     ) -> Self {
         let id = hart.hart_id();
         hart.set_stop_on_pause(config.strategy == Strategy::Chunk);
+        hart.set_stop_on_user_switch(config.strategy == Strategy::Chunk);
         let mut bus = ChunkBus::new(board.clone(), id, Mode::Record, config.strategy);
         if config.strategy == Strategy::Chunk {
             bus.code = Some(rec.code.clone());
@@ -384,6 +385,10 @@ impl<'a> HartRecorder<'a> {
                     reason = Truncation::DeviceAccess;
                     break;
                 }
+                StopReason::UserSwitch => {
+                    reason = Truncation::Trap;
+                    break;
+                }
                 StopReason::Pause => {
                     let state = self.hart.state();
                     let here = (state.pc, state.x);
@@ -407,7 +412,7 @@ impl<'a> HartRecorder<'a> {
                 break;
             }
             if self.board.irq.lines(HartId(self.id as u32)) != self.bus.lines {
-                reason = Truncation::Interrupt;
+                reason = Truncation::Trap;
                 break;
             }
             // A chunk that already touched a page someone committed since it

@@ -514,7 +514,7 @@ impl<'a> CrewHart<'a> {
             }
             self.service_requests();
             if self.board.irq.lines(HartId(self.id as u32)) != self.bus.lines {
-                self.cut(Truncation::Interrupt);
+                self.cut(Truncation::Trap);
                 self.latch();
             }
             let done = self.steps();
@@ -535,8 +535,8 @@ impl<'a> CrewHart<'a> {
             let budget = (CREW_BATCH - into).min(self.limit - done);
             match self.hart.run(&mut self.bus, budget) {
                 StopReason::StepLimit | StopReason::Pause => {}
-                StopReason::Watch | StopReason::Breakpoint => {
-                    unreachable!("a recording sets no watches or breakpoints")
+                StopReason::Watch | StopReason::Breakpoint | StopReason::UserSwitch => {
+                    unreachable!("crew recording sets no watches, breakpoints or user-switch stops")
                 }
                 StopReason::Wfi => {
                     self.cut(Truncation::Wfi);
