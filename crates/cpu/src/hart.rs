@@ -415,6 +415,18 @@ impl Hart {
         }
     }
 
+    /// Counts arrivals at cold code together with `other`'s translator
+    /// (both on): a pc hot on one is translated at the other's first
+    /// arrival. The machine's harts share one set of counters.
+    pub fn share_translator_heat(&mut self, other: &Hart) {
+        #[cfg(target_arch = "x86_64")]
+        if let (Some(jit), Some(theirs)) = (self.jit.as_mut(), other.jit.as_ref()) {
+            jit.heat = theirs.heat.clone();
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = other;
+    }
+
     /// Test tuning of the translator (if on): a pc becomes hot after `hot`
     /// arrivals (at least 1; normally 16), and with `one_block` each
     /// `resume` runs one translated block, or one interpreted step, and

@@ -443,3 +443,43 @@ fn integer_results_of_an_fp_run_reach_the_rest_of_the_block() {
     assert_eq!(jit.xreg(A5 as usize), sum);
     assert!(jit.translator_stats().unwrap().steps_translated > 2000);
 }
+
+/// Harts that share their arrival counters (as a machine's do) translate a
+/// loop another hart made hot at their first arrivals; a hart with its own
+/// counters interprets it until it is hot there too. Both compute what
+/// the interpreter computes.
+#[test]
+fn a_loop_hot_on_one_hart_is_translated_at_once_on_harts_sharing_its_heat() {
+    // a0 += 1 a hundred times.
+    let words = [
+        addi(A0, ZERO, 0),
+        addi(A1, ZERO, 100),
+        addi(A0, A0, 1),
+        bne(A0, A1, -4),
+        jal(ZERO, 0),
+    ];
+    let (mut warm, mut bus) = straight_code(&words, true, |_| {});
+    warm.run(&mut bus, 300);
+    assert!(warm.translator_stats().unwrap().steps_translated > 0);
+    let second_run = |share: bool| {
+        let (mut hart, mut bus) = straight_code(&words, true, |_| {});
+        if share {
+            hart.share_translator_heat(&warm);
+        }
+        // The two set-up instructions and twenty rounds of the loop (fewer
+        // than make it hot on a hart of its own).
+        hart.run(&mut bus, 42);
+        (
+            hart.translator_stats().unwrap().steps_translated,
+            hart.xreg(A0 as usize),
+        )
+    };
+    let (shared_steps, shared_a0) = second_run(true);
+    let (own_steps, own_a0) = second_run(false);
+    assert_eq!((shared_a0, own_a0), (20, 20));
+    assert_eq!(own_steps, 0, "cold on a hart of its own");
+    assert!(
+        shared_steps >= 30,
+        "translated at once: {shared_steps} steps"
+    );
+}

@@ -222,13 +222,18 @@ impl Machine {
             next_addr,
         ));
 
-        let harts = (0..config.harts)
+        let mut harts: Vec<Hart> = (0..config.harts)
             .map(|id| {
                 let mut hart = Hart::new(HartId(id), GuestVirtAddr(BOOT_ROM_BASE));
                 hart.set_translator(config.cpu == CpuEngine::Translator);
                 hart
             })
             .collect();
+        if let Some((first, rest)) = harts.split_first_mut() {
+            for hart in rest {
+                hart.share_translator_heat(first);
+            }
+        }
         Ok(Self {
             board,
             harts,

@@ -26,6 +26,8 @@ pub(crate) mod emit;
 
 use std::collections::HashMap;
 use std::os::fd::FromRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use memmap2::{Mmap, MmapMut, MmapOptions};
 
@@ -191,8 +193,9 @@ pub(crate) struct Jit {
     /// The instruction lists of blocks that call the interpreter (see
     /// `emit::block`).
     called: Vec<Box<[(u64, Inst)]>>,
-    /// Arrivals at each pc while cold (up to `hot`).
-    heat: ZeroedTable<u8>,
+    /// Arrivals at each pc while cold (up to `hot`), perhaps shared with
+    /// the machine's other harts.
+    pub(crate) heat: Arc<HeatCounters>,
     /// Jumps in translated code to each pc (their displacements' offsets
     /// in the code space), patched whenever a block for it is made.
     jumps_to: HashMap<u64, Vec<u32>>,
@@ -356,10 +359,41 @@ fn empty_slots() -> ZeroedTable<Slot> {
     unsafe { ZeroedTable::new(SLOTS) }
 }
 
-/// Arrival counters at zero.
-fn cold_counters() -> ZeroedTable<u8> {
-    // SAFETY: any byte is a valid `u8`.
-    unsafe { ZeroedTable::new(HEAT_COUNTERS) }
+/// Arrivals at each pc while cold: a byte per `pc >> 1`, untagged (two pcs
+/// sharing one only get hot sooner). The harts of one machine share them
+/// (`Hart::share_translator_heat`): code one hart made hot is translated
+/// at another's first arrival, instead of being interpreted `hot` times
+/// more on each (the kernel's common paths, warmed by the boot hart).
+/// Relaxed bytes: an increment lost to a race only delays a translation,
+/// and which code runs translated never changes what it computes.
+pub(crate) struct HeatCounters {
+    table: ZeroedTable<u8>,
+    /// The table's first byte, written only through `AtomicU8`s.
+    base: *mut u8,
+}
+
+// SAFETY: the table is only accessed through atomics (`counter`), and the
+// mapping lives as long as the struct.
+unsafe impl Send for HeatCounters {}
+// SAFETY: as above.
+unsafe impl Sync for HeatCounters {}
+
+impl HeatCounters {
+    /// Counters at zero.
+    fn new() -> Arc<HeatCounters> {
+        // SAFETY: any byte is a valid `u8`.
+        let mut table = unsafe { ZeroedTable::<u8>::new(HEAT_COUNTERS) };
+        let base = table.as_mut_ptr();
+        Arc::new(HeatCounters { table, base })
+    }
+
+    #[inline(always)]
+    fn counter(&self, index: usize) -> &AtomicU8 {
+        assert!(index < self.table.len);
+        // SAFETY: `index` is within the table, whose bytes are only ever
+        // accessed atomically; `base` is valid while `self` is.
+        unsafe { AtomicU8::from_ptr(self.base.add(index)) }
+    }
 }
 
 /// Whether a block at `head` may hold an instruction at `at`: on the
@@ -389,7 +423,7 @@ impl Jit {
             source: Vec::new(),
             aside: HashMap::new(),
             called: Vec::new(),
-            heat: cold_counters(),
+            heat: HeatCounters::new(),
             jumps_to: HashMap::new(),
             jumps: Box::new([NO_JUMP; JUMP_CACHE]),
             attempt: None,
@@ -421,10 +455,11 @@ impl Jit {
         // pc not yet hot is interpreted (it has no block unless a pc
         // sharing its counter set the counter back, and then running it
         // interpreted is only slower).
-        let heat = &mut self.heat[Self::heat_index(pc)];
-        if *heat < self.hot {
-            *heat += 1;
-            if *heat < self.hot {
+        let heat = self.heat.counter(Self::heat_index(pc));
+        let arrivals = heat.load(Ordering::Relaxed);
+        if arrivals < self.hot {
+            heat.store(arrivals + 1, Ordering::Relaxed);
+            if arrivals + 1 < self.hot {
                 return Lookup::Interpret;
             }
             // Just hot: the table decides (a pc sharing the counter may
@@ -643,7 +678,10 @@ impl Jit {
         self.called.clear();
         self.jumps_to.clear();
         self.jumps.fill(NO_JUMP);
-        self.heat = cold_counters();
+        // Shared counters stay: the other harts' code is still there.
+        if Arc::strong_count(&self.heat) == 1 {
+            self.heat = HeatCounters::new();
+        }
         // Offsets into the old space.
         if let Some(made) = &mut self.attempt {
             made.clear();
@@ -676,7 +714,9 @@ impl Jit {
             // Its page is not in the execute TLB (the caller refills it),
             // or it is not decoded in this generation: try again at the
             // next arrival.
-            self.heat[Self::heat_index(pc)] = self.hot - 1;
+            self.heat
+                .counter(Self::heat_index(pc))
+                .store(self.hot - 1, Ordering::Relaxed);
             return;
         }
         let host = fetch.addend.wrapping_add(pc as usize);
