@@ -205,7 +205,7 @@ impl Hart {
                             Ok(r) => r,
                         };
                         if one_block && (why != 1 || done > 0) {
-                            return StopReason::StepLimit;
+                            return self.step_limit_or_switch();
                         }
                         ran = Some(why);
                     }
@@ -255,7 +255,19 @@ impl Hart {
                 break;
             }
         }
-        StopReason::StepLimit
+        self.step_limit_or_switch()
+    }
+
+    /// The end of a translated run at its step limit: `UserSwitch` if its
+    /// last step (a call out of a block) switched into or out of user
+    /// mode, which the loop's check no longer sees.
+    #[cfg(target_arch = "x86_64")]
+    fn step_limit_or_switch(&mut self) -> StopReason {
+        if std::mem::take(&mut self.user_switched) {
+            StopReason::UserSwitch
+        } else {
+            StopReason::StepLimit
+        }
     }
 
     /// Runs translated code from `block` (a block's entry, or its checked

@@ -538,16 +538,18 @@ fn pmp_changes_apply_at_once_under_mprv() {
 }
 
 /// With `set_stop_on_user_switch`, `run` stops right after every trap out
-/// of user mode (a system call, or a fault in translated code's memory
-/// slow path) and every return to it (the recorder ends a chunk there),
-/// at the same steps in both engines and with the same end state as a run
-/// that never stops.
+/// of user mode (a system call, a load fault, a CSR access a block calls
+/// the interpreter for) and every return to it (the recorder ends a chunk
+/// there), at the same steps in both engines and with the same end state
+/// as a run that never stops, whatever the budgets (a switch on a run's
+/// last step counts too).
 #[test]
 fn runs_stop_after_each_switch_into_and_out_of_user_mode() {
     use samsara_cpu::StopReason;
-    // U-mode: 40 rounds of a system call and a load from no memory (an
-    // access fault), a few instructions apart; the M-mode handler (`mrec`)
-    // records the trap and returns past the instruction.
+    // U-mode: 40 rounds of a system call, a load from no memory (an access
+    // fault), a read of an M-mode CSR (illegal) and a system call again, a
+    // few instructions apart; the M-mode handler (`mrec`) records the trap
+    // and returns past the instruction.
     let prog = Prog::new(|a| {
         a.li(A0, 0).li(A1, 40);
         a.label("loop")
@@ -559,6 +561,12 @@ fn runs_stop_after_each_switch_into_and_out_of_user_mode() {
             .w(ld(A4, ZERO, 16))
             .label("after-fault")
             .w(add(A3, A3, A4))
+            .w(csrr(A5, csr::MSTATUS))
+            // Interpreted: the translated block ends with the CSR read.
+            .label("after-csr")
+            .w(ECALL)
+            .label("after-second-call")
+            .w(add(A3, A3, A5))
             .bne(A0, A1, "loop");
     });
     let run = |translate: bool, stop: bool| {
@@ -568,9 +576,16 @@ fn runs_stop_after_each_switch_into_and_out_of_user_mode() {
         vm.hart.set_translator_tuning(1, false);
         vm.hart.set_stop_on_user_switch(stop);
         let mut stops = Vec::new();
-        // To the same step in every run (the halt loop goes on forever).
+        // To the same step in every run (the halt loop goes on forever),
+        // in runs of 1 to 7 steps (a fixed pseudo-random sequence), so
+        // that switches fall on runs' last steps too.
+        let mut lcg = 1u64;
         while vm.hart.steps().0 < 5_000 {
-            match vm.hart.run(&mut vm.bus, 5_000 - vm.hart.steps().0) {
+            lcg = lcg
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let budget = (1 + (lcg >> 33) % 7).min(5_000 - vm.hart.steps().0);
+            match vm.hart.run(&mut vm.bus, budget) {
                 StopReason::UserSwitch => {
                     stops.push((vm.hart.steps().0, vm.hart.pc().raw(), vm.hart.privilege()))
                 }
@@ -582,11 +597,16 @@ fn runs_stop_after_each_switch_into_and_out_of_user_mode() {
     };
     let (plain, none) = run(false, false);
     assert!(none.is_empty());
-    let backs = [prog.addr("after-call"), prog.addr("after-fault")];
+    let backs = [
+        prog.addr("after-call"),
+        prog.addr("after-fault"),
+        prog.addr("after-csr"),
+        prog.addr("after-second-call"),
+    ];
     for translate in [false, true] {
         let (state, stops) = run(translate, true);
         assert_eq!(state, plain, "translate {translate}: the same run");
-        assert_eq!(stops.len(), 4 * 40, "translate {translate}");
+        assert_eq!(stops.len(), 8 * 40, "translate {translate}");
         for (k, pair) in stops.chunks(2).enumerate() {
             let (into, back) = (pair[0], pair[1]);
             let at = format!("translate {translate}, trap {k}");
@@ -595,7 +615,7 @@ fn runs_stop_after_each_switch_into_and_out_of_user_mode() {
                 (prog.addr("mrec"), Privilege::Machine),
                 "{at}"
             );
-            assert_eq!((back.1, back.2), (backs[k % 2], Privilege::User), "{at}");
+            assert_eq!((back.1, back.2), (backs[k % 4], Privilege::User), "{at}");
             // The handler is 10 instructions, mret included.
             assert_eq!(back.0 - into.0, 10, "{at}");
         }
