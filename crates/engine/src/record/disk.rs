@@ -3,7 +3,7 @@
 //! image the guest writes to.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::Mutex;
@@ -23,11 +23,27 @@ use crate::EngineError;
 pub(crate) struct DmaSequencer {
     pub(crate) recorder: Arc<ChunkRecorder>,
     pub(crate) target: OnceLock<(Weak<VirtioBlk>, Arc<GuestRam>)>,
+    /// Set by `close`: no completion reaches RAM or the log after it.
+    closed: AtomicBool,
 }
 
 impl DmaSequencer {
+    pub(crate) fn new(recorder: Arc<ChunkRecorder>) -> Self {
+        Self {
+            recorder,
+            target: OnceLock::new(),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Stops taking completions, and returns once none is being applied:
+    /// the recording's final RAM digest and log follow, and the disk's
+    /// worker thread outlives the harts.
     pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
         self.recorder.wm.abort();
+        // A completion being applied holds the commit lock throughout.
+        drop(self.recorder.commit.lock());
     }
 }
 
@@ -45,7 +61,8 @@ impl CompletionSink for DmaSequencer {
         }
         let _shared = rec.gate.read();
         let mut state = rec.commit.lock();
-        if !rec.wm.wait_for(state.log.next_seq() - 1) {
+        // After `close`, or aborted while waiting: the guest never sees it.
+        if !rec.wm.wait_for(state.log.next_seq() - 1) || self.closed.load(Ordering::SeqCst) {
             return;
         }
         let seq = state.log.sequence_dma();

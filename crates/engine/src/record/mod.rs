@@ -19,7 +19,7 @@ mod serial;
 use samsara_cpu::CpuEngine;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -206,10 +206,7 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
         }
     };
     let sink = match &recorder {
-        StrategyRecorder::Chunk(rec) => Some(Arc::new(DmaSequencer {
-            recorder: rec.clone(),
-            target: OnceLock::new(),
-        })),
+        StrategyRecorder::Chunk(rec) => Some(Arc::new(DmaSequencer::new(rec.clone()))),
         StrategyRecorder::Crew(_) => None,
     };
     let output = OutputLog::default();
@@ -288,7 +285,8 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
 
     drop(terminal);
     let exit = recorded_exit(supervisor.ending(board.exit.get(), signals()));
-    // SAFETY: the hart threads have ended and the DMA sink is closed.
+    // SAFETY: the hart threads have ended, and the DMA sink is closed (no
+    // completion is being applied, none will be).
     let (hart_digests, ram_blake3) = unsafe { machine_digests(&machine, header.ram_digest) };
     let ClosedLog {
         entries,
