@@ -52,8 +52,9 @@ struct Retirement {
     /// retirement wakes only those it lets go on (replay hands the turn
     /// from hart to hart 10^5 times per Linux boot; waking every waiter
     /// each time cost a fifth of a 4-hart replay in futile context
-    /// switches). A waiter that timed out may stay listed: waking it
-    /// later is a spurious wake-up, which waits tolerate.
+    /// switches). A waiter whose park timed out lists itself again in
+    /// place of its old entry; an entry left by a waiter that gave up is
+    /// woken later as a spurious wake-up, which waits tolerate.
     sleepers: Vec<(u64, Thread)>,
 }
 
@@ -122,14 +123,19 @@ impl Watermark {
                 if self.aborted.load(Ordering::Acquire) {
                     return false;
                 }
-                state.sleepers.push((seq, std::thread::current()));
+                // Listed once, however often the park timed out.
+                let me = std::thread::current();
+                state.sleepers.retain(|(_, t)| t.id() != me.id());
+                state.sleepers.push((seq, me));
             }
             std::thread::park_timeout(Duration::from_millis(50));
         }
     }
 
     /// Sets the watermark to `seq` with nothing retired beyond it, and
-    /// lifts an abort (a replay going back to a checkpoint).
+    /// lifts an abort (a replay going back to a checkpoint). Called with
+    /// no waiter about (between a session's runs): the sleepers list is
+    /// left as it is.
     pub(crate) fn reset(&self, seq: u64) {
         let mut state = self.state.lock();
         state.retired.clear();
