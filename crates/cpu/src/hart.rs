@@ -173,9 +173,8 @@ impl Hart {
         // Fixed for the call (a test setting).
         let one_block = self.jit.as_ref().is_some_and(|j| j.one_block);
         while self.state.steps < end {
-            if self.user_switched {
-                self.user_switched = false;
-                return StopReason::UserSwitch;
+            if let Some(stop) = self.take_user_switch() {
+                return stop;
             }
             let pc = self.state.pc;
             let budget = end - self.state.steps;
@@ -263,11 +262,14 @@ impl Hart {
     /// mode, which the loop's check no longer sees.
     #[cfg(target_arch = "x86_64")]
     fn step_limit_or_switch(&mut self) -> StopReason {
-        if std::mem::take(&mut self.user_switched) {
-            StopReason::UserSwitch
-        } else {
-            StopReason::StepLimit
-        }
+        self.take_user_switch().unwrap_or(StopReason::StepLimit)
+    }
+
+    /// `UserSwitch`, once, if a switch into or out of user mode happened
+    /// since the last look (see [`Hart::set_stop_on_user_switch`]).
+    #[inline(always)]
+    fn take_user_switch(&mut self) -> Option<StopReason> {
+        std::mem::take(&mut self.user_switched).then_some(StopReason::UserSwitch)
     }
 
     /// Runs translated code from `block` (a block's entry, or its checked
@@ -550,11 +552,7 @@ impl Hart {
             Flow::Watch => return Some(StopReason::Watch),
             Flow::Breakpoint => return Some(StopReason::Breakpoint),
         }
-        if self.user_switched {
-            self.user_switched = false;
-            return Some(StopReason::UserSwitch);
-        }
-        None
+        self.take_user_switch()
     }
 
     /// An instruction did not complete: takes its exception (a step that

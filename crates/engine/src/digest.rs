@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use samsara_cpu::Hart;
-use samsara_machine::machine::Machine;
 use samsara_machine::ram::GuestRam;
 use samsara_trace::{FOOTER_OUTPUT_BYTES, RamDigest};
 
@@ -98,15 +97,6 @@ impl std::io::Write for Console {
 /// Hex BLAKE3 of `bytes`.
 pub fn blake3_hex(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
-}
-
-/// (per-hart digests, RAM digest) of a stopped machine.
-///
-/// # Safety
-/// As [`ram_digest`]: nothing writes RAM meanwhile.
-pub(crate) unsafe fn machine_digests(machine: &Machine, kind: RamDigest) -> (Vec<u64>, String) {
-    // SAFETY: passed on to the caller.
-    unsafe { digests(&machine.harts, &machine.board.ram, kind) }
 }
 
 /// (per-hart digests, RAM digest) of stopped harts and their RAM.

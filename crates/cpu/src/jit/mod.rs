@@ -367,7 +367,8 @@ fn empty_slots() -> ZeroedTable<Slot> {
 /// Relaxed bytes: an increment lost to a race only delays a translation,
 /// and which code runs translated never changes what it computes.
 pub(crate) struct HeatCounters {
-    table: ZeroedTable<u8>,
+    /// The counters' memory, kept mapped for `base`.
+    _table: ZeroedTable<u8>,
     /// The table's first byte, written only through `AtomicU8`s.
     base: *mut u8,
 }
@@ -384,14 +385,19 @@ impl HeatCounters {
         // SAFETY: any byte is a valid `u8`.
         let mut table = unsafe { ZeroedTable::<u8>::new(HEAT_COUNTERS) };
         let base = table.as_mut_ptr();
-        Arc::new(HeatCounters { table, base })
+        Arc::new(HeatCounters {
+            _table: table,
+            base,
+        })
     }
 
+    /// `pc`'s counter.
     #[inline(always)]
-    fn counter(&self, index: usize) -> &AtomicU8 {
-        assert!(index < self.table.len);
-        // SAFETY: `index` is within the table, whose bytes are only ever
-        // accessed atomically; `base` is valid while `self` is.
+    fn counter(&self, pc: u64) -> &AtomicU8 {
+        let index = ((pc >> 1) as usize) & (HEAT_COUNTERS - 1);
+        // SAFETY: `index < HEAT_COUNTERS`, the table's length; its bytes
+        // are only ever accessed atomically; `base` is valid while `self`
+        // is (it points into `table`, which `self` owns).
         unsafe { AtomicU8::from_ptr(self.base.add(index)) }
     }
 }
@@ -455,7 +461,7 @@ impl Jit {
         // pc not yet hot is interpreted (it has no block unless a pc
         // sharing its counter set the counter back, and then running it
         // interpreted is only slower).
-        let heat = self.heat.counter(Self::heat_index(pc));
+        let heat = self.heat.counter(pc);
         let arrivals = heat.load(Ordering::Relaxed);
         if arrivals < self.hot {
             heat.store(arrivals + 1, Ordering::Relaxed);
@@ -523,10 +529,6 @@ impl Jit {
         if old.code != 0 && old.pc != slot.pc {
             self.aside.insert(old.pc, old);
         }
-    }
-
-    fn heat_index(pc: u64) -> usize {
-        ((pc >> 1) as usize) & (HEAT_COUNTERS - 1)
     }
 
     /// Whether the block in slot `index`, made in an earlier generation,
@@ -714,9 +716,7 @@ impl Jit {
             // Its page is not in the execute TLB (the caller refills it),
             // or it is not decoded in this generation: try again at the
             // next arrival.
-            self.heat
-                .counter(Self::heat_index(pc))
-                .store(self.hot - 1, Ordering::Relaxed);
+            self.heat.counter(pc).store(self.hot - 1, Ordering::Relaxed);
             return;
         }
         let host = fetch.addend.wrapping_add(pc as usize);

@@ -38,7 +38,7 @@ use self::chunk::{ChunkRecorder, HartRecorder};
 use self::crew::{CREW_BATCH, CrewHart, CrewRecorder, MAX_CREW_HARTS};
 use self::disk::{DmaSequencer, ScratchDisk};
 use self::log::ClosedLog;
-use crate::digest::{Console, OutputLog, machine_digests};
+use crate::digest::{Console, OutputLog, digests};
 use crate::exit::recorded_exit;
 use crate::guest::{Guest, LoadedGuest};
 use crate::{BATCH, EngineError};
@@ -287,7 +287,8 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
     let exit = recorded_exit(supervisor.ending(board.exit.get(), signals()));
     // SAFETY: the hart threads have ended, and the DMA sink is closed (no
     // completion is being applied, none will be).
-    let (hart_digests, ram_blake3) = unsafe { machine_digests(&machine, header.ram_digest) };
+    let (hart_digests, ram_blake3) =
+        unsafe { digests(&machine.harts, &machine.board.ram, header.ram_digest) };
     let ClosedLog {
         entries,
         failure,
