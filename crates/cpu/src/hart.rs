@@ -223,6 +223,11 @@ impl Hart {
                         }
                         let jit = self.jit.as_mut().expect("the translator is on");
                         jit.translate(pc, &self.dcache, self.tlb.exec(), bus.any_breakpoint());
+                        // The new block runs now: code that runs once (a
+                        // test's, a boot's) runs translated when hot at once.
+                        if jit.holds_block(pc, generation) {
+                            continue;
+                        }
                     }
                     // Longer than the budget left (less than a block): the
                     // interpreter runs the rest.

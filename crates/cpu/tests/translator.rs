@@ -1,8 +1,9 @@
 //! The block translator against the interpreter: random loops of integer,
 //! multiply/divide, load/store, branch, CSR, atomic and fence instructions
-//! (with compressed ones, in every privilege mode) run on two harts, one
-//! translating; after every `run` call, whatever its budget, the whole
-//! hart state and memory are equal.
+//! (with compressed ones, in every privilege mode), and loops of F/D
+//! instructions over values that take each path of their host code, run
+//! on two harts, one translating; after every `run` call, whatever its
+//! budget, the whole hart state and memory are equal.
 #![cfg(target_arch = "x86_64")]
 
 mod common;
@@ -482,4 +483,190 @@ fn a_loop_hot_on_one_hart_is_translated_at_once_on_harts_sharing_its_heat() {
         shared_steps >= 30,
         "translated at once: {shared_steps} steps"
     );
+}
+
+/// Values that take F/D host code down each of its paths: normal, tiny,
+/// subnormal, zero, huge, infinite, quiet and signalling NaNs, integers
+/// at the conversions' limits, ties; singles NaN-boxed and not.
+const FP_VALUES: [u64; 32] = [
+    0x3ff0_0000_0000_0000, // 1.0
+    0xbff8_0000_0000_0000, // -1.5
+    0x3fb9_9999_9999_999a, // 0.1
+    0x3fd5_5555_5555_5555, // 1/3
+    0x4004_0000_0000_0000, // 2.5 (a tie when converted)
+    0x7fef_ffff_ffff_ffff, // the largest double
+    0x0010_0000_0000_0000, // the smallest normal
+    0x0018_0000_0000_0000, // 1.5 x the smallest normal
+    0x0000_0000_0000_0001, // the smallest subnormal
+    0x000f_ffff_ffff_ffff, // the largest subnormal
+    0x0000_0000_0000_0000, // +0
+    0x8000_0000_0000_0000, // -0
+    0x7ff0_0000_0000_0000, // +inf
+    0xfff0_0000_0000_0000, // -inf
+    0x7ff8_0000_0000_0000, // quiet NaN
+    0x7ff0_0000_0000_0001, // signalling NaN
+    0x41e0_0000_0000_0000, // 2^31
+    0xc1e0_0000_0000_0000, // -2^31
+    0x41df_ffff_ffe0_0000, // 2^31 - 0.5
+    0x43e0_0000_0000_0000, // 2^63
+    0xc3e0_0000_0000_0000, // -2^63
+    0x7e37_e43c_8800_759c, // 1e300
+    0xffff_ffff_3fc0_0000, // 1.5f, boxed
+    0xffff_ffff_7f7f_ffff, // the largest single, boxed
+    0xffff_ffff_0080_0000, // the smallest normal single, boxed
+    0xffff_ffff_0000_0001, // a subnormal single, boxed
+    0xffff_ffff_7f80_0000, // +inf single, boxed
+    0xffff_ffff_7fa0_0000, // a signalling NaN single, boxed
+    0xffff_ffff_bf80_0000, // -1.0f, boxed
+    0x0000_0000_3f80_0000, // 1.0f, not boxed (reads as the canonical NaN)
+    0x4415_af1d_78b5_8c40, // 1e20
+    0xffff_ffff_4f00_0000, // 2^31 as a single, boxed
+];
+
+/// One F/D instruction (or an integer one feeding them) from a choice and
+/// random fields: FP results anywhere, sources in f0..f7, integer results into a0..a2 and
+/// t0..t2 (never the counter or the data pointer a3), rounding modes
+/// mostly nearest (static or dynamic) as compiled code uses them.
+fn fp_instruction(choice: u8, fd: u32, fa: u32, fb: u32, bits: u32) -> u32 {
+    // Sources from f0..f7 (results go anywhere): the values set up meet
+    // each other often, equal ones included.
+    let (fa, fb, fc) = (fa % 8, fb % 8, (bits >> 27) % 8);
+    let xd = [A0, A1, A2, T0, T1, T2][(bits % 6) as usize];
+    let xs = [A0, A1, A2, T0, T1, T2, ZERO][((bits >> 3) % 7) as usize];
+    let rm = [
+        rm::RNE,
+        rm::DYN,
+        rm::RNE,
+        rm::DYN,
+        rm::RTZ,
+        rm::RDN,
+        rm::RMM,
+        5,
+    ][((bits >> 6) & 7) as usize];
+    let off = (((bits >> 9) & 31) * 8) as i32;
+    match choice % 45 {
+        0 => fadd_d(fd, fa, fb, rm),
+        1 => fsub_d(fd, fa, fb, rm),
+        2 => fmul_d(fd, fa, fb, rm),
+        3 => fdiv_d(fd, fa, fb, rm),
+        4 => fsqrt_d(fd, fa, rm),
+        5 => fmadd_d(fd, fa, fb, fc, rm),
+        6 => fmsub_d(fd, fa, fb, fc, rm),
+        7 => fnmsub_d(fd, fa, fb, fc, rm),
+        8 => fnmadd_d(fd, fa, fb, fc, rm),
+        9 => fadd_s(fd, fa, fb, rm),
+        10 => fsub_s(fd, fa, fb, rm),
+        11 => fmul_s(fd, fa, fb, rm),
+        12 => fdiv_s(fd, fa, fb, rm),
+        13 => fsqrt_s(fd, fa, rm),
+        // fmadd.s, fmsub.s, fnmsub.s, fnmadd.s
+        14 => fr4(
+            [0x43, 0x47, 0x4b, 0x4f][(bits >> 12 & 3) as usize],
+            0,
+            fc,
+            fb,
+            fa,
+            rm,
+            fd,
+        ),
+        15 => [fsgnj_d, fsgnjn_d, fsgnjx_d][(bits % 3) as usize](fd, fa, fb),
+        16 => [fsgnj_s, fsgnjn_s, fsgnjx_s][(bits % 3) as usize](fd, fa, fb),
+        17 => fsgnj_d(fd, fa, fa),
+        18 => [feq_d, flt_d, fle_d][((bits >> 12) % 3) as usize](xd, fa, fb),
+        19 => [feq_s, flt_s, fle_s][((bits >> 12) % 3) as usize](xd, fa, fb),
+        20 => fcvt_x_d((bits >> 12) & 3, xd, fa, rm),
+        21 => fcvt_x_d((bits >> 12) & 2, xd, fa, rm::RTZ),
+        22 => fcvt_x_s((bits >> 12) & 3, xd, fa, rm),
+        23 => fcvt_d_x((bits >> 12) & 3, fd, xs, rm),
+        24 => fcvt_s_x((bits >> 12) & 3, fd, xs, rm),
+        25 => fcvt_s_d(fd, fa, rm),
+        26 => fcvt_d_s(fd, fa) | ((rm & 7) << 12),
+        27 => fmv_x_d(xd, fa),
+        28 => fmv_x_w(xd, fa),
+        29 => fmv_d_x(fd, xs),
+        30 => fmv_w_x(fd, xs),
+        31 => [fmin_d, fmax_d, fmin_s, fmax_s][(bits & 3) as usize](fd, fa, fb),
+        32 => [fclass_d, fclass_s][(bits & 1) as usize](xd, fa),
+        33 | 34 => fld(fd, A3, off),
+        35 => flw(fd, A3, off),
+        36 => fsd(fb, A3, off),
+        37 => fsw(fb, A3, off),
+        // A misaligned access (the interpreter takes it: a trap).
+        38 => fld(fd, A3, off + 4 * (bits as i32 & 1) + 2),
+        // Clears the accrued flags (then inexact results must raise NX
+        // again) or all but NX (host code then runs, and must raise the
+        // others), or sets them and the rounding mode.
+        39 if bits & 1 == 0 => csrrw(xd, csr::FFLAGS, ZERO),
+        39 => csrrci(xd, csr::FFLAGS, 0x1e),
+        40 => csrrw(ZERO, csr::FCSR, xs),
+        // FS from dirty to initial, or from off or initial to clean or
+        // dirty (S1 holds FS's high bit).
+        43 => [csrrc, csrrs][(bits & 1) as usize](ZERO, csr::MSTATUS, S1),
+        // Integers for the conversions.
+        41 => addi(xd, xs, (bits >> 20) as i32 - 2048),
+        42 => slli(xd, xs, bits & 63),
+        _ => fadd_d(fd, fa, fb, rm::RNE),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// F/D in host code against the interpreter: loops of F/D
+    /// instructions over values that take every path, with the accrued
+    /// flags set or clear, every rounding mode, FS on or off; after every
+    /// `run`, whatever its budget, the whole hart state and memory are
+    /// equal.
+    #[test]
+    fn translated_fp_runs_exactly_like_the_interpreter(
+        choices in proptest::collection::vec((any::<u8>(), 0u32..32, 0u32..32, 0u32..32, any::<u32>()), 1..24),
+        picks in any::<[u8; 32]>(),
+        data in any::<[u8; 32]>(),
+        fcsr in 0u64..256,
+        fs in prop_oneof![3 => Just(3u64), 1 => Just(1u64), 1 => Just(0u64)],
+        iterations in 20u64..120,
+        budgets in proptest::collection::vec(1u64..400, 1..8),
+    ) {
+        let words: Vec<u32> = choices
+            .iter()
+            .map(|&(c, fd, fa, fb, bits)| fp_instruction(c, fd, fa, fb, bits))
+            .collect();
+        let setup = |translate: bool| {
+            let (mut hart, mut bus) = straight_code(&[], translate, |_| {});
+            let mut code = words.clone();
+            code.push(addi(COUNTER, COUNTER, -1));
+            code.push(bne(COUNTER, ZERO, -(4 * (code.len() as i32))));
+            code.push(jal(ZERO, 0));
+            bus.load_words(CODE, &code);
+            bus.write_u32(TRAP, 0x0000_006f);
+            for (k, &p) in data.iter().enumerate() {
+                bus.write_u64(DATA + 8 * k as u64, FP_VALUES[usize::from(p) % 32]);
+            }
+            let mut s = hart.snapshot();
+            for (r, &p) in picks.iter().enumerate() {
+                s.f[r] = FP_VALUES[usize::from(p) % 32];
+            }
+            for (k, r) in [A0, A1, A2, T0, T1, T2].into_iter().enumerate() {
+                s.x[r as usize] = [7, u64::MAX, 1 << 40, 0x8000_0000, 12345, 3][k];
+            }
+            s.x[COUNTER as usize] = iterations;
+            s.x[S1 as usize] = 0x4000;
+            s.csr.frm = (fcsr >> 5) as u8 & 7;
+            s.csr.fflags = fcsr as u8 & 31;
+            s.csr.mstatus = (s.csr.mstatus & !0x6000) | (fs << 13);
+            s.csr.mtvec = TRAP;
+            hart.restore(&s);
+            (hart, bus)
+        };
+        let (mut interp, mut bus_i) = setup(false);
+        let (mut jit, mut bus_j) = setup(true);
+        for (n, &budget) in budgets.iter().cycle().take(40).enumerate() {
+            let a = interp.run(&mut bus_i, budget);
+            let b = jit.run(&mut bus_j, budget);
+            prop_assert_eq!(a, b, "stop reason of run {}", n);
+            let (si, sj) = (interp.snapshot(), jit.snapshot());
+            prop_assert_eq!(&si, &sj, "state after run {} (budget {})", n, budget);
+        }
+        prop_assert!(bus_i.read_bytes(RAM_BASE, RAM as usize) == bus_j.read_bytes(RAM_BASE, RAM as usize), "memory differs");
+    }
 }

@@ -377,7 +377,8 @@ fn instructions(w: u32, pos: usize, out: &mut Vec<u32>) {
     // A backward distance that stays inside the code.
     let back = |n: u32| -> i32 { -(4 * (1 + n as i32 % 16)).max(-(pos as i32)) };
     match w & 15 {
-        0..=2 => {
+        2 => out.push(fp_instruction(b)),
+        0 | 1 => {
             let (f7, f3) = match hi % 4 {
                 0 => (0, f3),
                 1 if f3 == 0 || f3 == 5 => (0x20, f3),
@@ -490,6 +491,61 @@ fn instructions(w: u32, pos: usize, out: &mut Vec<u32>) {
             out.push(c(b & 0x3fff) | c(b >> 14) << 16);
         }
         _ => out.push(w),
+    }
+}
+
+/// An F/D instruction from the bits of `b`: arithmetic, fused
+/// multiply-adds, conversions, comparisons, sign injection, moves and
+/// loads and stores of both precisions, mostly rounding to nearest
+/// (statically or dynamically) as compiled code does, sometimes not.
+fn fp_instruction(b: u32) -> u32 {
+    let (rd, rs1, rs2, rs3) = (b & 31, (b >> 5) & 31, (b >> 10) & 31, (b >> 15) & 31);
+    let rm = [0, 7, 0, 7, 1, 2, 7, 0][((b >> 20) & 7) as usize];
+    let double = (b >> 23) & 1;
+    let op_fp =
+        |funct5: u32, rs2: u32, f3: u32| r_type(funct5 << 2 | double, rs2, rs1, f3, rd, 0x53);
+    let x_rd = rd_of(rd);
+    let to_x =
+        |funct5: u32, rs2: u32, f3: u32| r_type(funct5 << 2 | double, rs2, rs1, f3, x_rd, 0x53);
+    // 5 bits: the top 4 and one of rs3's.
+    let op = ((b >> 24) | ((b >> 19) & 1) << 4) % 24;
+    match op {
+        0 => op_fp(0x00, rs2, rm), // fadd
+        1 => op_fp(0x01, rs2, rm), // fsub
+        2 => op_fp(0x02, rs2, rm), // fmul
+        3 => op_fp(0x03, rs2, rm), // fdiv
+        4 => op_fp(0x0b, 0, rm),   // fsqrt
+        5..=8 => {
+            // fmadd, fmsub, fnmsub, fnmadd
+            let opcode = [0x43, 0x47, 0x4b, 0x4f][(op - 5) as usize];
+            rs3 << 27 | double << 25 | rs2 << 20 | rs1 << 15 | rm << 12 | rd << 7 | opcode
+        }
+        9 => op_fp(0x04, rs2, (b >> 20) % 3), // fsgnj, fsgnjn, fsgnjx
+        10 => op_fp(0x05, rs2, (b >> 20) & 1), // fmin, fmax
+        11 => to_x(0x14, rs2, (b >> 20) % 3), // fle, flt, feq
+        // fcvt.s.d / fcvt.d.s
+        12 => r_type(
+            if double == 1 { 0x21 } else { 0x20 },
+            1 - double,
+            rs1,
+            rm,
+            rd,
+            0x53,
+        ),
+        // fcvt.w/wu/l/lu from an f register
+        13 => to_x(0x18, (b >> 20) & 3, rm),
+        // fcvt to an f register from x rs1 (w/wu/l/lu)
+        14 => r_type(0x1a << 2 | double, (b >> 20) & 3, rd_of(rs1), rm, rd, 0x53),
+        15 => to_x(0x1c, 0, 0), // fmv.x.w / fmv.x.d
+        16 => to_x(0x1c, 0, 1), // fclass
+        17 => r_type(0x1e << 2 | double, 0, rd_of(rs1), 0, rd, 0x53), // fmv.w.x / fmv.d.x
+        18 | 19 => i_type((b >> 15) & 0x7f8, DATA_REG, 2 + double, rd, 0x07), // flw / fld
+        20 => s_type((b >> 15) & 0x7f8, rs2, DATA_REG, 2 + double, 0x27), // fsw / fsd
+        // fcvt.w.d / fcvt.l.d truncating (C's casts)
+        21 => to_x(0x18, (b >> 20) & 2, 1),
+        // fmv.d (fsgnj rd, rs, rs)
+        22 => r_type(0x04 << 2 | double, rs1, rs1, 0, rd, 0x53),
+        _ => op_fp(0x02, rs2, 0), // fmul, static rne
     }
 }
 

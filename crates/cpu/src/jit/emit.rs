@@ -27,6 +27,8 @@ use super::{BlockFrame, JUMP_CACHE, JumpEntry, SLOTS, Slot};
 use crate::exec::PAUSE_PRED_SUCC;
 use crate::tlb::TlbEntry;
 
+mod fp;
+
 /// The most F/D instructions one call out of a block runs.
 const MAX_CALLED_RUN: usize = 16;
 
@@ -285,6 +287,10 @@ struct Emitter {
     stopped: DynamicLabel,
     /// See [`Translation::sites`].
     sites: Vec<(usize, u64)>,
+    /// mstatus.FS is known to be on at this point of the code (checked by
+    /// an earlier F/D instruction, no call out since), and dirty.
+    fs_on: bool,
+    fs_dirty: bool,
 }
 
 /// The guest registers an instruction the translator takes reads and
@@ -298,8 +304,9 @@ fn operands(i: &Inst) -> ([Option<u8>; 2], Option<u8>) {
         Sb | Sh | Sw | Sd | Beq | Bne | Blt | Bge | Bltu | Bgeu => {
             ([Some(i.rs1), Some(i.rs2)], None)
         }
-        // Called: whatever it touches is in memory around the call.
-        op if op.is_fp() => ([None, None], None),
+        // F/D: only what host code touches (a call has everything in
+        // memory around it).
+        op if op.is_fp() => fp::x_operands(i),
         _ => ([Some(i.rs1), Some(i.rs2)], Some(i.rd)),
     }
 }
@@ -318,6 +325,8 @@ pub(super) fn block(
     // The out-of-line paths of memory instructions, emitted after the
     // block's body.
     let mut misses: Vec<Miss> = Vec::new();
+    // The slow paths of F/D instructions in host code, emitted after it.
+    let mut slow_fp: Vec<fp::Slow> = Vec::new();
     // Instructions already emitted as part of a run of calls.
     let mut skip = 0;
     for (k, &(pc, i)) in insts.iter().enumerate() {
@@ -333,7 +342,7 @@ pub(super) fn block(
                 exit: e.a.new_dynamic_label(),
                 pc,
                 k: k as i32,
-                store: matches!(i.op, Op::Sb | Op::Sh | Op::Sw | Op::Sd),
+                store: matches!(i.op, Op::Sb | Op::Sh | Op::Sw | Op::Sd | Op::Fsw | Op::Fsd),
             };
             e.memory(&i, size, &miss);
             misses.push(miss);
@@ -379,15 +388,27 @@ pub(super) fn block(
             // Harts see their own accesses in order; the interpreter's
             // fence (`atomic::fence(SeqCst)`).
             Op::Fence => dynasm!(e.a ; .arch x64 ; mfence),
+            _ if i.op.is_fp() && fp::native(&i) => {
+                let called = called.expect("the block's instructions kept");
+                let slow = fp::Slow {
+                    label: e.a.new_dynamic_label(),
+                    resume: e.a.new_dynamic_label(),
+                    at: std::ptr::from_ref(&called[k]) as u64,
+                    k: k as i32,
+                };
+                e.fp(&i, &slow);
+                dynasm!(e.a ; .arch x64 ; =>slow.resume);
+                slow_fp.push(slow);
+            }
             _ if matches!(kind(&i), Kind::Called) => {
                 let called = called.expect("the block's instructions kept");
-                // A run of F/D instructions goes in one call (FP kernels
-                // hold runs of loads and arithmetic); anything else alone.
+                // A run of F/D instructions without host code goes in one
+                // call; anything else alone.
                 let run = if i.op.is_fp() {
                     insts[k..]
                         .iter()
                         .take(MAX_CALLED_RUN)
-                        .take_while(|(_, j)| j.op.is_fp())
+                        .take_while(|(_, j)| j.op.is_fp() && !fp::native(j))
                         .count()
                 } else {
                     1
@@ -401,6 +422,9 @@ pub(super) fn block(
     let last = insts.last().expect("a block has an instruction");
     if !matches!(kind(&last.1), Kind::Ends) {
         e.exit(Target::Known(last.0.wrapping_add(u64::from(last.1.len))));
+    }
+    for slow in &slow_fp {
+        e.fp_slow(slow);
     }
     for miss in misses {
         e.fill(&miss);
@@ -557,6 +581,8 @@ impl Emitter {
             bail,
             stopped,
             sites: Vec::new(),
+            fs_on: false,
+            fs_dirty: false,
         }
     }
 
@@ -684,6 +710,9 @@ impl Emitter {
     /// after; if one did not simply retire, the block stops there.
     fn called(&mut self, at: u64, k: i32, run: i32) {
         debug_assert!((0..1 << 16).contains(&k) && run >= 1, "k {k}, run {run}");
+        // A CSR write may change FS.
+        self.fs_on = false;
+        self.fs_dirty = false;
         self.store_written();
         let stopped = self.stopped;
         self.constant(RAX, at);
@@ -726,6 +755,10 @@ impl Emitter {
     fn memory(&mut self, i: &Inst, size: u8, miss: &Miss) {
         let store = miss.store;
         let (exit, fill) = (miss.exit, miss.fill);
+        let float = i.op.is_fp();
+        if float {
+            self.fp_memory_check(exit);
+        }
         dynasm!(self.a ; .arch x64 ; =>miss.retry);
         self.get(RAX, i.rs1);
         dynasm!(self.a ; .arch x64 ; add rax, i.imm);
@@ -756,7 +789,11 @@ impl Emitter {
             ; add rax, QWORD [r9 + ADDEND]
         );
         if store {
-            self.get(RDX, i.rs2);
+            if float {
+                self.fp_store_value(i);
+            } else {
+                self.get(RDX, i.rs2);
+            }
             match size {
                 1 => dynasm!(self.a ; .arch x64 ; mov BYTE [rax], dl),
                 2 => dynasm!(self.a ; .arch x64 ; mov WORD [rax], dx),
@@ -771,10 +808,14 @@ impl Emitter {
             Op::Lh => dynasm!(self.a ; .arch x64 ; movsx rdx, WORD [rax]),
             Op::Lhu => dynasm!(self.a ; .arch x64 ; movzx edx, WORD [rax]),
             Op::Lw => dynasm!(self.a ; .arch x64 ; movsxd rdx, DWORD [rax]),
-            Op::Lwu => dynasm!(self.a ; .arch x64 ; mov edx, DWORD [rax]),
+            Op::Lwu | Op::Flw => dynasm!(self.a ; .arch x64 ; mov edx, DWORD [rax]),
             _ => dynasm!(self.a ; .arch x64 ; mov rdx, QWORD [rax]),
         }
-        self.put(i.rd, RDX);
+        if float {
+            self.fp_load_result(i);
+        } else {
+            self.put(i.rd, RDX);
+        }
     }
 
     /// Integer computation into `rd` (nothing if rd is x0: these have no
@@ -962,8 +1003,8 @@ fn memory_size(op: Op) -> Option<u8> {
     Some(match op {
         Op::Lb | Op::Lbu | Op::Sb => 1,
         Op::Lh | Op::Lhu | Op::Sh => 2,
-        Op::Lw | Op::Lwu | Op::Sw => 4,
-        Op::Ld | Op::Sd => 8,
+        Op::Lw | Op::Lwu | Op::Sw | Op::Flw | Op::Fsw => 4,
+        Op::Ld | Op::Sd | Op::Fld | Op::Fsd => 8,
         _ => return None,
     })
 }
