@@ -85,6 +85,11 @@ pub(crate) struct AdTable {
     /// conflict and nothing is ever squashed, and for CREW, whose page
     /// ownership orders every access instead.
     direct: bool,
+    /// This entry writes shared memory directly although its recording
+    /// wrote private copies: a replayed chunk that nothing before it in the
+    /// order is still running or writing back beside (see
+    /// [`AdTable::set_shared_writes`]). Until the next reset.
+    shared_writes: bool,
 }
 
 impl AdTable {
@@ -98,7 +103,21 @@ impl AdTable {
             copies: Vec::new(),
             free: Vec::new(),
             direct,
+            shared_writes: false,
         }
+    }
+
+    /// The entry about to run writes shared memory directly (until the
+    /// next [`AdTable::reset`]). Sound in replay when every earlier entry
+    /// has written back: a later one running beside it touches none of the
+    /// pages it writes (the recording's conflict check), and writes its
+    /// own to private copies until its turn. A first write to a page the
+    /// entry touched before still reports the page as moved, so the hart
+    /// drops the cached translations the recording dropped when the page
+    /// went to a private copy: the walks that follow, and any A/D bits
+    /// they set, are the recording's.
+    pub(crate) fn set_shared_writes(&mut self, on: bool) {
+        self.shared_writes = on;
     }
 
     /// Notes a touch of `page`; on the first write, copies `shared` into a
@@ -115,13 +134,15 @@ impl AdTable {
         if leaf & ACCESSED == 0 {
             self.groups[page / GROUP_PAGES / 64] |= 1 << ((page / GROUP_PAGES) % 64);
         }
-        if leaf & DIRTY != 0 && !self.direct {
+        let on_shared = self.direct || self.shared_writes;
+        if leaf & DIRTY != 0 && !on_shared {
             let slot = self.copy_of[page] as usize - 1;
             return (self.copies[slot].as_ptr(), false);
         }
-        if !write || self.direct {
+        if !write || on_shared {
             self.leaves[page] = leaf | ACCESSED | if write { DIRTY } else { 0 };
-            return (shared, false);
+            let moved = self.shared_writes && write && leaf & (ACCESSED | DIRTY) == ACCESSED;
+            return (shared, moved);
         }
         let mut buf = self.free.pop().unwrap_or_else(PageBuf::zeroed);
         copy_page_from_shared(&mut buf, shared);
@@ -134,7 +155,7 @@ impl AdTable {
 
     /// Whether writes go straight to shared memory (see the field).
     pub(crate) fn is_direct(&self) -> bool {
-        self.direct
+        self.direct || self.shared_writes
     }
 
     /// Whether the current chunk touched `page`.
@@ -197,6 +218,7 @@ impl AdTable {
         }
         self.groups.iter_mut().for_each(|g| *g = 0);
         self.free.append(&mut self.copies);
+        self.shared_writes = false;
     }
 }
 

@@ -31,6 +31,18 @@ impl InProgress {
     }
 }
 
+/// Where [`HartReplayer::finish_body`] left an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Finished {
+    /// The replay failed (the error is in `Shared`).
+    Failed,
+    /// Done and retired (CREW: nothing to write back).
+    Retired,
+    /// Its pages are to be written back in its turn
+    /// ([`HartReplayer::write_back`]).
+    WriteBackDue,
+}
+
 /// Why [`HartReplayer::advance`] returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Advance {
@@ -83,31 +95,6 @@ impl HartReplayer {
             watch_seen: false,
             interrupts_checked_at: None,
             code_seen: CodeSeen::default(),
-        }
-    }
-
-    /// Replays a whole entry (the parallel path).
-    pub fn replay_chunk(
-        &mut self,
-        hart: &mut Hart,
-        shared: &Shared,
-        seq: u64,
-        record: ChunkRecord,
-    ) {
-        let Some(cur) = self.begin(hart, shared, seq, record) else {
-            return;
-        };
-        let steps = cur.record.steps;
-        loop {
-            match self.advance(hart, shared, &cur, steps, &mut super::NoObserver) {
-                Advance::Reached => {
-                    self.finish(hart, shared, &cur);
-                    return;
-                }
-                // Nobody to stop for on this path: run on.
-                Advance::Watch | Advance::Breakpoint => {}
-                Advance::Observer | Advance::Failed => return,
-            }
         }
     }
 
@@ -315,6 +302,24 @@ impl HartReplayer {
     /// checks, the write-back (in sequence order) and retirement. False if
     /// the replay failed or was aborted.
     pub fn finish(&mut self, hart: &mut Hart, shared: &Shared, cur: &InProgress) -> bool {
+        match self.finish_body(hart, shared, cur) {
+            Finished::Failed => false,
+            Finished::Retired => true,
+            Finished::WriteBackDue => {
+                if !shared.wm.wait_for(cur.seq - 1) {
+                    self.bus.table.reset(&self.sets);
+                    return false;
+                }
+                self.write_back(shared, cur.seq);
+                true
+            }
+        }
+    }
+
+    /// [`HartReplayer::finish`] up to the write-back: the final attempt
+    /// and the checks. A CREW entry (written to RAM directly) is retired
+    /// here.
+    pub fn finish_body(&mut self, hart: &mut Hart, shared: &Shared, cur: &InProgress) -> Finished {
         // The attempt did not execute in the recording: nothing to watch.
         self.bus.watches.suppressed = true;
         self.bus.breakpoints.off = true;
@@ -323,13 +328,13 @@ impl HartReplayer {
         self.bus.breakpoints.off = false;
         if let Err(what) = redone {
             self.diverged(hart, shared, cur, what);
-            return false;
+            return Finished::Failed;
         }
         self.bus.mmio_allowed = false;
         self.lines = self.bus.lines;
         if let Some(what) = self.bus.divergence.take() {
             self.diverged(hart, shared, cur, what);
-            return false;
+            return Finished::Failed;
         }
         if self.bus.next_event != self.bus.events.len() {
             let what = Divergence::InputsLeft {
@@ -337,7 +342,7 @@ impl HartReplayer {
                 recorded: self.bus.events.len(),
             };
             self.diverged(hart, shared, cur, what);
-            return false;
+            return Finished::Failed;
         }
         let seq = cur.seq;
         if let Policy::Crew(progress) = &shared.policy {
@@ -345,7 +350,7 @@ impl HartReplayer {
                 && let Some(diffs) = self.compare_check(hart, shared, check)
             {
                 self.diverged(hart, shared, cur, Divergence::State(diffs));
-                return false;
+                return Finished::Failed;
             }
             // Memory was written directly; tell waiting harts how far we are.
             progress.publish(
@@ -355,7 +360,7 @@ impl HartReplayer {
                 cur.record.reason == Truncation::DeviceOp,
             );
             shared.wm.retire(seq);
-            return true;
+            return Finished::Retired;
         }
         self.bus.table.walk(&mut self.sets);
         if self.bus.table.is_direct() {
@@ -368,16 +373,18 @@ impl HartReplayer {
         {
             self.bus.table.reset(&self.sets);
             self.diverged(hart, shared, cur, Divergence::State(diffs));
-            return false;
+            return Finished::Failed;
         }
-        if !shared.wm.wait_for(seq - 1) {
-            self.bus.table.reset(&self.sets);
-            return false;
-        }
+        Finished::WriteBackDue
+    }
+
+    /// Writes entry `seq`'s pages back and retires it: its turn (every
+    /// earlier entry has retired), after [`HartReplayer::finish_body`]
+    /// said [`Finished::WriteBackDue`].
+    pub fn write_back(&mut self, shared: &Shared, seq: u64) {
         shared.dirty.mark_all(&self.sets.dirty);
         self.bus.write_back(&self.sets);
         shared.wm.retire(seq);
-        true
     }
 
     /// Repeats the attempt the recording ended the entry at, with the same

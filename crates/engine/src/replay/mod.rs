@@ -15,6 +15,7 @@ mod index;
 mod observer;
 mod pages;
 mod policy;
+mod pool;
 mod session;
 pub(crate) mod watch;
 

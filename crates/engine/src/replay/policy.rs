@@ -49,6 +49,14 @@ impl Policy {
         matches!(self, Policy::Serial)
     }
 
+    /// Whether entry `seq` may start now (its wait would return at once).
+    pub(crate) fn ready(&self, wm: &Watermark, seq: u64, record: &ChunkRecord) -> bool {
+        match self {
+            Policy::Chunk | Policy::Serial => wm.get() >= seq.saturating_sub(record.back),
+            Policy::Crew(progress) => progress.ready(seq, record),
+        }
+    }
+
     /// Entry `seq` may start: waits for its turn. `Ok(false)`: the replay
     /// was aborted meanwhile.
     pub(crate) fn wait_start(
@@ -103,17 +111,7 @@ impl CrewProgress {
         seq: u64,
         record: &ChunkRecord,
     ) -> Result<bool, Divergence> {
-        let ready = || {
-            let edges = record.events.iter().all(|e| match *e {
-                Event::After { hart, back, .. } => {
-                    self.done[usize::from(hart)].0.load(Ordering::Acquire) >= seq - back
-                }
-                _ => true,
-            });
-            edges
-                && (record.reason != Truncation::DeviceOp
-                    || self.device_done.load(Ordering::Acquire) == seq - record.back)
-        };
+        let ready = || self.ready(seq, record);
         if !spin_briefly(ready) {
             let mut guard = self.lock.lock();
             while !ready() {
@@ -138,6 +136,20 @@ impl CrewProgress {
             }
         }
         Ok(true)
+    }
+
+    /// Whether the entry's ordering edges (and, for a device access, every
+    /// earlier device access) are satisfied.
+    fn ready(&self, seq: u64, record: &ChunkRecord) -> bool {
+        let edges = record.events.iter().all(|e| match *e {
+            Event::After { hart, back, .. } => {
+                self.done[usize::from(hart)].0.load(Ordering::Acquire) >= seq - back
+            }
+            _ => true,
+        });
+        edges
+            && (record.reason != Truncation::DeviceOp
+                || self.device_done.load(Ordering::Acquire) == seq - record.back)
     }
 
     /// Hart `hart` has finished entry `seq` at instruction count `steps`.

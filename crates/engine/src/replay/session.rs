@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 use samsara_cpu::{Hart, HartState};
 use samsara_machine::board::{Board, BoardConfig};
@@ -25,6 +24,7 @@ use super::index::EntryIndex;
 use super::observer::{EntryView, Flow, NoObserver, Observer};
 use super::pages::{PAGE_BYTES, Page, PageTable, unique_table_bytes, zero_page};
 use super::policy::{Admission, CrewSaved, Policy};
+use super::pool::Pool;
 use super::watch::{BreakpointHit, Watch, WatchHit};
 use super::{Mismatch, Position, ReplayConfig, ReplayOutcome, Shared};
 use crate::EngineError;
@@ -621,28 +621,22 @@ impl ReplaySession {
             ..
         } = self;
         let shared = &*shared;
+        let threads = Pool::threads(harts.len());
+        let pool = Pool::new(harts.iter_mut().zip(workers.iter_mut()));
+        let bad = |seq, what| EngineError::BadEntry {
+            path: path.clone(),
+            seq,
+            what,
+        };
+        let apply = |seq, dma: &DmaRecord| apply_dma(shared, dma).map_err(|what| bad(seq, what));
         let stopped = std::thread::scope(|scope| {
-            let mut senders: Vec<Sender<(u64, ChunkRecord)>> = Vec::with_capacity(harts.len());
-            for (hart, worker) in harts.iter_mut().zip(workers.iter_mut()) {
-                let (tx, rx) = crossbeam_channel::unbounded::<(u64, ChunkRecord)>();
-                senders.push(tx);
+            for k in 0..threads {
+                let (pool, apply) = (&pool, &apply);
                 std::thread::Builder::new()
-                    .name(format!("replay-hart{}", hart.hart_id().0))
-                    .spawn_scoped(scope, move || {
-                        for (seq, record) in rx {
-                            if shared.wm.is_aborted() {
-                                break;
-                            }
-                            worker.replay_chunk(hart, shared, seq, record);
-                        }
-                    })
+                    .name(format!("replay-{k}"))
+                    .spawn_scoped(scope, move || pool.work(shared, apply))
                     .expect("spawning a replay thread");
             }
-            let bad = |seq, what| EngineError::BadEntry {
-                path: path.clone(),
-                seq,
-                what,
-            };
             let stopped = loop {
                 if *next_seq >= until_seq {
                     break Stop::Reached;
@@ -673,25 +667,16 @@ impl ReplaySession {
                             shared.fail(bad(seq, what));
                             break Stop::End;
                         }
-                        let _ = senders[usize::from(record.hart)].send((seq, record));
+                        pool.push(seq, record);
                     }
-                    Entry::Dma(dma) => {
-                        if !shared.wm.wait_for(seq - 1) {
-                            break Stop::End;
-                        }
-                        if let Err(what) = apply_dma(shared, &dma) {
-                            shared.fail(bad(seq, what));
-                            break Stop::End;
-                        }
-                        shared.wm.retire(seq);
-                    }
+                    Entry::Dma(dma) => pool.push_dma(seq, dma),
                 }
                 if shared.wm.is_aborted() {
                     break Stop::End;
                 }
             };
-            // Let the hart threads finish what was handed out.
-            drop(senders);
+            // Let the pool finish what was handed out.
+            pool.close();
             stopped
         });
         if let Some(e) = self.shared.error.lock().take() {
