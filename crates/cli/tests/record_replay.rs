@@ -165,6 +165,20 @@ fn racy_counter_replays_exactly_and_races() {
     }
 }
 
+/// Code rewritten on every hart, the first touch of its page in a chunk
+/// being the store: a replayed entry that writes shared memory must still
+/// drop the code the hart cached from the page, as the recording did
+/// (which wrote a private copy at a new address). One hart too: there
+/// every replayed entry writes shared memory.
+#[test]
+fn self_modifying_code_replays_exactly_and_races() {
+    check_guest("smc", 1, false);
+    for harts in [2, 4] {
+        let outs = check_guest("smc", harts, false);
+        assert_varies("smc", harts, &outs);
+    }
+}
+
 #[test]
 fn racy_message_passing_replays_exactly() {
     for harts in [2, 4] {

@@ -236,7 +236,20 @@ unsafe impl Bus for ChunkBus<'_> {
                 {
                     code.fetched(idx);
                 }
-                let (host, moved) = self.table.touch(idx, kind == AccessKind::Write, shared);
+                let write = kind == AccessKind::Write;
+                // A replayed entry writing shared memory still moves a page
+                // with code on it to a private copy: the new address is
+                // what tells the hart that code it cached from the page may
+                // be stale, as it did in the recording (a store to the page
+                // before any fetch in the entry finds no code page to drop).
+                let (host, moved) = if write
+                    && self.table.writes_shared()
+                    && self.code.as_ref().is_some_and(|c| c.was_fetched(idx))
+                {
+                    self.table.touch_private(idx, write, shared)
+                } else {
+                    self.table.touch(idx, write, shared)
+                };
                 // SAFETY: shared RAM or this hart's private copy (see the impl).
                 Some(unsafe {
                     if moved {

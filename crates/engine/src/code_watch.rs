@@ -24,8 +24,9 @@
 //!   in replay the in-order write-back, order the two) or was squashed.
 //!
 //! And a hart's own writes: in a chunk a page it writes moves to a private
-//! copy, so the blocks made from the page's shared copy no longer match
-//! its execute-TLB entry, and a store to a page fetched from in this chunk
+//! copy (in replay too, for a page fetched from, when the entry otherwise
+//! writes shared memory: `AdTable::set_shared_writes`), so the blocks made
+//! from the page's shared copy no longer match its execute-TLB entry, and a store to a page fetched from in this chunk
 //! drops code as ever (`DecodeCache::code_pages`, emptied at every chunk
 //! start so that what a store drops depends on the chunk alone).
 //!
@@ -57,6 +58,12 @@ impl CodeWatch {
     #[inline]
     pub(crate) fn fetched(&self, page: usize) {
         self.fetched.mark(page);
+    }
+
+    /// Whether a hart has fetched from RAM page `page`.
+    #[inline]
+    pub(crate) fn was_fetched(&self, page: usize) -> bool {
+        self.fetched.contains(page)
     }
 
     /// Pages `pages` were written in shared RAM (a write-back or a DMA

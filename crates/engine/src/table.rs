@@ -120,6 +120,12 @@ impl AdTable {
         self.shared_writes = on;
     }
 
+    /// Whether this entry writes shared memory although its recording
+    /// wrote private copies ([`AdTable::set_shared_writes`]).
+    pub(crate) fn writes_shared(&self) -> bool {
+        self.shared_writes
+    }
+
     /// Notes a touch of `page`; on the first write, copies `shared` into a
     /// private page. Returns the host page to use and whether the page just
     /// moved to a private copy (cached translations to `shared` must go).
@@ -130,14 +136,40 @@ impl AdTable {
         write: bool,
         shared: NonNull<u8>,
     ) -> (NonNull<u8>, bool) {
+        self.touch_as(page, write, shared, self.direct || self.shared_writes)
+    }
+
+    /// As [`AdTable::touch`], but a first write goes to a private copy
+    /// even while the entry writes shared memory (a page with code on it:
+    /// see `ChunkBus::ram_page`).
+    #[inline]
+    pub(crate) fn touch_private(
+        &mut self,
+        page: usize,
+        write: bool,
+        shared: NonNull<u8>,
+    ) -> (NonNull<u8>, bool) {
+        self.touch_as(page, write, shared, self.direct)
+    }
+
+    #[inline]
+    fn touch_as(
+        &mut self,
+        page: usize,
+        write: bool,
+        shared: NonNull<u8>,
+        on_shared: bool,
+    ) -> (NonNull<u8>, bool) {
         let leaf = self.leaves[page];
         if leaf & ACCESSED == 0 {
             self.groups[page / GROUP_PAGES / 64] |= 1 << ((page / GROUP_PAGES) % 64);
         }
-        let on_shared = self.direct || self.shared_writes;
-        if leaf & DIRTY != 0 && !on_shared {
-            let slot = self.copy_of[page] as usize - 1;
-            return (self.copies[slot].as_ptr(), false);
+        if leaf & DIRTY != 0 {
+            // Written already: to its private copy if it has one.
+            return match self.copy_of[page] {
+                0 => (shared, false),
+                slot => (self.copies[slot as usize - 1].as_ptr(), false),
+            };
         }
         if !write || on_shared {
             self.leaves[page] = leaf | ACCESSED | if write { DIRTY } else { 0 };
@@ -349,6 +381,47 @@ mod tests {
         assert!(sets.touched.is_empty() && sets.dirty.is_empty());
         assert!(t.private(7).is_none());
         assert_eq!(t.free.len(), 2);
+    }
+
+    /// An entry writing shared memory reports the moves copy-on-write
+    /// would have made (so the hart drops the same cached translations),
+    /// copies only what it is told to keep private, and the mode ends at
+    /// the reset.
+    #[test]
+    fn shared_writes_report_the_moves_copy_on_write_makes() {
+        let mut shared = PageBuf::zeroed();
+        let sp = shared.as_ptr();
+        let mut t = AdTable::new(100, false);
+        t.set_shared_writes(true);
+        assert!(t.is_direct() && t.writes_shared());
+        t.touch(1, false, sp);
+        assert_eq!(
+            t.touch(1, true, sp),
+            (sp, true),
+            "read, then written: moves"
+        );
+        assert_eq!(t.touch(1, true, sp), (sp, false), "moved once");
+        assert_eq!(t.touch(1, false, sp), (sp, false));
+        assert_eq!(
+            t.touch(2, true, sp),
+            (sp, false),
+            "first touched by a write"
+        );
+        t.touch(3, false, sp);
+        let (copy, moved) = t.touch_private(3, true, sp);
+        assert!(moved && copy != sp, "kept private: copied, and moves");
+        assert_eq!(
+            t.touch(3, false, sp),
+            (copy, false),
+            "then read from the copy"
+        );
+        let mut sets = ChunkSets::default();
+        t.walk(&mut sets);
+        assert_eq!(sets.dirty, vec![1, 2, 3]);
+        assert!(t.private(1).is_none() && t.private(3).is_some());
+        t.reset(&sets);
+        assert!(!t.writes_shared() && !t.is_direct());
+        assert_ne!(t.touch(1, true, sp).0, sp, "copy-on-write again");
     }
 }
 

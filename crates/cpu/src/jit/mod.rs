@@ -444,6 +444,13 @@ impl Jit {
         ((pc >> 1) as usize) & (SLOTS - 1)
     }
 
+    /// Whether the table holds a block at `pc` made in `generation` (just
+    /// translated, say).
+    pub(crate) fn holds_block(&self, pc: u64, generation: u64) -> bool {
+        let slot = &self.slots[Self::index(pc)];
+        slot.pc == pc && slot.code != 0 && slot.generation == generation
+    }
+
     /// The block at `pc`, counting an arrival if there is none yet.
     /// `generation`: the decode cache's code generation; `exec`: the
     /// execute TLB.
@@ -453,13 +460,6 @@ impl Jit {
     /// on every event that *may* have changed code (`fence.i`, a commit,
     /// DMA, a restore, the start of every recorded or replayed entry), and
     /// most change none of a block's bytes.
-    /// Whether the table holds a block at `pc` made in `generation` (just
-    /// translated, say).
-    pub(crate) fn holds_block(&self, pc: u64, generation: u64) -> bool {
-        let slot = &self.slots[Self::index(pc)];
-        slot.pc == pc && slot.code != 0 && slot.generation == generation
-    }
-
     #[inline(always)]
     pub(crate) fn lookup(&mut self, pc: u64, generation: u64, exec: &[TlbEntry]) -> Lookup {
         // Arrivals at cold code outnumber those at blocks that missed the

@@ -222,6 +222,9 @@ impl<'h> Pool<'h> {
     /// One pool thread: works until everything handed out is done and the
     /// pool is closed, or the replay is aborted.
     pub fn work(&self, shared: &Shared, apply_dma: &ApplyDma<'_>) {
+        // A thread that panics may leave a hart busy for good: the others
+        // must not wait for it.
+        let _abort = AbortOnPanic(shared);
         let mut state = self.state.lock();
         loop {
             if shared.wm.is_aborted() {
@@ -229,6 +232,8 @@ impl<'h> Pool<'h> {
             }
             let Some(pick) = state.find(shared) else {
                 if state.closed && state.idle() {
+                    // The others may be asleep: they are done too.
+                    self.wake.notify_all();
                     return;
                 }
                 // Entries last tens of microseconds: spin a little before
@@ -307,6 +312,17 @@ impl<'h> Pool<'h> {
                     Finished::WriteBackDue => Freed::Pending { seq, hart },
                 }
             }
+        }
+    }
+}
+
+/// Aborts the replay if a pool thread unwinds.
+struct AbortOnPanic<'a>(&'a Shared);
+
+impl Drop for AbortOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.wm.abort();
         }
     }
 }

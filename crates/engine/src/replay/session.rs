@@ -574,19 +574,20 @@ impl ReplaySession {
         Ok(())
     }
 
-    /// Runs the rest of the recording with harts in parallel, each on its
-    /// own thread (an entry in progress is finished first, on this one).
+    /// Runs the rest of the recording with harts in parallel, on a pool of
+    /// threads (`pool.rs`; an entry in progress is finished first, on this
+    /// one).
     pub fn run_parallel(&mut self, stop: &AtomicBool) -> Result<(), EngineError> {
         self.run_parallel_until(u64::MAX, stop).map(|_| ())
     }
 
-    /// Runs with harts in parallel, each on its own thread (an entry in
+    /// Runs with harts in parallel on a pool of threads (an entry in
     /// progress is finished first, on this one), until every entry before
     /// `until_seq` has finished and been written back and none after it
     /// has started: [`Stop::Reached`] at `Position::before(until_seq)`.
     /// Or [`Stop::End`] (the recording ended first) or
     /// [`Stop::Interrupted`] (`stop` raised: every entry handed to a hart
-    /// finishes, the session stands between entries). The hart threads are
+    /// finishes, the session stands between entries). The pool's threads are
     /// gone when it returns: `run`, `checkpoint` and `restore` go on from
     /// there. Already at or past `until_seq`: `Reached`, nothing runs.
     pub fn run_parallel_until(

@@ -15,6 +15,10 @@
 //! loads and stores are bit operations; comparisons go slow only on a
 //! NaN; conversions to integers compute their own NX.
 //!
+//! The host's SSE state is Rust's default, which nothing in the process
+//! changes: round to nearest even, exceptions masked, no flush-to-zero and
+//! no denormals-are-zero; the conversions to integers use its rounding.
+//!
 //! FP registers stay in memory (`HartState::f`, addressed from `rdi`).
 //! The block remembers, from one instruction to the next, that FS is on
 //! and dirty once an instruction has checked or set it: only a call out
@@ -135,6 +139,18 @@ impl Emitter {
                 ; .arch x64
                 ; cmp BYTE [rdi + FRM], 0
                 ; jne =>slow
+            );
+        }
+    }
+
+    /// A valid rounding mode (`frm` checked if the instruction's is
+    /// dynamic), for operations that never round.
+    fn valid_rounding(&mut self, i: &Inst, slow: DynamicLabel) {
+        if i.rm == 7 {
+            dynasm!(self.a
+                ; .arch x64
+                ; cmp BYTE [rdi + FRM], 4
+                ; ja =>slow
             );
         }
     }
@@ -347,9 +363,11 @@ impl Emitter {
             FcvtDW | FcvtDL => {
                 // From a 32-bit integer exact; from a 64-bit one it may
                 // round.
-                self.nearest(i, s);
                 if i.op == FcvtDL {
+                    self.nearest(i, s);
                     self.inexact_accrued(s);
+                } else {
+                    self.valid_rounding(i, s);
                 }
                 self.get(RAX, i.rs1);
                 dynasm!(self.a ; .arch x64 ; xorps xmm0, xmm0);
@@ -362,7 +380,7 @@ impl Emitter {
             }
             FcvtDS => {
                 // Exact; a NaN (quieted, maybe NV) goes slow.
-                self.nearest(i, s);
+                self.valid_rounding(i, s);
                 self.single(0, i.rs1, s);
                 dynasm!(self.a
                     ; .arch x64
