@@ -150,6 +150,28 @@ fn machine(
     (hart, bus)
 }
 
+/// Runs the translating hart and the interpreting one with each budget in
+/// turn: equal stop reasons and whole states after every run, equal
+/// memory at the end.
+fn run_both_in_budgets<'a>(
+    (jit, bus_j): (&mut Hart, &mut TestBus),
+    (interp, bus_i): (&mut Hart, &mut TestBus),
+    budgets: impl IntoIterator<Item = &'a u64>,
+) -> Result<(), TestCaseError> {
+    for (n, &budget) in budgets.into_iter().enumerate() {
+        let a = interp.run(bus_i, budget);
+        let b = jit.run(bus_j, budget);
+        prop_assert_eq!(a, b, "stop reason of run {}", n);
+        let (si, sj) = (interp.snapshot(), jit.snapshot());
+        prop_assert_eq!(&si, &sj, "state after run {} (budget {})", n, budget);
+    }
+    prop_assert!(
+        bus_i.read_bytes(RAM_BASE, RAM as usize) == bus_j.read_bytes(RAM_BASE, RAM as usize),
+        "memory differs"
+    );
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
 
@@ -169,14 +191,7 @@ proptest! {
         let (mut interp, mut bus_i) = machine(&words, &regs, privilege, iterations);
         let (mut jit, mut bus_j) = machine(&words, &regs, privilege, iterations);
         prop_assert!(jit.set_translator(true));
-        for (n, &budget) in budgets.iter().cycle().take(60).enumerate() {
-            let a = interp.run(&mut bus_i, budget);
-            let b = jit.run(&mut bus_j, budget);
-            prop_assert_eq!(a, b, "stop reason of run {}", n);
-            let (si, sj) = (interp.snapshot(), jit.snapshot());
-            prop_assert_eq!(&si, &sj, "state after run {} (budget {})", n, budget);
-        }
-        prop_assert!(bus_i.read_bytes(RAM_BASE, RAM as usize) == bus_j.read_bytes(RAM_BASE, RAM as usize), "memory differs");
+        run_both_in_budgets((&mut jit, &mut bus_j), (&mut interp, &mut bus_i), budgets.iter().cycle().take(60))?;
         let stats = jit.translator_stats().expect("on");
         // Loops that went round often enough to get hot, with a body that
         // makes a block (no jumps), were translated and ran translated.
@@ -660,13 +675,6 @@ proptest! {
         };
         let (mut interp, mut bus_i) = setup(false);
         let (mut jit, mut bus_j) = setup(true);
-        for (n, &budget) in budgets.iter().cycle().take(40).enumerate() {
-            let a = interp.run(&mut bus_i, budget);
-            let b = jit.run(&mut bus_j, budget);
-            prop_assert_eq!(a, b, "stop reason of run {}", n);
-            let (si, sj) = (interp.snapshot(), jit.snapshot());
-            prop_assert_eq!(&si, &sj, "state after run {} (budget {})", n, budget);
-        }
-        prop_assert!(bus_i.read_bytes(RAM_BASE, RAM as usize) == bus_j.read_bytes(RAM_BASE, RAM as usize), "memory differs");
+        run_both_in_budgets((&mut jit, &mut bus_j), (&mut interp, &mut bus_i), budgets.iter().cycle().take(40))?;
     }
 }
