@@ -9,7 +9,7 @@ use samsara_engine::exit::exit_status;
 use samsara_engine::guest::FileOverrides;
 use samsara_engine::inspect::{TraceSummary, inspect};
 use samsara_engine::record::{RecordConfig, RecordOutcome, Strategy, default_chunk_size, record};
-use samsara_engine::replay::{ReplayConfig, replay};
+use samsara_engine::replay::{ReplayConfig, replay_following};
 use samsara_engine::summary::{self, RecordSummary, ReplaySummary};
 use samsara_trace::{RecordedExit, STREAM_NAMES, STREAMS};
 
@@ -67,8 +67,23 @@ pub(crate) struct ReplayArgs {
     /// Serve the gdb remote protocol on HOST:PORT instead of replaying
     /// straight through: paused at the recording's start, every hart a
     /// thread, reverse execution included (see `samsara debug`).
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "follow")]
     pub gdb: Option<String>,
+    /// Replay the trace while `samsara record` is still writing it: entries
+    /// run as the recorder's blocks reach the file (a block at least every
+    /// quarter of a second), and the replay ends at the trace's footer, or,
+    /// partial, once the file has not grown for --follow-idle seconds.
+    #[arg(long)]
+    pub follow: bool,
+    /// With --follow: how long the trace may go without growing before the
+    /// replay takes the recording to have stopped.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 10.0,
+        requires = "follow"
+    )]
+    pub follow_idle: f64,
     #[command(flatten)]
     pub checkpoints: crate::debug::CheckpointArgs,
 }
@@ -196,9 +211,23 @@ pub(crate) fn replay_command(args: &ReplayArgs) -> Result<ExitCode> {
     if let Some(address) = &args.gdb {
         return crate::debug::serve_gdb(args, address);
     }
+    let follow = match args.follow {
+        true => Some(
+            std::time::Duration::try_from_secs_f64(args.follow_idle)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--follow-idle {}: a number of seconds above 0",
+                        args.follow_idle
+                    )
+                })?,
+        ),
+        false => None,
+    };
     let stop = install_ctrl_c()?;
     let config = args.files.config(args.serial, !args.quiet);
-    let outcome = replay(&config, &stop)?;
+    let outcome = replay_following(&config, follow, &stop)?;
     let summary = ReplaySummary::of(&args.files.trace, &outcome, args.serial);
     if args.json {
         eprintln!("{}", summary::to_json_line(&summary));

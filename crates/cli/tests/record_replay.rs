@@ -179,6 +179,72 @@ fn self_modifying_code_replays_exactly_and_races() {
     }
 }
 
+/// `replay --follow` replays a trace while `record` writes it: started
+/// before the recorder, it verifies what the recording recorded. When the
+/// recorder is killed, it replays every complete entry and, once the file
+/// has stopped growing, reports the trace partial (status 3).
+#[test]
+fn a_trace_replays_while_it_is_recorded() {
+    let _guard = serial();
+    let dir = scratch_dir("follow");
+    let follow = |trace: PathBuf, idle: &'static str| {
+        std::thread::spawn(move || {
+            let args: Vec<OsString> = vec![
+                "replay".into(),
+                "--follow".into(),
+                "--follow-idle".into(),
+                idle.into(),
+                trace.into(),
+            ];
+            samsara(&args)
+        })
+    };
+    // The path `record` below writes.
+    let follower = follow(dir.join("racy_counter-4-1.trace"), "10");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let recorded = record("racy_counter", 4, 1, &dir, None, "jit");
+    let followed = follower.join().expect("the follower thread");
+    followed.assert_no_panic();
+    assert_verified(&followed, &recorded, "followed");
+
+    let trace = dir.join("killed.trace");
+    let follower = follow(trace.clone(), "1");
+    let mut recorder = std::process::Command::new(common::SAMSARA)
+        .args(["record", "--cpu", "interp", "-o"])
+        .arg(&trace)
+        .arg(guest("fpbench"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting samsara record");
+    // Killed once it has written its header and run a while (however slow
+    // the host is to start it).
+    let start = std::time::Instant::now();
+    while std::fs::metadata(&trace).map_or(0, |m| m.len()) == 0
+        && start.elapsed() < std::time::Duration::from_secs(20)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    recorder.kill().expect("killing the recorder");
+    let _ = recorder.wait();
+    let followed = follower.join().expect("the follower thread");
+    followed.assert_no_panic();
+    assert_eq!(followed.code(), Some(3), "{}", followed.stderr);
+    assert!(
+        followed.stderr.contains("partial trace") && followed.stderr.contains("had not grown"),
+        "{}",
+        followed.stderr
+    );
+    assert!(
+        followed
+            .stderr
+            .contains("replayed and checked every complete entry"),
+        "{}",
+        followed.stderr
+    );
+}
+
 #[test]
 fn racy_message_passing_replays_exactly() {
     for harts in [2, 4] {

@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use crate::codec::decode;
 use crate::error::{TraceError, TraceErrorKind};
@@ -36,6 +37,53 @@ pub enum Block {
 trait Source: Read + Seek + Send {}
 impl<T: Read + Seek + Send> Source for T {}
 
+/// A trace file still being written: a read at its end waits for it to
+/// grow, and finds the end only after `idle` without growth.
+struct FollowFile {
+    file: File,
+    idle: Duration,
+}
+
+impl FollowFile {
+    /// How often a waiting read looks at the file again, at most.
+    const POLL: Duration = Duration::from_millis(20);
+
+    /// Opens `path`, waiting up to `idle` for it to appear.
+    fn open(path: &Path, idle: Duration) -> std::io::Result<Self> {
+        let start = Instant::now();
+        loop {
+            match File::open(path) {
+                Ok(file) => return Ok(Self { file, idle }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && start.elapsed() < idle => {
+                    std::thread::sleep(Self::POLL);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Read for FollowFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let n = self.file.read(buf)?;
+            if n > 0 || buf.is_empty() || start.elapsed() >= self.idle {
+                return Ok(n);
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Self::POLL);
+        }
+    }
+}
+
+impl Seek for FollowFile {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.file.seek(pos)
+    }
+}
+
 /// Where a block starts, to read the trace again from there
 /// ([`TraceReader::mark`], [`TraceReader::seek`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +112,9 @@ pub struct TraceReader {
     next_seq: u64,
     entries: u64,
     footer_seen: bool,
+    /// The file may still be growing ([`TraceReader::follow`]): its
+    /// length is not known.
+    following: bool,
 }
 
 impl TraceReader {
@@ -80,6 +131,17 @@ impl TraceReader {
             Box::new(BufReader::with_capacity(1 << 20, file)),
             file_len,
         )
+    }
+
+    /// Opens `path` as the recorder writes it (`samsara replay --follow`):
+    /// reads wait for the file to appear and to grow, and a read finds its
+    /// end only once the file has not grown for `idle`. Blocks are read as
+    /// the recorder completes them (it writes one at most every quarter
+    /// of a second); the footer ends the trace as usual.
+    pub fn follow(path: &Path, idle: Duration) -> Result<Self, TraceError> {
+        let name = path.display().to_string();
+        let file = FollowFile::open(path, idle).map_err(|e| TraceError::new(&name, 0, e))?;
+        Self::start(name, Box::new(file), u64::MAX)
     }
 
     /// Reads a trace held in memory (named `name` in errors), exactly as
@@ -101,6 +163,7 @@ impl TraceReader {
             next_seq: 1,
             entries: 0,
             footer_seen: false,
+            following: file_len == u64::MAX,
         };
         let mut pre = [0u8; 28];
         r.read_exact(&mut pre, "the preamble")?;
@@ -239,7 +302,7 @@ impl TraceReader {
     /// between blocks without a footer gives a `MissingFooter` error.
     pub fn next_block(&mut self) -> Result<Option<Block>, TraceError> {
         if self.footer_seen {
-            if self.offset < self.file_len {
+            if !self.following && self.offset < self.file_len {
                 return Err(self.err_at(self.offset, TraceErrorKind::TrailingData));
             }
             return Ok(None);

@@ -213,3 +213,72 @@ fn blocks_out_of_order_are_refused() {
         "{err}"
     );
 }
+
+/// Copies `bytes` into `path` a few at a time, as a recorder writing the
+/// trace would (the file appears only after `delay`).
+fn write_slowly(path: std::path::PathBuf, bytes: Vec<u8>, delay: std::time::Duration) {
+    use std::io::Write;
+    std::thread::sleep(delay);
+    let mut f = std::fs::File::create(&path).unwrap();
+    for piece in bytes.chunks(97) {
+        f.write_all(piece).unwrap();
+        f.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_micros(300));
+    }
+}
+
+/// Following a trace as it is written reads what reading it whole reads,
+/// however the writes cut it; the file need not exist yet.
+#[test]
+fn following_a_growing_trace_reads_it_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = sample(dir.path());
+    let path = dir.path().join("growing.trace");
+    let writer = {
+        let (path, bytes) = (path.clone(), bytes.clone());
+        std::thread::spawn(move || write_slowly(path, bytes, std::time::Duration::from_millis(50)))
+    };
+    let mut r = TraceReader::follow(&path, std::time::Duration::from_secs(10)).unwrap();
+    assert_eq!(r.header().harts, 4);
+    let mut got = Vec::new();
+    let mut footer = None;
+    while let Some(b) = r.next_block().unwrap() {
+        match b {
+            Block::Entries { entries, .. } => got.extend(entries),
+            Block::Footer(f) => footer = Some(f),
+        }
+    }
+    writer.join().unwrap();
+    let mut want = entries(40, 1);
+    want.extend(entries(30, 2));
+    want.extend(entries(20, 3));
+    assert_eq!(got, want);
+    assert_eq!(footer.map(|f| f.entries), Some(90));
+    assert_eq!(r.offset(), bytes.len() as u64);
+}
+
+/// A writer that stops in the middle of a block: after the idle time the
+/// follower reports the trace truncated there, having read every complete
+/// block before it.
+#[test]
+fn following_a_trace_whose_writer_stopped_ends_after_the_idle_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = sample(dir.path());
+    let whole = TraceReader::open(&dir.path().join("sample.trace")).unwrap();
+    let header_end = whole.offset();
+    let cut = header_end as usize + 150;
+    let path = dir.path().join("stopped.trace");
+    std::fs::write(&path, &bytes[..cut]).unwrap();
+    let started = std::time::Instant::now();
+    let mut r = TraceReader::follow(&path, std::time::Duration::from_millis(200)).unwrap();
+    let err = loop {
+        match r.next_block() {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("a cut trace ended cleanly"),
+            Err(e) => break e,
+        }
+    };
+    assert!(started.elapsed() >= std::time::Duration::from_millis(200));
+    assert!(err.offset <= cut as u64, "{err}");
+    assert!(err.to_string().contains("truncated"), "{err}");
+}

@@ -36,6 +36,7 @@ pub const GUESTS: &[&str] = &[
     "spin_small",
     "soak",
     "hostile",
+    "smc",
     "blackscholes-test",
     "bodytrack-test",
     "raytrace-test",

@@ -385,7 +385,7 @@ impl ReplayOutcome {
     }
 }
 
-/// State the hart threads of a replay share.
+/// State the threads of a replay share.
 pub(crate) struct Shared {
     pub board: Board,
     pub policy: Policy,
@@ -419,7 +419,22 @@ impl Shared {
 /// replay (bad trace, wrong image, divergence); a finished replay reports
 /// its verification in the outcome.
 pub fn replay(config: &ReplayConfig, stop: &AtomicBool) -> Result<ReplayOutcome, EngineError> {
-    let mut session = ReplaySession::open(config)?;
+    replay_following(config, None, stop)
+}
+
+/// [`replay`], of a trace still being recorded if `follow` is set: entries
+/// run as the recorder's blocks reach the file, and a trace that stops
+/// growing for that long without its footer ends there, partial
+/// ([`ReplaySession::open_following`]).
+pub fn replay_following(
+    config: &ReplayConfig,
+    follow: Option<Duration>,
+    stop: &AtomicBool,
+) -> Result<ReplayOutcome, EngineError> {
+    let mut session = match follow {
+        Some(idle) => ReplaySession::open_following(config, idle)?,
+        None => ReplaySession::open(config)?,
+    };
     let start = std::time::Instant::now();
     if config.serial {
         session.run(&mut NoObserver, Position::END, stop)?;
@@ -427,5 +442,12 @@ pub fn replay(config: &ReplayConfig, stop: &AtomicBool) -> Result<ReplayOutcome,
         session.run_parallel(stop)?;
     }
     let wall = start.elapsed();
-    Ok(session.outcome(wall))
+    let mut outcome = session.outcome(wall);
+    if let (Some(idle), Some(partial)) = (follow, &mut outcome.partial) {
+        partial.push_str(&format!(
+            " (the file had not grown for {:.1} s: taken as the recording having stopped)",
+            idle.as_secs_f64()
+        ));
+    }
+    Ok(outcome)
 }

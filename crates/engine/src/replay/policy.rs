@@ -20,7 +20,7 @@ use samsara_trace::{ChunkRecord, Event, Strategy, Truncation};
 use super::Divergence;
 use crate::sequencer::{Watermark, spin_briefly};
 
-/// A strategy's replay rules, shared by the hart threads.
+/// A strategy's replay rules, shared by the replay threads.
 pub(crate) enum Policy {
     /// Copy-on-write chunks, ordered by the watermark.
     Chunk,

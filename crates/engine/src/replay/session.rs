@@ -143,7 +143,18 @@ impl ReplaySession {
     /// Opens `config.trace`, builds the recorded machine from the guest's
     /// files (checked against the trace) and stands at the recording's start.
     pub fn open(config: &ReplayConfig) -> Result<Self, EngineError> {
-        let reader = TraceReader::open(&config.trace)?;
+        Self::open_reader(config, TraceReader::open(&config.trace)?)
+    }
+
+    /// As [`ReplaySession::open`], for a trace the recorder is still
+    /// writing: entries are read as its blocks complete, and the trace
+    /// ends at its footer, or where it stopped growing for `idle`
+    /// ([`TraceReader::follow`]).
+    pub fn open_following(config: &ReplayConfig, idle: Duration) -> Result<Self, EngineError> {
+        Self::open_reader(config, TraceReader::follow(&config.trace, idle)?)
+    }
+
+    fn open_reader(config: &ReplayConfig, reader: TraceReader) -> Result<Self, EngineError> {
         let header = reader.header().clone();
         let path = config.trace.display().to_string();
         let guest = LoadedGuest::from_header(&header, &config.files)?;
