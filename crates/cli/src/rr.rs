@@ -9,7 +9,7 @@ use samsara_engine::exit::exit_status;
 use samsara_engine::guest::FileOverrides;
 use samsara_engine::inspect::{TraceSummary, inspect};
 use samsara_engine::record::{RecordConfig, RecordOutcome, Strategy, default_chunk_size, record};
-use samsara_engine::replay::{ReplayConfig, replay_following};
+use samsara_engine::replay::{ReplayConfig, replay, replay_following};
 use samsara_engine::summary::{self, RecordSummary, ReplaySummary};
 use samsara_trace::{RecordedExit, STREAM_NAMES, STREAMS};
 
@@ -70,9 +70,12 @@ pub(crate) struct ReplayArgs {
     #[arg(long, value_name = "HOST:PORT", conflicts_with = "follow")]
     pub gdb: Option<String>,
     /// Replay the trace while `samsara record` is still writing it: entries
-    /// run as the recorder's blocks reach the file (a block at least every
-    /// quarter of a second), and the replay ends at the trace's footer, or,
-    /// partial, once the file has not grown for --follow-idle seconds.
+    /// run as the recorder's blocks reach the file (within a quarter of a
+    /// second of their commit), and the replay ends at the trace's footer,
+    /// or, partial, once the file has not grown for --follow-idle seconds
+    /// (a guest that commits nothing for that long, idle without timer
+    /// interrupts, looks stopped). Start it on a fresh path: a trace
+    /// already there is replayed as it is.
     #[arg(long)]
     pub follow: bool,
     /// With --follow: how long the trace may go without growing before the
@@ -227,7 +230,10 @@ pub(crate) fn replay_command(args: &ReplayArgs) -> Result<ExitCode> {
     };
     let stop = install_ctrl_c()?;
     let config = args.files.config(args.serial, !args.quiet);
-    let outcome = replay_following(&config, follow, &stop)?;
+    let outcome = match follow {
+        Some(idle) => replay_following(&config, idle, &stop)?,
+        None => replay(&config, &stop)?,
+    };
     let summary = ReplaySummary::of(&args.files.trace, &outcome, args.serial);
     if args.json {
         eprintln!("{}", summary::to_json_line(&summary));

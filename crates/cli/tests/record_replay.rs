@@ -208,7 +208,6 @@ fn a_trace_replays_while_it_is_recorded() {
     assert_verified(&followed, &recorded, "followed");
 
     let trace = dir.join("killed.trace");
-    let follower = follow(trace.clone(), "1");
     let mut recorder = std::process::Command::new(common::SAMSARA)
         .args(["record", "--cpu", "interp", "-o"])
         .arg(&trace)
@@ -225,6 +224,7 @@ fn a_trace_replays_while_it_is_recorded() {
     {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    let follower = follow(trace.clone(), "1");
     std::thread::sleep(std::time::Duration::from_millis(300));
     recorder.kill().expect("killing the recorder");
     let _ = recorder.wait();

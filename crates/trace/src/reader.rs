@@ -4,6 +4,8 @@
 use std::fs::File;
 use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::codec::decode;
@@ -42,6 +44,9 @@ impl<T: Read + Seek + Send> Source for T {}
 struct FollowFile {
     file: File,
     idle: Duration,
+    stop: Arc<AtomicBool>,
+    /// Bytes read so far.
+    position: u64,
 }
 
 impl FollowFile {
@@ -49,12 +54,23 @@ impl FollowFile {
     const POLL: Duration = Duration::from_millis(20);
 
     /// Opens `path`, waiting up to `idle` for it to appear.
-    fn open(path: &Path, idle: Duration) -> std::io::Result<Self> {
+    fn open(path: &Path, idle: Duration, stop: Arc<AtomicBool>) -> std::io::Result<Self> {
         let start = Instant::now();
         loop {
             match File::open(path) {
-                Ok(file) => return Ok(Self { file, idle }),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && start.elapsed() < idle => {
+                Ok(file) => {
+                    return Ok(Self {
+                        file,
+                        idle,
+                        stop,
+                        position: 0,
+                    });
+                }
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::NotFound
+                        && start.elapsed() < idle
+                        && !stop.load(Ordering::Relaxed) =>
+                {
                     std::thread::sleep(Self::POLL);
                 }
                 Err(e) => return Err(e),
@@ -69,8 +85,19 @@ impl Read for FollowFile {
         let mut pause = Duration::from_millis(1);
         loop {
             let n = self.file.read(buf)?;
-            if n > 0 || buf.is_empty() || start.elapsed() >= self.idle {
+            self.position += n as u64;
+            if n > 0
+                || buf.is_empty()
+                || start.elapsed() >= self.idle
+                || self.stop.load(Ordering::Relaxed)
+            {
                 return Ok(n);
+            }
+            if self.file.metadata()?.len() < self.position {
+                return Err(std::io::Error::other(format!(
+                    "the file shrank below the {} bytes read (rewritten, by a new recording?)",
+                    self.position
+                )));
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Self::POLL);
@@ -80,7 +107,8 @@ impl Read for FollowFile {
 
 impl Seek for FollowFile {
     fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
-        self.file.seek(pos)
+        self.position = self.file.seek(pos)?;
+        Ok(self.position)
     }
 }
 
@@ -130,18 +158,22 @@ impl TraceReader {
             name,
             Box::new(BufReader::with_capacity(1 << 20, file)),
             file_len,
+            false,
         )
     }
 
     /// Opens `path` as the recorder writes it (`samsara replay --follow`):
     /// reads wait for the file to appear and to grow, and a read finds its
-    /// end only once the file has not grown for `idle`. Blocks are read as
-    /// the recorder completes them (it writes one at most every quarter
-    /// of a second); the footer ends the trace as usual.
-    pub fn follow(path: &Path, idle: Duration) -> Result<Self, TraceError> {
+    /// end once the file has not grown for `idle` or `stop` is raised.
+    /// Blocks are read as the recorder completes them (within a quarter
+    /// of a second of an entry's commit); the footer ends the trace as
+    /// usual. A file that shrinks under the reader (a new recording
+    /// rewriting it) is an error. Its length being unknown, sizes a block
+    /// claims are bounded only by the format's limits.
+    pub fn follow(path: &Path, idle: Duration, stop: Arc<AtomicBool>) -> Result<Self, TraceError> {
         let name = path.display().to_string();
-        let file = FollowFile::open(path, idle).map_err(|e| TraceError::new(&name, 0, e))?;
-        Self::start(name, Box::new(file), u64::MAX)
+        let file = FollowFile::open(path, idle, stop).map_err(|e| TraceError::new(&name, 0, e))?;
+        Self::start(name, Box::new(file), u64::MAX, true)
     }
 
     /// Reads a trace held in memory (named `name` in errors), exactly as
@@ -149,10 +181,15 @@ impl TraceReader {
     /// tests use it.
     pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Result<Self, TraceError> {
         let len = bytes.len() as u64;
-        Self::start(name.to_string(), Box::new(Cursor::new(bytes)), len)
+        Self::start(name.to_string(), Box::new(Cursor::new(bytes)), len, false)
     }
 
-    fn start(name: String, file: Box<dyn Source>, file_len: u64) -> Result<Self, TraceError> {
+    fn start(
+        name: String,
+        file: Box<dyn Source>,
+        file_len: u64,
+        following: bool,
+    ) -> Result<Self, TraceError> {
         let mut r = Self {
             file,
             path: name,
@@ -163,7 +200,7 @@ impl TraceReader {
             next_seq: 1,
             entries: 0,
             footer_seen: false,
-            following: file_len == u64::MAX,
+            following,
         };
         let mut pre = [0u8; 28];
         r.read_exact(&mut pre, "the preamble")?;

@@ -238,7 +238,12 @@ fn following_a_growing_trace_reads_it_whole() {
         let (path, bytes) = (path.clone(), bytes.clone());
         std::thread::spawn(move || write_slowly(path, bytes, std::time::Duration::from_millis(50)))
     };
-    let mut r = TraceReader::follow(&path, std::time::Duration::from_secs(10)).unwrap();
+    let mut r = TraceReader::follow(
+        &path,
+        std::time::Duration::from_secs(10),
+        Default::default(),
+    )
+    .unwrap();
     assert_eq!(r.header().harts, 4);
     let mut got = Vec::new();
     let mut footer = None;
@@ -270,7 +275,12 @@ fn following_a_trace_whose_writer_stopped_ends_after_the_idle_time() {
     let path = dir.path().join("stopped.trace");
     std::fs::write(&path, &bytes[..cut]).unwrap();
     let started = std::time::Instant::now();
-    let mut r = TraceReader::follow(&path, std::time::Duration::from_millis(200)).unwrap();
+    let mut r = TraceReader::follow(
+        &path,
+        std::time::Duration::from_millis(200),
+        Default::default(),
+    )
+    .unwrap();
     let err = loop {
         match r.next_block() {
             Ok(Some(_)) => {}
@@ -281,4 +291,33 @@ fn following_a_trace_whose_writer_stopped_ends_after_the_idle_time() {
     assert!(started.elapsed() >= std::time::Duration::from_millis(200));
     assert!(err.offset <= cut as u64, "{err}");
     assert!(err.to_string().contains("truncated"), "{err}");
+}
+
+/// A followed file that shrinks under the reader (a new recording
+/// rewriting the path) is an error, not a mix of two traces.
+#[test]
+fn following_a_file_that_shrinks_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = sample(dir.path());
+    let path = dir.path().join("rewritten.trace");
+    let cut = bytes.len() - 10;
+    std::fs::write(&path, &bytes[..cut]).unwrap();
+    let mut r =
+        TraceReader::follow(&path, std::time::Duration::from_secs(5), Default::default()).unwrap();
+    let truncate = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            std::fs::File::create(&path).unwrap();
+        })
+    };
+    let err = loop {
+        match r.next_block() {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("a rewritten trace ended cleanly"),
+            Err(e) => break e,
+        }
+    };
+    truncate.join().unwrap();
+    assert!(err.to_string().contains("shrank"), "{err}");
 }

@@ -150,8 +150,13 @@ impl ReplaySession {
     /// writing: entries are read as its blocks complete, and the trace
     /// ends at its footer, or where it stopped growing for `idle`
     /// ([`TraceReader::follow`]).
-    pub fn open_following(config: &ReplayConfig, idle: Duration) -> Result<Self, EngineError> {
-        Self::open_reader(config, TraceReader::follow(&config.trace, idle)?)
+    /// `stop` ends the waits for the file (Ctrl-C).
+    pub fn open_following(
+        config: &ReplayConfig,
+        idle: Duration,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Self, EngineError> {
+        Self::open_reader(config, TraceReader::follow(&config.trace, idle, stop)?)
     }
 
     fn open_reader(config: &ReplayConfig, reader: TraceReader) -> Result<Self, EngineError> {
@@ -842,6 +847,7 @@ impl ReplaySession {
             header: self.header.clone(),
             footer,
             partial: self.source.partial.clone(),
+            partial_cut_short: self.source.cut_short,
             entries: self.shared.wm.get(),
             output: printed.head,
             output_len: printed.len,
@@ -953,6 +959,8 @@ struct EntrySource {
     footer: Option<Footer>,
     /// Why the trace ended early, if it did.
     partial: Option<String>,
+    /// It ended inside a block (see `ReplayOutcome::partial_cut_short`).
+    cut_short: bool,
     /// Nothing more to read.
     ended: bool,
 }
@@ -964,6 +972,7 @@ struct SourcePoint {
     skip: usize,
     footer: Option<Footer>,
     partial: Option<String>,
+    cut_short: bool,
     ended: bool,
 }
 
@@ -977,6 +986,7 @@ impl EntrySource {
             skip: 0,
             footer: None,
             partial: None,
+            cut_short: false,
             ended: false,
         }
     }
@@ -1011,6 +1021,7 @@ impl EntrySource {
                 }
                 Err(e) => {
                     // Everything before the damage has run; report it.
+                    self.cut_short = matches!(e.kind, TraceErrorKind::Truncated(_));
                     self.partial = Some(e.to_string());
                     self.ended = true;
                     if matches!(e.kind, TraceErrorKind::Io(_)) {
@@ -1032,6 +1043,7 @@ impl EntrySource {
             skip,
             footer: self.footer.clone(),
             partial: self.partial.clone(),
+            cut_short: self.cut_short,
             ended: self.ended,
         }
     }
@@ -1041,6 +1053,7 @@ impl EntrySource {
         self.taken = 0;
         self.footer = point.footer.clone();
         self.partial = point.partial.clone();
+        self.cut_short = point.cut_short;
         self.ended = point.ended;
         self.skip = point.skip;
         if !point.ended {
