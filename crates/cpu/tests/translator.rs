@@ -113,6 +113,17 @@ fn instruction(choice: u8, rd: u32, rs1: u32, rs2: u32, imm: i32) -> u32 {
     }
 }
 
+/// `words`, then a count down of `COUNTER` and a branch back to the
+/// start; at the end a spin (both engines spin the same way until the
+/// budget).
+fn counted_loop(words: &[u32]) -> Vec<u32> {
+    let mut code = words.to_vec();
+    code.push(addi(COUNTER, COUNTER, -1));
+    code.push(bne(COUNTER, ZERO, -(4 * (code.len() as i32))));
+    code.push(jal(ZERO, 0));
+    code
+}
+
 /// A hart at `CODE` running `words` in `privilege`: a body, then a count
 /// down of `COUNTER` and a branch back to the start.
 fn machine(
@@ -122,13 +133,7 @@ fn machine(
     iterations: u64,
 ) -> (Hart, TestBus) {
     let mut bus = TestBus::new(RAM);
-    let mut code = words.to_vec();
-    code.push(addi(COUNTER, COUNTER, -1));
-    let back = -(4 * (code.len() as i32));
-    code.push(bne(COUNTER, ZERO, back));
-    // The end: spin (both engines spin the same way until the budget).
-    code.push(jal(ZERO, 0));
-    bus.load_words(CODE, &code);
+    bus.load_words(CODE, &counted_loop(words));
     bus.write_u32(TRAP, 0x0000_006f);
     for k in 0..0x1000u64 {
         bus.write_u64(DATA + 8 * k, k.wrapping_mul(0x9e37_79b9_7f4a_7c15));
@@ -648,11 +653,7 @@ proptest! {
             .collect();
         let setup = |translate: bool| {
             let (mut hart, mut bus) = straight_code(&[], translate, |_| {});
-            let mut code = words.clone();
-            code.push(addi(COUNTER, COUNTER, -1));
-            code.push(bne(COUNTER, ZERO, -(4 * (code.len() as i32))));
-            code.push(jal(ZERO, 0));
-            bus.load_words(CODE, &code);
+            bus.load_words(CODE, &counted_loop(&words));
             bus.write_u32(TRAP, 0x0000_006f);
             for (k, &p) in data.iter().enumerate() {
                 bus.write_u64(DATA + 8 * k as u64, FP_VALUES[usize::from(p) % 32]);

@@ -214,6 +214,17 @@ fn blocks_out_of_order_are_refused() {
     );
 }
 
+/// Reads blocks until the reader fails; `what` must not end cleanly.
+fn first_error(r: &mut TraceReader, what: &str) -> TraceError {
+    loop {
+        match r.next_block() {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("{what} ended cleanly"),
+            Err(e) => return e,
+        }
+    }
+}
+
 /// Copies `bytes` into `path` a few at a time, as a recorder writing the
 /// trace would (the file appears only after `delay`).
 fn write_slowly(path: std::path::PathBuf, bytes: Vec<u8>, delay: std::time::Duration) {
@@ -281,13 +292,7 @@ fn following_a_trace_whose_writer_stopped_ends_after_the_idle_time() {
         Default::default(),
     )
     .unwrap();
-    let err = loop {
-        match r.next_block() {
-            Ok(Some(_)) => {}
-            Ok(None) => panic!("a cut trace ended cleanly"),
-            Err(e) => break e,
-        }
-    };
+    let err = first_error(&mut r, "a cut trace");
     assert!(started.elapsed() >= std::time::Duration::from_millis(200));
     assert!(err.offset <= cut as u64, "{err}");
     assert!(err.to_string().contains("truncated"), "{err}");
@@ -311,13 +316,7 @@ fn following_a_file_that_shrinks_is_an_error() {
             std::fs::File::create(&path).unwrap();
         })
     };
-    let err = loop {
-        match r.next_block() {
-            Ok(Some(_)) => {}
-            Ok(None) => panic!("a rewritten trace ended cleanly"),
-            Err(e) => break e,
-        }
-    };
+    let err = first_error(&mut r, "a rewritten trace");
     truncate.join().unwrap();
     assert!(err.to_string().contains("shrank"), "{err}");
 }

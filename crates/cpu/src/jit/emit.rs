@@ -757,7 +757,7 @@ impl Emitter {
         let (exit, fill) = (miss.exit, miss.fill);
         let float = i.op.is_fp();
         if float {
-            self.fp_memory_check(exit);
+            self.fs_on(exit);
         }
         dynasm!(self.a ; .arch x64 ; =>miss.retry);
         self.get(RAX, i.rs1);

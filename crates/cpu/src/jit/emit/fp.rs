@@ -41,6 +41,9 @@ const FFLAGS: i32 = (CSR + std::mem::offset_of!(CsrFile, fflags) as i64) as i32;
 const FS_IN_BYTE1: i8 = 0x60;
 const FS_DIRTY: i32 = 0x6000;
 const NX: i8 = 1;
+/// Rounding modes: to nearest even, and the last one not reserved (RMM).
+const RNE: i8 = 0;
+const LAST_VALID_RM: i8 = 4;
 
 /// Upper half of a NaN-boxed single.
 const BOX: i64 = 0xffff_ffff_0000_0000u64 as i64;
@@ -111,8 +114,9 @@ pub(super) struct Slow {
 }
 
 impl Emitter {
-    /// FS must be on (else the interpreter raises illegal-instruction).
-    fn fs_on(&mut self, slow: DynamicLabel) {
+    /// FS must be on (else `slow`, where the interpreter raises
+    /// illegal-instruction; for a load or store, the exit before it).
+    pub(super) fn fs_on(&mut self, slow: DynamicLabel) {
         if !self.fs_on {
             dynasm!(self.a
                 ; .arch x64
@@ -131,25 +135,14 @@ impl Emitter {
         }
     }
 
-    /// Rounding to nearest even (`frm` checked if the instruction's is
-    /// dynamic).
-    fn nearest(&mut self, i: &Inst, slow: DynamicLabel) {
+    /// The instruction's rounding mode, if dynamic, is `frm` at most
+    /// `most` (else slow): [`RNE`] where the result rounds, [`LAST_VALID_RM`]
+    /// where it never does (only a reserved mode then matters).
+    fn dynamic_rounding_at_most(&mut self, i: &Inst, most: i8, slow: DynamicLabel) {
         if i.rm == 7 {
             dynasm!(self.a
                 ; .arch x64
-                ; cmp BYTE [rdi + FRM], 0
-                ; jne =>slow
-            );
-        }
-    }
-
-    /// A valid rounding mode (`frm` checked if the instruction's is
-    /// dynamic), for operations that never round.
-    fn valid_rounding(&mut self, i: &Inst, slow: DynamicLabel) {
-        if i.rm == 7 {
-            dynasm!(self.a
-                ; .arch x64
-                ; cmp BYTE [rdi + FRM], 4
+                ; cmp BYTE [rdi + FRM], most
                 ; ja =>slow
             );
         }
@@ -303,7 +296,7 @@ impl Emitter {
                 self.put(i.rd, RAX);
             }
             FaddD | FsubD | FmulD | FdivD | FsqrtD => {
-                self.nearest(i, s);
+                self.dynamic_rounding_at_most(i, RNE, s);
                 self.inexact_accrued(s);
                 let (a, b) = (freg(i.rs1), freg(i.rs2));
                 match i.op {
@@ -324,7 +317,7 @@ impl Emitter {
                 self.double_result(i.rd, s);
             }
             FaddS | FsubS | FmulS | FdivS | FsqrtS => {
-                self.nearest(i, s);
+                self.dynamic_rounding_at_most(i, RNE, s);
                 self.inexact_accrued(s);
                 self.single(0, i.rs1, s);
                 if i.op != FsqrtS {
@@ -340,7 +333,7 @@ impl Emitter {
                 self.single_result(i.rd, s);
             }
             FmaddD | FmsubD | FnmsubD | FnmaddD => {
-                self.nearest(i, s);
+                self.dynamic_rounding_at_most(i, RNE, s);
                 self.inexact_accrued(s);
                 dynasm!(self.a
                     ; .arch x64
@@ -352,7 +345,7 @@ impl Emitter {
                 self.double_result(i.rd, s);
             }
             FmaddS | FmsubS | FnmsubS | FnmaddS => {
-                self.nearest(i, s);
+                self.dynamic_rounding_at_most(i, RNE, s);
                 self.inexact_accrued(s);
                 self.single(0, i.rs1, s);
                 self.single(1, i.rs2, s);
@@ -364,10 +357,10 @@ impl Emitter {
                 // From a 32-bit integer exact; from a 64-bit one it may
                 // round.
                 if i.op == FcvtDL {
-                    self.nearest(i, s);
+                    self.dynamic_rounding_at_most(i, RNE, s);
                     self.inexact_accrued(s);
                 } else {
-                    self.valid_rounding(i, s);
+                    self.dynamic_rounding_at_most(i, LAST_VALID_RM, s);
                 }
                 self.get(RAX, i.rs1);
                 dynasm!(self.a ; .arch x64 ; xorps xmm0, xmm0);
@@ -380,7 +373,7 @@ impl Emitter {
             }
             FcvtDS => {
                 // Exact; a NaN (quieted, maybe NV) goes slow.
-                self.valid_rounding(i, s);
+                self.dynamic_rounding_at_most(i, LAST_VALID_RM, s);
                 self.single(0, i.rs1, s);
                 dynasm!(self.a
                     ; .arch x64
@@ -391,7 +384,7 @@ impl Emitter {
                 );
             }
             FcvtSD => {
-                self.nearest(i, s);
+                self.dynamic_rounding_at_most(i, RNE, s);
                 self.inexact_accrued(s);
                 dynasm!(self.a
                     ; .arch x64
@@ -428,7 +421,7 @@ impl Emitter {
     fn convert_to_integer(&mut self, i: &Inst, s: DynamicLabel) {
         let truncate = i.rm == 1;
         if !truncate {
-            self.nearest(i, s);
+            self.dynamic_rounding_at_most(i, RNE, s);
         }
         let word = i.op == Op::FcvtWD;
         dynasm!(self.a ; .arch x64 ; movsd xmm0, QWORD [rdi + freg(i.rs1)]);
@@ -464,12 +457,6 @@ impl Emitter {
             ; exact:
         );
         self.put(i.rd, RAX);
-    }
-
-    /// An FP load or store's FS check: if off, the side exit before it
-    /// (the interpreter raises illegal-instruction).
-    pub(super) fn fp_memory_check(&mut self, exit: DynamicLabel) {
-        self.fs_on(exit);
     }
 
     /// The value an FP store writes, into `rdx`.
