@@ -259,6 +259,15 @@ __attribute__((noreturn)) void rt_park(void);
 void uart_putc(char c);
 void rt_puts_raw(const char *s);
 
+/* Console input.  uart_init leaves every UART interrupt off (IER = 0);
+ * uart_enable_rx_irq turns on "received data available" (IER bit 0, raised
+ * on PLIC source UART_IRQ while a byte waits), uart_disable_rx_irq turns it
+ * off again.  uart_getc_nowait returns the next received byte, or -1 if
+ * none is waiting (it reads LSR, then RBR only when LSR says data ready). */
+void uart_enable_rx_irq(void);
+void uart_disable_rx_irq(void);
+int uart_getc_nowait(void);
+
 /* ----------------------------------------------------------- FDT */
 /* Count /cpus/cpu@* nodes (status not "disabled"); -1 if no valid FDT. */
 int fdt_count_cpus(const void *fdt);

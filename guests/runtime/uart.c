@@ -11,11 +11,14 @@
 #include <stdarg.h>
 
 #define UART_THR 0      /* transmit holding register (write) */
+#define UART_RBR 0      /* receive buffer register (read) */
 #define UART_IER 1      /* interrupt enable */
 #define UART_FCR 2      /* FIFO control (write) */
 #define UART_LCR 3      /* line control */
 #define UART_LSR 5      /* line status */
+#define LSR_DR   0x01   /* receive data ready */
 #define LSR_THRE 0x20   /* transmit holding register empty */
+#define IER_RDI  0x01   /* "received data available" interrupt */
 
 static spinlock_t print_lock = SPINLOCK_INIT;
 
@@ -23,7 +26,25 @@ void uart_init(void)
 {
     mmio_write8(UART_BASE + UART_IER, 0x00);   /* polled: no UART interrupts */
     mmio_write8(UART_BASE + UART_LCR, 0x03);   /* 8N1, DLAB off */
-    mmio_write8(UART_BASE + UART_FCR, 0x07);   /* enable + reset FIFOs */
+    /* Enable + reset the FIFOs, unless input already waits: turning the
+     * FIFO on flushes the receiver (on QEMU and samsara alike), and input
+     * piped into the emulator can arrive before the guest's first
+     * instruction.  Without the FIFO, reception still works (QEMU then
+     * hands over one byte at a time; samsara queues input either way). */
+    if (!(mmio_read8(UART_BASE + UART_LSR) & LSR_DR))
+        mmio_write8(UART_BASE + UART_FCR, 0x07);
+}
+
+/* Receive side, for programs that read the console.  Both IER writers run
+ * on the hart that owns input, so no lock: IER holds only this bit. */
+void uart_enable_rx_irq(void) { mmio_write8(UART_BASE + UART_IER, IER_RDI); }
+void uart_disable_rx_irq(void) { mmio_write8(UART_BASE + UART_IER, 0x00); }
+
+int uart_getc_nowait(void)
+{
+    if (!(mmio_read8(UART_BASE + UART_LSR) & LSR_DR))
+        return -1;
+    return mmio_read8(UART_BASE + UART_RBR);
 }
 
 void uart_putc(char c)

@@ -3,6 +3,7 @@
 
 mod debug;
 mod rr;
+mod standby;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +38,9 @@ enum Command {
     Replay(rr::ReplayArgs),
     /// Summarise what a trace holds.
     Inspect(rr::InspectArgs),
+    /// Be a hot standby for `samsara record --standby`: replay the
+    /// primary's trace as it streams in, and take over when it dies.
+    Standby(standby::StandbyArgs),
     /// Debug a recording in gdb, forward and backward: serves the trace on
     /// a free local port and starts gdb-multiarch on it with the guest's
     /// symbols.
@@ -287,6 +291,7 @@ fn main() -> ExitCode {
         Command::Record(args) => rr::record_command(args),
         Command::Replay(args) => rr::replay_command(args),
         Command::Inspect(args) => rr::inspect_command(args),
+        Command::Standby(args) => standby::standby_command(args),
         Command::Debug(args) => debug::debug_command(args),
     };
     match result {

@@ -8,10 +8,15 @@ use clap::Args;
 use samsara_engine::exit::exit_status;
 use samsara_engine::guest::FileOverrides;
 use samsara_engine::inspect::{TraceSummary, inspect};
-use samsara_engine::record::{RecordConfig, RecordOutcome, Strategy, default_chunk_size, record};
+use samsara_engine::record::{
+    RecordConfig, RecordOutcome, StandbyLink, Strategy, default_chunk_size, record,
+};
 use samsara_engine::replay::{ReplayConfig, replay, replay_following};
 use samsara_engine::summary::{self, RecordSummary, ReplaySummary};
+use samsara_machine::tcp_console::TcpConsole;
+use samsara_standby::StandbyClient;
 use samsara_trace::{RecordedExit, STREAM_NAMES, STREAMS};
+use std::sync::Arc;
 
 use crate::{MachineArgs, install_ctrl_c};
 
@@ -47,6 +52,44 @@ pub(crate) struct RecordArgs {
     /// guest's output off stdout).
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub live: LiveArgs,
+}
+
+/// The console and the hot standby: shared by `record` and `standby`.
+#[derive(Args)]
+pub(crate) struct LiveArgs {
+    /// The guest's console: `stdio` (the terminal), or `tcp:HOST:PORT`, a
+    /// socket a client program connects to (one client at a time; output
+    /// while none is connected is dropped).
+    #[arg(long, value_name = "stdio|tcp:HOST:PORT", default_value = "stdio")]
+    pub serial: String,
+    /// Stream the trace to a hot standby (`samsara standby --listen
+    /// HOST:PORT`) as it is written; console output is released only once
+    /// the standby has acknowledged the entry that produced it.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub standby: Option<String>,
+    /// Silence, in milliseconds, after which the other side of a standby
+    /// stream is taken to be dead.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    pub failover_timeout: u64,
+}
+
+impl LiveArgs {
+    /// The TCP console address, if `--serial tcp:HOST:PORT`.
+    pub fn tcp_console(&self) -> Result<Option<String>> {
+        match self.serial.as_str() {
+            "stdio" => Ok(None),
+            s => match s.strip_prefix("tcp:") {
+                Some(addr) if !addr.is_empty() => Ok(Some(addr.to_string())),
+                _ => anyhow::bail!("--serial {s}: expected stdio or tcp:HOST:PORT"),
+            },
+        }
+    }
+
+    pub fn failover_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.failover_timeout.max(1))
+    }
 }
 
 #[derive(Args)]
@@ -166,6 +209,17 @@ pub(crate) fn record_command(args: &RecordArgs) -> Result<ExitCode> {
     let m = &args.machine;
     let guest = m.guest()?;
     let strategy = args.strategy;
+    let tcp = args.live.tcp_console()?;
+    let console = tcp.as_deref().map(TcpConsole::listen).transpose()?;
+    if let Some(addr) = console.as_ref().and_then(TcpConsole::local_addr) {
+        eprintln!("samsara: console on tcp:{addr}");
+    }
+    let standby = args
+        .live
+        .standby
+        .as_deref()
+        .map(|addr| StandbyClient::connect(addr, args.live.failover_timeout()))
+        .transpose()?;
     let config = RecordConfig {
         cpu: m.cpu.into(),
         strategy,
@@ -181,9 +235,24 @@ pub(crate) fn record_command(args: &RecordArgs) -> Result<ExitCode> {
         check_every: args.check_every,
         perturb: args.perturb,
         echo: !args.quiet,
-        stdin: true,
+        stdin: tcp.is_none(),
+        console,
+        standby: standby.clone().map(|s| Arc::new(s) as Arc<dyn StandbyLink>),
     };
     let outcome = record(&config, &stop)?;
+    if let Some(standby) = &standby {
+        // Held output goes out once the standby has the trace's end.
+        let stream = standby.finish(std::time::Duration::from_secs(5));
+        if !args.quiet && !args.json {
+            eprintln!(
+                "standby: {} bytes streamed, {:.3} Mbit/s; output held at most {:.1} ms{}",
+                stream.bytes,
+                stream.bytes as f64 * 8.0 / 1e6 / stream.seconds.max(1e-9),
+                standby.max_output_delay().as_secs_f64() * 1e3,
+                if stream.lost { " (standby lost)" } else { "" }
+            );
+        }
+    }
     if args.json || !args.quiet {
         print_record_summary(&args.output, &outcome, args.json);
     }
@@ -191,7 +260,7 @@ pub(crate) fn record_command(args: &RecordArgs) -> Result<ExitCode> {
 }
 
 /// The summary of a recording: human lines, or one JSON line with `--json`.
-fn print_record_summary(path: &std::path::Path, o: &RecordOutcome, json: bool) {
+pub(crate) fn print_record_summary(path: &std::path::Path, o: &RecordOutcome, json: bool) {
     let f = &o.footer;
     let ending = match f.exit {
         RecordedExit::KernelPanic => panic_line(&f.output).map_or_else(

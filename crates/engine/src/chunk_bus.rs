@@ -76,6 +76,10 @@ pub(crate) struct ChunkBus<'a> {
     /// Pages fetched from and writes to them, shared by all harts (see
     /// `CodeWatch`; `None` under CREW).
     pub code: Option<Arc<CodeWatch>>,
+    /// Replay with live devices (a standby): device loads are done too,
+    /// for their side effects, and compared where the device can know
+    /// the answer; recorded times reach the clock.
+    pub live_devices: bool,
 }
 
 impl<'a> ChunkBus<'a> {
@@ -117,6 +121,7 @@ impl<'a> ChunkBus<'a> {
             watches: WatchSet::default(),
             breakpoints: BreakpointSet::default(),
             code: None,
+            live_devices: false,
         }
     }
 
@@ -290,7 +295,12 @@ unsafe impl Bus for ChunkBus<'_> {
                 now
             }
             Mode::Replay => match self.next_input("the time") {
-                Some(Event::Time(t)) => t,
+                Some(Event::Time(t)) => {
+                    if self.live_devices {
+                        self.board.irq.clock().observe(t);
+                    }
+                    t
+                }
                 Some(recorded) => {
                     self.diverge(Divergence::WrongInput {
                         wanted: "the time",
@@ -404,7 +414,24 @@ impl ChunkBus<'_> {
                 r
             }
             Mode::Replay => match self.next_input("a device read") {
-                Some(Event::MmioRead(v)) => Ok(v),
+                Some(Event::MmioRead(v)) => {
+                    if self.live_devices {
+                        match self.board.mmio_replay_read(self.hart, addr, size, v) {
+                            Ok(None) => {}
+                            Ok(Some(answer)) => self.diverge(Divergence::DeviceDisagrees {
+                                addr,
+                                recorded: v,
+                                answer,
+                            }),
+                            Err(_) => self.diverge(Divergence::DeviceDisagrees {
+                                addr,
+                                recorded: v,
+                                answer: u64::MAX,
+                            }),
+                        }
+                    }
+                    Ok(v)
+                }
                 Some(Event::MmioFault) => Err(MmioError::AccessFault),
                 Some(recorded) => {
                     self.diverge(Divergence::WrongInput {

@@ -1,6 +1,7 @@
 //! Final-state digests (BLAKE3 over all of RAM, each hart's own digest) and
 //! the guest output they are compared with.
 
+use samsara_machine::devices::uart::SerialOutput;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -16,6 +17,9 @@ pub(crate) struct Console {
     pub echo: bool,
     /// The log.
     pub capture: OutputLog,
+    /// Where the outside world sees it (a TCP console, held output...):
+    /// its errors are the recipient's problem, never the guest's.
+    pub external: Option<SerialOutput>,
 }
 
 /// What the guest printed, in bounded memory: the first
@@ -86,10 +90,16 @@ impl std::io::Write for Console {
             let _ = out.flush();
         }
         self.capture.write(buf);
+        if let Some(external) = &mut self.external {
+            let _ = external.write_all(buf);
+        }
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
+        if let Some(external) = &mut self.external {
+            let _ = external.flush();
+        }
         Ok(())
     }
 }

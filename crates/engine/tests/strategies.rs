@@ -222,6 +222,8 @@ fn record_rounds(
         perturb: Some(seed),
         echo: false,
         stdin: false,
+        console: None,
+        standby: None,
     };
     let outcome = record(&config, &AtomicBool::new(false)).expect("recording");
     assert_eq!(
@@ -327,6 +329,8 @@ fn code_rewritten_by_another_hart_is_seen_and_replays_on_both_engines() {
             perturb: Some(seed),
             echo: false,
             stdin: false,
+            console: None,
+            standby: None,
         };
         let rec = record(&config, &AtomicBool::new(false)).expect("recording");
         assert_eq!(

@@ -288,6 +288,31 @@ impl Board {
             .map_err(|_| MmioError::AccessFault)
     }
 
+    /// Replay with live devices: the device load the recording says
+    /// returned `recorded` (see [`MmioDevice::replay_read`]). `Ok(Some(answer))`:
+    /// the device, in its own state, answers otherwise.
+    pub fn mmio_replay_read(
+        &self,
+        hart: HartId,
+        addr: GuestPhysAddr,
+        size: u8,
+        recorded: u64,
+    ) -> Result<Option<u64>, MmioError> {
+        if let Some((page, mailbox)) = &self.htif
+            && addr.page() == *page
+        {
+            let answer = mailbox
+                .read(addr, size)
+                .map_err(|_| MmioError::AccessFault)?;
+            return Ok((answer != recorded).then_some(answer));
+        }
+        let (region, offset) = self.region(addr.raw()).ok_or(MmioError::AccessFault)?;
+        region
+            .device
+            .replay_read(hart, offset, size, recorded)
+            .map_err(|_| MmioError::AccessFault)
+    }
+
     /// A device store by `hart`.
     pub fn mmio_write(
         &self,

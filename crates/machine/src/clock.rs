@@ -25,6 +25,54 @@ const NANOS_PER_TICK: u64 = 1_000_000_000 / TIMEBASE_HZ;
 pub trait Clock: Send + Sync {
     /// Ticks since the machine started.
     fn now_ticks(&self) -> u64;
+
+    /// A replay passed a recorded time of `ticks` (the `time` CSR or
+    /// `mtime`): a clock that may go live later goes on from the latest.
+    fn observe(&self, _ticks: u64) {}
+}
+
+/// A hot standby's clock: during replay it only learns the recorded times
+/// ([`Clock::observe`]); once [`TakeoverClock::go_live`] is called it runs
+/// on host time from just after the latest of them, so the guest never sees
+/// time go backwards across a failover.
+#[derive(Debug, Default)]
+pub struct TakeoverClock {
+    latest: AtomicU64,
+    live: std::sync::OnceLock<(Instant, u64)>,
+}
+
+impl TakeoverClock {
+    /// A clock at 0, not live.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// From now on, host time from the latest recorded time on.
+    pub fn go_live(&self) {
+        let base = self.latest.load(Ordering::Acquire).saturating_add(1);
+        let _ = self.live.set((Instant::now(), base));
+    }
+
+    /// The latest recorded time observed.
+    pub fn latest(&self) -> u64 {
+        self.latest.load(Ordering::Acquire)
+    }
+}
+
+impl Clock for TakeoverClock {
+    fn now_ticks(&self) -> u64 {
+        match self.live.get() {
+            Some((since, base)) => {
+                let ticks = since.elapsed().as_nanos() / u128::from(NANOS_PER_TICK);
+                base.saturating_add(u64::try_from(ticks).unwrap_or(u64::MAX))
+            }
+            None => self.latest.load(Ordering::Acquire),
+        }
+    }
+
+    fn observe(&self, ticks: u64) {
+        self.latest.fetch_max(ticks, Ordering::AcqRel);
+    }
 }
 
 /// Monotonic host time since the machine was created (the `run` mode clock).

@@ -13,3 +13,4 @@ pub mod machine;
 pub mod ram;
 pub mod run;
 pub mod supervisor;
+pub mod tcp_console;

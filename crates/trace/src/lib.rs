@@ -20,7 +20,7 @@ mod writer;
 
 pub use error::{TraceError, TraceErrorKind};
 pub use reader::{Block, BlockMark, TraceReader};
-pub use writer::{TraceWriter, WriterStats};
+pub use writer::{BlockSink, TraceWriter, WriterStats};
 
 use serde::{Deserialize, Serialize};
 

@@ -45,6 +45,9 @@ struct FollowFile {
     file: File,
     idle: Duration,
     stop: Arc<AtomicBool>,
+    /// Raised once the writer is known to be gone (a standby's stream
+    /// broke): then the file's end is its end, and `idle` is not waited.
+    writer_gone: Option<Arc<AtomicBool>>,
     /// Bytes read so far.
     position: u64,
 }
@@ -63,6 +66,7 @@ impl FollowFile {
                         file,
                         idle,
                         stop,
+                        writer_gone: None,
                         position: 0,
                     });
                 }
@@ -84,13 +88,16 @@ impl Read for FollowFile {
         let start = Instant::now();
         let mut pause = Duration::from_millis(1);
         loop {
+            // Looked at before the read: a writer gone after its last
+            // bytes reached the file leaves nothing unread.
+            let gone = self
+                .writer_gone
+                .as_ref()
+                .is_some_and(|g| g.load(Ordering::Acquire));
             let n = self.file.read(buf)?;
             self.position += n as u64;
-            if n > 0
-                || buf.is_empty()
-                || start.elapsed() >= self.idle
-                || self.stop.load(Ordering::Relaxed)
-            {
+            let timed_out = self.writer_gone.is_none() && start.elapsed() >= self.idle;
+            if n > 0 || buf.is_empty() || gone || timed_out || self.stop.load(Ordering::Relaxed) {
                 return Ok(n);
             }
             if self.file.metadata()?.len() < self.position {
@@ -123,6 +130,21 @@ pub struct BlockMark {
 }
 
 impl BlockMark {
+    /// Byte offset of the block.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Index of the block.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// Entries before the block.
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
     /// Sequence number of the block's first entry.
     pub fn first_seq(&self) -> u64 {
         self.first_seq
@@ -173,6 +195,22 @@ impl TraceReader {
     pub fn follow(path: &Path, idle: Duration, stop: Arc<AtomicBool>) -> Result<Self, TraceError> {
         let name = path.display().to_string();
         let file = FollowFile::open(path, idle, stop).map_err(|e| TraceError::new(&name, 0, e))?;
+        Self::start(name, Box::new(file), u64::MAX, true)
+    }
+
+    /// As [`TraceReader::follow`] for a file that a receiver appends to
+    /// (a hot standby's copy of its primary's stream): reads wait for as
+    /// long as it takes, until `writer_gone` is raised; the file's end is
+    /// then the trace's end.
+    pub fn follow_writer(
+        path: &Path,
+        writer_gone: Arc<AtomicBool>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Self, TraceError> {
+        let name = path.display().to_string();
+        let mut file = FollowFile::open(path, Duration::ZERO, stop)
+            .map_err(|e| TraceError::new(&name, 0, e))?;
+        file.writer_gone = Some(writer_gone);
         Self::start(name, Box::new(file), u64::MAX, true)
     }
 
@@ -299,6 +337,11 @@ impl TraceReader {
         self.entries = mark.entries;
         self.footer_seen = false;
         Ok(())
+    }
+
+    /// Blocks read so far (the index the next block must have).
+    pub fn blocks_read(&self) -> u64 {
+        self.next_index
     }
 
     /// Entries read so far.

@@ -3,8 +3,8 @@
 //! them as blocks. The channel is bounded, so a disk slower than the guest
 //! slows the guest down (back-pressure) instead of growing memory.
 
-use std::fs::File;
-use std::io::Write;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -39,6 +39,19 @@ pub struct WriterStats {
     pub entries: u64,
 }
 
+/// Where a trace's bytes go besides its file: a hot standby's stream.
+/// The writer hands it exactly the bytes it wrote to the file, in order,
+/// each time after the file write; `through_seq` is the last entry the
+/// file (and so the mirror) now holds whole. An error drops the mirror:
+/// the file goes on alone (the sink says why to whoever owns it).
+pub trait BlockSink: Send {
+    /// `bytes` follow the bytes sent before; every entry up to
+    /// `through_seq` is now complete in them.
+    fn send(&mut self, bytes: &[u8], through_seq: u64) -> std::io::Result<()>;
+    /// The trace is complete (its footer sent): no more bytes come.
+    fn finished(&mut self) {}
+}
+
 enum Message {
     Entries { first_seq: u64, entries: Vec<Entry> },
     Footer(Box<Footer>),
@@ -57,6 +70,15 @@ impl TraceWriter {
     /// Creates (truncates) `path`, writes the preamble and header, and starts
     /// the writer thread.
     pub fn create(path: &Path, header: &TraceHeader) -> Result<Self, TraceError> {
+        Self::create_mirrored(path, header, None)
+    }
+
+    /// As [`TraceWriter::create`], also sending every byte to `mirror`.
+    pub fn create_mirrored(
+        path: &Path,
+        header: &TraceHeader,
+        mut mirror: Option<Box<dyn BlockSink>>,
+    ) -> Result<Self, TraceError> {
         let name = path.display().to_string();
         let mut file = File::create(path).map_err(|e| TraceError::new(&name, 0, e))?;
         let json = serde_json::to_vec(header)
@@ -73,15 +95,72 @@ impl TraceWriter {
             let _ = file.set_len(0);
             return Err(TraceError::new(&name, 0, e));
         }
+        if let Some(m) = &mut mirror
+            && m.send(&pre, 0).is_err()
+        {
+            mirror = None;
+        }
+        let offset = pre.len() as u64;
+        Self::start(file, name, offset, 0, mirror)
+    }
+
+    /// Continues the trace at `path` after its first `len` bytes, which
+    /// end with block `next_index - 1` and hold `entries` entries (a
+    /// recording that stopped without a footer, taken over by a standby
+    /// that replayed it to there): the rest of the file is cut off, and
+    /// `mirror`, if any, is first sent those `len` bytes.
+    pub fn append(
+        path: &Path,
+        len: u64,
+        next_index: u64,
+        entries: u64,
+        mut mirror: Option<Box<dyn BlockSink>>,
+    ) -> Result<Self, TraceError> {
+        let name = path.display().to_string();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| TraceError::new(&name, 0, e))?;
+        file.set_len(len)
+            .map_err(|e| TraceError::new(&name, len, e))?;
+        if let Some(m) = &mut mirror {
+            file.seek(SeekFrom::Start(0))
+                .map_err(|e| TraceError::new(&name, 0, e))?;
+            let mut buf = vec![0u8; 1 << 20];
+            let mut sent = 0u64;
+            while sent < len {
+                let want = buf.len().min((len - sent) as usize);
+                file.read_exact(&mut buf[..want])
+                    .map_err(|e| TraceError::new(&name, sent, e))?;
+                sent += want as u64;
+                let through = if sent == len { entries } else { 0 };
+                if m.send(&buf[..want], through).is_err() {
+                    mirror = None;
+                    break;
+                }
+            }
+        }
+        file.seek(SeekFrom::Start(len))
+            .map_err(|e| TraceError::new(&name, len, e))?;
+        Self::start(file, name, len, next_index, mirror)
+    }
+
+    fn start(
+        file: File,
+        name: String,
+        offset: u64,
+        first_index: u64,
+        mirror: Option<Box<dyn BlockSink>>,
+    ) -> Result<Self, TraceError> {
         let (tx, rx) = crossbeam_channel::bounded(QUEUE_DEPTH);
         let failure = Arc::new(Mutex::new(None));
         let thread_failure = failure.clone();
         let thread_name = name.clone();
-        let offset = pre.len() as u64;
         let thread = std::thread::Builder::new()
             .name("trace-writer".into())
             .spawn(move || {
-                let result = write_loop(file, &thread_name, offset, rx);
+                let result = write_loop(file, &thread_name, offset, first_index, mirror, rx);
                 if let Err(e) = &result {
                     *thread_failure.lock() = Some((e.offset, e.kind.to_string()));
                 }
@@ -162,6 +241,8 @@ fn write_loop(
     mut file: File,
     path: &str,
     mut offset: u64,
+    first_index: u64,
+    mut mirror: Option<Box<dyn BlockSink>>,
     rx: Receiver<Message>,
 ) -> Result<WriterStats, TraceError> {
     let mut stats = WriterStats {
@@ -169,7 +250,7 @@ fn write_loop(
         ..Default::default()
     };
     for (index, message) in rx.into_iter().enumerate() {
-        let index = index as u64;
+        let index = first_index + index as u64;
         let (kind, first_seq, count, streams) = match message {
             Message::Entries { first_seq, entries } => {
                 let mut enc = Encoder::default();
@@ -207,9 +288,23 @@ fn write_loop(
         offset += block.len() as u64;
         stats.file_bytes = offset;
         stats.blocks += 1;
+        // The file first: what a standby acknowledges is on the primary's
+        // disk too.
+        let through = match kind {
+            BlockKind::Entries => first_seq + u64::from(count) - 1,
+            BlockKind::Footer => first_seq,
+        };
+        if let Some(m) = &mut mirror
+            && m.send(&block, through).is_err()
+        {
+            mirror = None;
+        }
         if kind == BlockKind::Footer {
             file.sync_all()
                 .map_err(|e| TraceError::new(path, offset, e))?;
+            if let Some(m) = &mut mirror {
+                m.finished();
+            }
             break;
         }
     }

@@ -76,18 +76,28 @@ pub(crate) struct ChunkRecorder {
     /// Pages fetched from and writes to them: when harts keep their
     /// translated code across chunk starts.
     pub(crate) code: Arc<CodeWatch>,
+    /// The device-access entry running now: output it produces waits for
+    /// a standby's acknowledgement of it (the output rule).
+    pub(crate) producing: Arc<AtomicU64>,
+    /// Each hart's interrupt lines as the trace last logged them (all 0
+    /// at a recording's start; a takeover's from the replay).
+    initial_lines: Vec<u64>,
 }
 
 impl ChunkRecorder {
     /// A recorder for `harts` harts and `ram_size` bytes of RAM, with no
-    /// trace writer yet.
-    pub(crate) fn new(harts: u32, ram_size: u64) -> Self {
+    /// trace writer yet, whose first entry is `first_seq` (1, or where a
+    /// takeover goes on) and whose harts' last logged lines are `lines`
+    /// (empty: all 0).
+    pub(crate) fn new(harts: u32, ram_size: u64, first_seq: u64, lines: Vec<u64>) -> Self {
+        let wm = Watermark::new();
+        wm.reset(first_seq - 1);
         Self {
             commit: Mutex::new(ChunkCommit {
-                log: EntryLog::new(),
+                log: EntryLog::starting_at(first_seq),
                 history: VecDeque::new(),
             }),
-            wm: Watermark::new(),
+            wm,
             gate: RwLock::new(()),
             start_wm: (0..harts).map(|_| AtomicU64::new(u64::MAX)).collect(),
             halt: AtomicBool::new(false),
@@ -99,6 +109,8 @@ impl ChunkRecorder {
             writes: Mutex::new(0),
             writes_cv: Condvar::new(),
             code: Arc::new(CodeWatch::new((ram_size >> 12) as usize)),
+            producing: Arc::new(AtomicU64::new(0)),
+            initial_lines: lines,
         }
     }
 
@@ -253,7 +265,7 @@ impl<'a> HartRecorder<'a> {
             limit: config.max_instructions.unwrap_or(u64::MAX),
             check_every: config.check_every,
             chunks: 0,
-            logged_lines: 0,
+            logged_lines: rec.initial_lines.get(id.index()).copied().unwrap_or(0),
             serial: false,
             perturb: seed.map(Perturb),
             code_seen: CodeSeen::default(),
@@ -539,6 +551,7 @@ impl<'a> HartRecorder<'a> {
         self.lines_before
             .extend((0..irq.hart_count()).map(|h| irq.lines(HartId(h))));
         let seq = state.log.sequence(Truncation::DeviceOp);
+        rec.producing.store(seq, Ordering::Release);
         rec.start_wm[self.id].store(seq - 1, Ordering::Release);
         self.code_seen
             .start_chunk(self.hart, self.bus.code.as_deref());

@@ -49,11 +49,16 @@ pub(crate) struct ClosedLog {
 
 impl EntryLog {
     pub(crate) fn new() -> Self {
+        Self::starting_at(1)
+    }
+
+    /// A log whose first entry is `first_seq` (a takeover goes on there).
+    pub(crate) fn starting_at(first_seq: u64) -> Self {
         Self {
-            next_seq: 1,
-            last_device_seq: 0,
+            next_seq: first_seq,
+            last_device_seq: first_seq - 1,
             pending: Vec::new(),
-            pending_first_seq: 1,
+            pending_first_seq: first_seq,
             pending_since: Instant::now(),
             pending_dma_bytes: 0,
             writer: None,
@@ -124,6 +129,15 @@ impl EntryLog {
             && self.failure.is_none()
         {
             self.failure = Some(e);
+        }
+        self.failure.is_none()
+    }
+
+    /// Hands what is pending to the writer if its oldest entry is at
+    /// least `age` old. False once the writer has failed.
+    pub(crate) fn flush_if_older(&mut self, age: Duration) -> bool {
+        if !self.pending.is_empty() && self.pending_since.elapsed() >= age {
+            return self.flush();
         }
         self.failure.is_none()
     }

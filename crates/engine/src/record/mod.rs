@@ -19,18 +19,21 @@ mod serial;
 use samsara_cpu::CpuEngine;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use samsara_cpu::Hart;
 use samsara_machine::board::{Board, BoardConfig};
 use samsara_machine::clock::HostClock;
-use samsara_machine::console::{RawTerminal, WatchedOutput, spawn_interactive_feeder};
+use samsara_machine::console::{PanicWatch, RawTerminal, WatchedOutput, spawn_interactive_feeder};
+use samsara_machine::devices::uart::SerialOutput;
 use samsara_machine::devices::virtio::block::CompletionSink;
+use samsara_machine::machine::Machine;
 use samsara_machine::supervisor::{Signals, Supervisor};
+use samsara_machine::tcp_console::TcpConsole;
 use samsara_trace::{
-    Footer, RamDigest, RecordStats, RecordedExit, TraceHeader, TraceWriter, WriterStats,
+    BlockSink, Footer, RamDigest, RecordStats, RecordedExit, TraceHeader, TraceWriter, WriterStats,
 };
 use samsara_types::HartId;
 
@@ -41,6 +44,7 @@ use self::log::ClosedLog;
 use crate::digest::{Console, OutputLog, digests};
 use crate::exit::recorded_exit;
 use crate::guest::{Guest, LoadedGuest};
+use crate::replay::{LiveDevices, Takeover};
 use crate::{BATCH, EngineError};
 
 pub(crate) use self::crew::Ownership;
@@ -104,7 +108,30 @@ pub struct RecordConfig {
     pub stdin: bool,
     /// How the harts execute guest code (the trace does not depend on it).
     pub cpu: CpuEngine,
+    /// The console as a TCP socket (`--serial tcp:HOST:PORT`), listening.
+    pub console: Option<TcpConsole>,
+    /// A hot standby the trace streams to, under the output rule
+    /// (chunk strategy).
+    pub standby: Option<Arc<dyn StandbyLink>>,
 }
+
+/// A hot standby attached to a recording (`samsara-standby` implements
+/// it over TCP): it receives every byte of the trace as the writer writes
+/// it, and holds the console's output until it has acknowledged the entry
+/// that produced it (VMware FT's output rule).
+pub trait StandbyLink: Send + Sync + std::fmt::Debug {
+    /// Where the trace writer mirrors the trace.
+    fn mirror(&self) -> Box<dyn BlockSink>;
+    /// The console's outside-world sink under the output rule: bytes
+    /// written while `producing` holds entry N are released once the
+    /// standby has acknowledged entry N.
+    fn hold_output(&self, inner: SerialOutput, producing: Arc<AtomicU64>) -> SerialOutput;
+}
+
+/// With a standby, entries waiting for their block are handed to the
+/// writer once they are this old: the standby's lag (and the output
+/// rule's delay) is this plus the time to encode and send a block.
+pub const STANDBY_BLOCK_AGE: Duration = Duration::from_millis(2);
 
 /// What a recording produced.
 #[derive(Clone, Debug)]
@@ -164,7 +191,11 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
             )));
         }
     }
-    let crew_failure: Mutex<Option<String>> = Mutex::new(None);
+    if config.standby.is_some() && config.strategy != Strategy::Chunk {
+        return Err(EngineError::Unsupported(
+            "a hot standby follows recordings of the chunk strategy (the default): record without --strategy".into(),
+        ));
+    }
     let mut header = TraceHeader {
         writer: format!("samsara {}", env!("CARGO_PKG_VERSION")),
         strategy: config.strategy,
@@ -198,9 +229,9 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
         disk_readonly: config.disk_readonly,
     };
     let recorder = match config.strategy {
-        Strategy::Chunk | Strategy::Serial => {
-            StrategyRecorder::Chunk(Arc::new(ChunkRecorder::new(config.harts, config.ram_size)))
-        }
+        Strategy::Chunk | Strategy::Serial => StrategyRecorder::Chunk(Arc::new(
+            ChunkRecorder::new(config.harts, config.ram_size, 1, Vec::new()),
+        )),
         Strategy::Crew => {
             StrategyRecorder::Crew(Box::new(CrewRecorder::new(config.harts, config.ram_size)))
         }
@@ -210,10 +241,7 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
         StrategyRecorder::Crew(_) => None,
     };
     let output = OutputLog::default();
-    let (console, watch) = WatchedOutput::new(Box::new(Console {
-        echo: config.echo,
-        capture: output.clone(),
-    }));
+    let (console, watch) = WatchedOutput::new(Box::new(console_sink(config, &output, &recorder)));
     let sink_dyn = sink.clone().map(|s| s as Arc<dyn CompletionSink>);
     let mut machine = guest.build(
         &board_config,
@@ -230,8 +258,131 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
     // SAFETY: no hart runs yet, and no DMA before one asks for it.
     header.initial_ram_blake3 =
         unsafe { crate::digest::ram_digest(&machine.board.ram, header.ram_digest) };
-    let writer = TraceWriter::create(&config.trace, &header)?;
+    let mirror = config.standby.as_ref().map(|s| s.mirror());
+    let writer = TraceWriter::create_mirrored(&config.trace, &header, mirror)?;
     recorder.set_writer(writer);
+    let Machine { board, harts, .. } = &mut machine;
+    let outcome = run_recording(
+        harts,
+        board,
+        &recorder,
+        sink.as_ref(),
+        &output,
+        &watch,
+        config,
+        &header,
+        stop,
+    );
+    drop(scratch);
+    outcome
+}
+
+/// Takes over from a primary that is gone: records on from where a hot
+/// standby's replay of its trace ended, appending to that trace (so that a
+/// replay of the whole trace from the start goes through the takeover).
+/// The machine's clock and console must already be live (the caller
+/// switched them); `config` says where to stream next and how to record
+/// (its guest, machine shape and trace path are the takeover's).
+pub fn take_over(
+    takeover: Takeover,
+    live: &LiveDevices,
+    config: &RecordConfig,
+    stop: &AtomicBool,
+) -> Result<RecordOutcome, EngineError> {
+    let Takeover {
+        header,
+        trace,
+        mut harts,
+        board,
+        output,
+        lines,
+        next_seq,
+        trace_len,
+        next_block,
+    } = takeover;
+    if header.strategy != Strategy::Chunk {
+        return Err(EngineError::Unsupported(format!(
+            "a standby takes over recordings of the chunk strategy, not {:?}",
+            header.strategy
+        )));
+    }
+    let config = RecordConfig {
+        strategy: header.strategy,
+        trace: trace.clone(),
+        harts: header.harts,
+        ram_size: header.ram_size,
+        chunk_size: header.chunk_size,
+        check_every: header.check_every,
+        ..config.clone()
+    };
+    // The recorder's code watch starts empty: no translation made during
+    // the replay may outlive a write it did not see.
+    for hart in &mut harts {
+        hart.flush_tlb();
+        hart.flush_decode_cache();
+    }
+    let rec = Arc::new(ChunkRecorder::new(
+        header.harts,
+        header.ram_size,
+        next_seq,
+        lines,
+    ));
+    let recorder = StrategyRecorder::Chunk(rec.clone());
+    let mirror = config.standby.as_ref().map(|s| s.mirror());
+    let writer = TraceWriter::append(&trace, trace_len, next_block, next_seq - 1, mirror)?;
+    recorder.set_writer(writer);
+    // Live from here: time goes on from the last recorded value, and the
+    // console speaks (under the output rule if a next standby follows).
+    live.clock.go_live();
+    if let Some(external) = console_sink(&config, &output, &recorder).external {
+        live.console.switch(external);
+    }
+    let watch = Arc::new(PanicWatch::default());
+    run_recording(
+        &mut harts, &board, &recorder, None, &output, &watch, &config, &header, stop,
+    )
+}
+
+/// The console's sink: the output log (for the footer, never held) and
+/// what the outside world sees (stdout with `echo`, or the TCP console),
+/// held under the output rule when a standby follows.
+fn console_sink(config: &RecordConfig, output: &OutputLog, recorder: &StrategyRecorder) -> Console {
+    let external: Option<SerialOutput> = match (&config.console, config.echo) {
+        (Some(tcp), _) => Some(tcp.output()),
+        (None, true) => Some(Box::new(std::io::stdout())),
+        (None, false) => None,
+    };
+    let external = match (&config.standby, recorder) {
+        (Some(standby), StrategyRecorder::Chunk(rec)) => {
+            external.map(|e| standby.hold_output(e, rec.producing.clone()))
+        }
+        _ => external,
+    };
+    Console {
+        echo: false,
+        capture: output.clone(),
+        external,
+    }
+}
+
+/// Runs the recording threads until the guest or the user ends the run,
+/// then closes the trace with its footer.
+#[allow(clippy::too_many_arguments)]
+fn run_recording(
+    harts: &mut [Hart],
+    board: &Board,
+    recorder: &StrategyRecorder,
+    sink: Option<&Arc<DmaSequencer>>,
+    output: &OutputLog,
+    watch: &Arc<PanicWatch>,
+    config: &RecordConfig,
+    header: &TraceHeader,
+    stop: &AtomicBool,
+) -> Result<RecordOutcome, EngineError> {
+    let crew_failure: Mutex<Option<String>> = Mutex::new(None);
+    if let Some(tcp) = &config.console {
+        tcp.serve(board.uart.clone());
+    }
     // As `samsara run`: a terminal on stdin is in raw mode for the
     // recording (Ctrl-A X leaves); a pipe is fed as it is.
     let quit = Arc::new(AtomicBool::new(false));
@@ -241,14 +392,14 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
         None
     };
     if terminal.is_some() {
-        spawn_interactive_feeder(machine.board.uart.clone(), quit.clone());
+        spawn_interactive_feeder(board.uart.clone(), quit.clone());
     } else if config.stdin {
-        samsara_machine::run::spawn_stdin_feeder(machine.board.uart.clone());
+        samsara_machine::run::spawn_stdin_feeder(board.uart.clone());
     }
 
     let limit_hit = AtomicBool::new(false);
-    let mut supervisor = Supervisor::new(config.timeout, Some(&watch));
-    let board = &machine.board;
+    let mut supervisor = Supervisor::new(config.timeout, Some(watch));
+    let recording = AtomicBool::new(true);
     let signals = || Signals {
         stop: stop.load(Ordering::Relaxed) || quit.load(Ordering::Relaxed),
         guest_exit: board.exit.is_set(),
@@ -256,8 +407,24 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
         halt_requested: recorder.halt().load(Ordering::Relaxed),
     };
     std::thread::scope(|scope| {
+        // A standby gets entries as soon as they are this old, not when a
+        // block fills: its lag and the output rule's delay are bounded.
+        if let (Some(_), StrategyRecorder::Chunk(rec)) = (&config.standby, recorder) {
+            let recording = &recording;
+            std::thread::Builder::new()
+                .name("standby-flush".into())
+                .spawn_scoped(scope, move || {
+                    while recording.load(Ordering::Relaxed) {
+                        std::thread::sleep(STANDBY_BLOCK_AGE);
+                        if !rec.commit.lock().log.flush_if_older(STANDBY_BLOCK_AGE) {
+                            rec.halt.store(true, Ordering::SeqCst);
+                        }
+                    }
+                })
+                .expect("spawning the standby's flusher");
+        }
         let workers: Vec<_> = recorder
-            .jobs(&mut machine.harts, board, config, &limit_hit, &crew_failure)
+            .jobs(harts, board, config, &limit_hit, &crew_failure)
             .into_iter()
             .map(|(name, job)| {
                 std::thread::Builder::new()
@@ -274,11 +441,12 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
                 board.irq.wake_all();
             },
         );
+        recording.store(false, Ordering::Relaxed);
     });
     // DMA completions still in flight are dropped: they were not part of the
     // recorded run (the guest never saw them).
     let wall = supervisor.start().elapsed();
-    if let Some(sink) = &sink {
+    if let Some(sink) = sink {
         sink.close();
     }
     board.uart.flush_output();
@@ -287,8 +455,7 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
     let exit = recorded_exit(supervisor.ending(board.exit.get(), signals()));
     // SAFETY: the hart threads have ended, and the DMA sink is closed (no
     // completion is being applied, none will be).
-    let (hart_digests, ram_blake3) =
-        unsafe { digests(&machine.harts, &machine.board.ram, header.ram_digest) };
+    let (hart_digests, ram_blake3) = unsafe { digests(harts, &board.ram, header.ram_digest) };
     let ClosedLog {
         entries,
         failure,
@@ -303,7 +470,7 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
         } else {
             exit
         },
-        steps_per_hart: machine.harts.iter().map(|h| h.steps().0).collect(),
+        steps_per_hart: harts.iter().map(|h| h.steps().0).collect(),
         hart_digests,
         ram_blake3,
         output: printed.head,
@@ -322,7 +489,6 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
         return Err(EngineError::TraceWrite(failure));
     }
     let stats = writer.finish(Some(footer.clone()))?;
-    drop(scratch);
     Ok(RecordOutcome {
         footer,
         writer: stats,

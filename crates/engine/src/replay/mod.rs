@@ -33,7 +33,7 @@ use samsara_types::GuestPhysAddr;
 
 pub use index::{EntryIndex, IndexedEntry};
 pub use observer::{EntryView, Flow, NoObserver, Observer};
-pub use session::{Checkpoint, ReplaySession, Stop, unique_bytes};
+pub use session::{Checkpoint, ReplaySession, Stop, Takeover, unique_bytes};
 pub use watch::{BreakpointHit, Watch, WatchHit, WatchKind};
 
 use crate::EngineError;
@@ -55,6 +55,19 @@ pub struct ReplayConfig {
     pub echo: bool,
     /// How the harts execute guest code (any engine replays any trace).
     pub cpu: CpuEngine,
+}
+
+/// A hot standby's replay: the machine's devices stay current (device
+/// loads are done for their side effects and checked where the device can
+/// know the answer, see `MmioDevice::replay_read`), the clock learns the
+/// recorded times, and the console's output goes to `console`, which says
+/// nothing until the standby goes live.
+#[derive(Clone, Debug)]
+pub struct LiveDevices {
+    /// The machine's clock: it goes live with the machine.
+    pub clock: Arc<samsara_machine::clock::TakeoverClock>,
+    /// Where the UART's output goes besides the output log.
+    pub console: samsara_machine::tcp_console::SwitchedOutput,
 }
 
 /// A point of the recording's global order: every entry before `seq` has
@@ -155,6 +168,16 @@ pub enum Divergence {
     },
     /// The state after the entry differs from its recorded check.
     State(Vec<StateDiff>),
+    /// Live devices (a standby): a device, driven by the guest's own
+    /// accesses, answers a load otherwise than it did in the recording.
+    DeviceDisagrees {
+        /// The device address read.
+        addr: GuestPhysAddr,
+        /// The value the recording holds.
+        recorded: u64,
+        /// The standby's device's answer.
+        answer: u64,
+    },
 }
 
 /// One difference between a recorded check and the replayed state.
@@ -244,6 +267,14 @@ impl std::fmt::Display for Divergence {
             Divergence::RefusedAttemptWentOn { page, stop } => write!(
                 f,
                 "the attempt that was refused page {page:#x} went on ({stop:?})"
+            ),
+            Divergence::DeviceDisagrees {
+                addr,
+                recorded,
+                answer,
+            } => write!(
+                f,
+                "the device at {addr} answers {answer:#x} where the recording read {recorded:#x} (live devices)"
             ),
             Divergence::InputsLeft { consumed, recorded } => write!(
                 f,

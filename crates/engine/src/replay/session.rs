@@ -9,7 +9,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use samsara_cpu::{Hart, HartState};
 use samsara_machine::board::{Board, BoardConfig};
-use samsara_machine::clock::ManualClock;
+use samsara_machine::clock::{Clock, ManualClock};
 use samsara_machine::devices::test_device::MachineExit;
 use samsara_machine::devices::uart::{SerialOutput, UartSnapshot};
 use samsara_machine::machine::Machine;
@@ -26,7 +26,7 @@ use super::pages::{PAGE_BYTES, Page, PageTable, unique_table_bytes, zero_page};
 use super::policy::{Admission, CrewSaved, Policy};
 use super::pool::Pool;
 use super::watch::{BreakpointHit, Watch, WatchHit};
-use super::{Mismatch, Position, ReplayConfig, ReplayOutcome, Shared};
+use super::{LiveDevices, Mismatch, Position, ReplayConfig, ReplayOutcome, Shared};
 use crate::EngineError;
 use crate::code_watch::CodeWatch;
 use crate::digest::{Console, OutputLog, OutputState, blake3_hex, digests, ram_digest};
@@ -159,7 +159,30 @@ impl ReplaySession {
         Self::open_reader(config, TraceReader::follow(&config.trace, idle, stop)?)
     }
 
+    /// A hot standby's replay of the trace its receiver appends to
+    /// `config.trace`: read until `writer_gone` is raised
+    /// ([`TraceReader::follow_writer`]), with live devices (see
+    /// [`LiveDevices`]), so that the machine can go on recording from
+    /// where the replay ends ([`ReplaySession::into_takeover`]).
+    pub fn open_standby(
+        config: &ReplayConfig,
+        writer_gone: Arc<AtomicBool>,
+        stop: Arc<AtomicBool>,
+        live: &LiveDevices,
+    ) -> Result<Self, EngineError> {
+        let reader = TraceReader::follow_writer(&config.trace, writer_gone, stop)?;
+        Self::open_reader_with(config, reader, Some(live))
+    }
+
     fn open_reader(config: &ReplayConfig, reader: TraceReader) -> Result<Self, EngineError> {
+        Self::open_reader_with(config, reader, None)
+    }
+
+    fn open_reader_with(
+        config: &ReplayConfig,
+        reader: TraceReader,
+        live: Option<&LiveDevices>,
+    ) -> Result<Self, EngineError> {
         let header = reader.header().clone();
         let path = config.trace.display().to_string();
         let guest = LoadedGuest::from_header(&header, &config.files)?;
@@ -167,7 +190,12 @@ impl ReplaySession {
         let console: SerialOutput = Box::new(Console {
             echo: config.echo,
             capture: output.clone(),
+            external: live.map(|l| Box::new(l.console.clone()) as SerialOutput),
         });
+        let clock: Arc<dyn Clock> = match live {
+            Some(live) => live.clock.clone(),
+            None => Arc::new(ManualClock::new(0)),
+        };
         // No disk: its contents reach the guest only through logged device
         // reads and DMA entries.
         let board_config = BoardConfig {
@@ -177,7 +205,7 @@ impl ReplaySession {
             disk: None,
             disk_readonly: false,
         };
-        let machine = guest.build(&board_config, Arc::new(ManualClock::new(0)), console, None)?;
+        let machine = guest.build(&board_config, clock, console, None)?;
         drop(guest);
         let Machine { board, harts, .. } = machine;
         if !header.initial_ram_blake3.is_empty() {
@@ -197,7 +225,12 @@ impl ReplaySession {
             .then(|| Arc::new(CodeWatch::new(pages)));
         let workers = harts
             .iter()
-            .map(|h| HartReplayer::new(board.clone(), h.hart_id(), header.strategy, code.clone()))
+            .map(|h| {
+                let mut w =
+                    HartReplayer::new(board.clone(), h.hart_id(), header.strategy, code.clone());
+                w.bus.live_devices = live.is_some();
+                w
+            })
             .collect();
         let shared = Shared {
             code,
@@ -861,6 +894,77 @@ impl ReplaySession {
     }
 }
 
+impl ReplaySession {
+    /// The machine as the replay left it, to record on from there: a hot
+    /// standby whose primary is gone. The replay must have run every
+    /// entry the trace holds (it stands at its end, which is not a footer:
+    /// the recording did not finish) on a session opened with
+    /// [`ReplaySession::open_standby`].
+    pub fn into_takeover(mut self) -> Result<Takeover, EngineError> {
+        if self.current.is_some() || self.staged.is_some() || !self.source.ended {
+            return Err(EngineError::Internal(format!(
+                "a takeover starts where the replay ran out of entries; it stands at {}",
+                self.position()
+            )));
+        }
+        if self.source.footer.is_some() {
+            return Err(EngineError::Options(
+                "the recording finished (its trace has a footer): nothing to take over".into(),
+            ));
+        }
+        // The primary's death may cut a block short; damage anywhere else
+        // (a checksum, a block out of order) is no state to go on from.
+        if let Some(partial) = &self.source.partial
+            && !self.source.cut_short
+            && !self.source.clean_end
+        {
+            return Err(self.bad_entry(self.next_seq, format!("the stream is damaged: {partial}")));
+        }
+        if !self.workers.iter().all(|w| w.bus.live_devices) {
+            return Err(EngineError::Internal(
+                "a takeover needs a replay with live devices".into(),
+            ));
+        }
+        self.drain_tables();
+        let good = self.source.good_end;
+        let lines = self.workers.iter().map(|w| w.lines).collect();
+        Ok(Takeover {
+            header: self.header,
+            trace: self.trace,
+            harts: self.harts,
+            board: self.shared.board,
+            output: self.output,
+            lines,
+            next_seq: self.next_seq,
+            trace_len: good.offset(),
+            next_block: good.index(),
+        })
+    }
+}
+
+/// What a standby's replay hands the recorder when it takes over: the
+/// machine where the primary's last complete entry left it, and where in
+/// its copy of the trace the recording goes on.
+pub struct Takeover {
+    /// The trace's header (the recording goes on under it).
+    pub header: TraceHeader,
+    /// The standby's copy of the trace.
+    pub trace: std::path::PathBuf,
+    /// The harts.
+    pub harts: Vec<Hart>,
+    /// RAM and devices, current.
+    pub board: Board,
+    pub(crate) output: OutputLog,
+    /// Each hart's interrupt lines as its last entry saw them.
+    pub lines: Vec<u64>,
+    /// Sequence number of the first entry the recording adds.
+    pub next_seq: u64,
+    /// Bytes of the trace that hold complete blocks: the rest is cut off.
+    pub trace_len: u64,
+    /// Index of the next block.
+    pub next_block: u64,
+}
+
 /// How the replayed end differs from the recorded footer.
 #[allow(clippy::too_many_arguments)]
 fn compare(
@@ -963,6 +1067,10 @@ struct EntrySource {
     cut_short: bool,
     /// Nothing more to read.
     ended: bool,
+    /// Where the last complete block read ends.
+    good_end: BlockMark,
+    /// It ended between blocks, without a footer.
+    clean_end: bool,
 }
 
 /// Where an [`EntrySource`] stood.
@@ -978,8 +1086,9 @@ struct SourcePoint {
 
 impl EntrySource {
     fn new(reader: TraceReader) -> Self {
+        let block_mark = reader.mark();
         Self {
-            block_mark: reader.mark(),
+            block_mark,
             reader,
             block: VecDeque::new(),
             taken: 0,
@@ -988,6 +1097,8 @@ impl EntrySource {
             partial: None,
             cut_short: false,
             ended: false,
+            good_end: block_mark,
+            clean_end: false,
         }
     }
 
@@ -1005,6 +1116,7 @@ impl EntrySource {
             let mark = self.reader.mark();
             match self.reader.next_block() {
                 Ok(Some(Block::Entries { entries, .. })) => {
+                    self.good_end = self.reader.mark();
                     self.block = entries.into();
                     self.block_mark = mark;
                     self.taken = 0;
@@ -1018,6 +1130,7 @@ impl EntrySource {
                 Err(e) if e.is_missing_footer() => {
                     self.partial = Some(format!("{e}; replayed up to byte offset {}", e.offset));
                     self.ended = true;
+                    self.clean_end = true;
                 }
                 Err(e) => {
                     // Everything before the damage has run; report it.

@@ -48,6 +48,25 @@ pub trait MmioDevice: Send + Sync {
     /// Store of the low `size` bytes of `value` at `offset` from the device
     /// base, issued by `hart`.
     fn write(&self, hart: HartId, offset: u64, size: u8, value: u64) -> Result<(), DeviceError>;
+
+    /// Replay with live devices (a hot standby): the recording says this
+    /// load returned `recorded`. The device takes the state that load left
+    /// it in, as if it had answered `recorded`. Where its answer depends
+    /// only on the guest's own accesses (configuration registers), it also
+    /// says whether it would have answered the same: `Ok(Some(answer))`
+    /// when it would not. Registers fed from outside (received bytes, the
+    /// clock, interrupt inputs) are not compared. By default every
+    /// register is the guest's own: the load is done and compared.
+    fn replay_read(
+        &self,
+        hart: HartId,
+        offset: u64,
+        size: u8,
+        recorded: u64,
+    ) -> Result<Option<u64>, DeviceError> {
+        let answer = self.read(hart, offset, size)?;
+        Ok((answer != recorded).then_some(answer))
+    }
 }
 
 /// A DMA access outside guest RAM.

@@ -207,6 +207,37 @@ impl InterruptSink for Plic {
 }
 
 impl MmioDevice for Plic {
+    /// Pending bits and claims follow the interrupt inputs, which a standby
+    /// does not see as the primary did: a claim marks the recorded source
+    /// claimed; pending reads are not compared.
+    fn replay_read(
+        &self,
+        hart: HartId,
+        offset: u64,
+        size: u8,
+        recorded: u64,
+    ) -> Result<Option<u64>, DeviceError> {
+        let mut state = self.state.lock();
+        match self.decode(offset, size, state.enable.len())? {
+            Register::ClaimComplete(_) => {
+                let source = recorded as u32;
+                if source != 0 && source < PLIC_NUM_SOURCES {
+                    let bit = 1u128 << source;
+                    state.pending &= !bit;
+                    state.claimed |= bit;
+                    self.update_lines(&state);
+                }
+                Ok(None)
+            }
+            Register::Pending(_) => Ok(None),
+            _ => {
+                drop(state);
+                let answer = self.read(hart, offset, size)?;
+                Ok((answer != recorded).then_some(answer))
+            }
+        }
+    }
+
     fn read(&self, _hart: HartId, offset: u64, size: u8) -> Result<u64, DeviceError> {
         let mut state = self.state.lock();
         Ok(match self.decode(offset, size, state.enable.len())? {

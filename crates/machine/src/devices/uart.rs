@@ -402,6 +402,42 @@ impl MmioDevice for Uart {
         }
         Ok(())
     }
+
+    /// The receive side (RBR, IIR, LSR, MSR) depends on bytes from outside,
+    /// which a standby never receives: those reads only take their side
+    /// effects (a byte leaves the queue, a THR-empty interrupt is
+    /// acknowledged). The rest is compared.
+    fn replay_read(
+        &self,
+        _hart: HartId,
+        offset: u64,
+        size: u8,
+        recorded: u64,
+    ) -> Result<Option<u64>, DeviceError> {
+        check_offset(offset, size)?;
+        let mut differs = false;
+        let mut answer = 0u64;
+        for i in 0..u64::from(size) {
+            let reg = offset + i;
+            let want = recorded.to_le_bytes()[i as usize];
+            let dlab = self.state.lock().regs.lcr & LCR_DLAB != 0;
+            let external =
+                matches!(reg, REG_IIR_FCR | REG_LSR | REG_MSR) || (reg == REG_RBR_THR && !dlab);
+            if reg == REG_IIR_FCR {
+                let mut state = self.state.lock();
+                if want & IIR_ID_MASK == IIR_THRI {
+                    state.regs.thr_ipending = false;
+                    self.update_irq(&mut state.regs);
+                }
+                answer |= u64::from(want) << (8 * i);
+                continue;
+            }
+            let got = self.read_byte(reg);
+            answer |= u64::from(got) << (8 * i);
+            differs |= !external && got != want;
+        }
+        Ok(differs.then_some(answer))
+    }
 }
 
 /// A cloneable in-memory output sink: keep one handle, give the UART
