@@ -326,6 +326,24 @@ mod tests {
         threshold_offset(context) + 4
     }
 
+    /// A replayed claim marks the recorded source claimed, whatever the
+    /// standby's own inputs say; configuration reads are compared.
+    #[test]
+    fn replayed_claims_mark_the_recorded_source() {
+        let (irq, plic) = plic(1);
+        plic.write(H0, 4 * 10, 4, 1).unwrap();
+        plic.write(H0, enable_offset(0, 0), 4, 1 << 10).unwrap();
+        // The primary's UART raised source 10; the standby's never did.
+        assert_eq!(plic.replay_read(H0, claim_offset(0), 4, 10).unwrap(), None);
+        plic.set_level(10, true);
+        assert!(!plic.is_pending(10), "claimed: not pending until completed");
+        assert_eq!(irq.lines(H0) & mip::MEIP, 0);
+        plic.write(H0, claim_offset(0), 4, 10).unwrap();
+        assert!(plic.is_pending(10));
+        assert_eq!(plic.replay_read(H0, 4 * 10, 4, 1).unwrap(), None);
+        assert_eq!(plic.replay_read(H0, 4 * 10, 4, 3).unwrap(), Some(1));
+    }
+
     #[test]
     fn level_source_claim_complete_cycle() {
         let (irq, plic) = plic(1);

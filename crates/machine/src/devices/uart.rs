@@ -495,6 +495,46 @@ mod tests {
         uart.write(H, reg, 1, u64::from(value)).unwrap();
     }
 
+    /// A standby's UART never receives the primary's input: replayed
+    /// reads of the receive side take their side effects without being
+    /// compared; configuration registers are compared.
+    #[test]
+    fn replayed_reads_take_effect_and_compare_what_the_guest_set() {
+        let (_sink, _out, uart) = uart();
+        wr(&uart, REG_IER, IER_THRI);
+        wr(&uart, REG_RBR_THR, b'x');
+        assert_eq!(rd(&uart, REG_IIR_FCR) & IIR_ID_MASK, IIR_THRI);
+        wr(&uart, REG_RBR_THR, b'y');
+        // The recording read IIR = THRI: acknowledged here too.
+        assert_eq!(uart.replay_read(H, REG_IIR_FCR, 1, 0xc2).unwrap(), None);
+        assert_eq!(rd(&uart, REG_IIR_FCR) & IIR_NO_INT, IIR_NO_INT);
+        // Received bytes come from outside: any value is taken.
+        assert_eq!(
+            uart.replay_read(H, REG_RBR_THR, 1, u64::from(b'q'))
+                .unwrap(),
+            None
+        );
+        assert_eq!(uart.replay_read(H, REG_LSR, 1, 0x61).unwrap(), None);
+        // What the guest wrote itself is checked.
+        assert_eq!(
+            uart.replay_read(H, REG_IER, 1, u64::from(IER_THRI))
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            uart.replay_read(H, REG_IER, 1, 0).unwrap(),
+            Some(u64::from(IER_THRI))
+        );
+        // A byte the standby does have leaves the queue.
+        uart.push_input(b"z");
+        assert_eq!(
+            uart.replay_read(H, REG_RBR_THR, 1, u64::from(b'z'))
+                .unwrap(),
+            None
+        );
+        assert_eq!(uart.pending_input(), 0);
+    }
+
     #[test]
     fn reset_state() {
         let (sink, _out, uart) = uart();

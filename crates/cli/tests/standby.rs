@@ -1,0 +1,703 @@
+//! The hot standby (`record --standby`, `samsara standby`): a client
+//! writes keys to the bundled key-value store (`kvstore`, 4 harts) over
+//! the TCP console and reads them back; the primary is SIGKILLed at
+//! random moments (fixed seed), the client reconnects to the standby, and
+//! every write it saw acknowledged must be there, the guest must end as an
+//! uninterrupted run does, and the standby's trace, which goes through the
+//! takeover, must replay VERIFIED. Over loopback, and between the root
+//! network namespace and one made with `ip netns` (joined by a veth pair).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{SAMSARA, guest, samsara, scratch_dir, serial};
+
+/// Keys each run writes.
+const KEYS: usize = 250;
+/// Kill moments per network setting.
+const KILLS: usize = 20;
+
+/// A free TCP port on this host (the test's processes bind it next).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Where things listen: the primary's console, the standby's stream and
+/// console, and the network namespace the standby runs in (if any).
+#[derive(Clone)]
+struct Net {
+    primary_console: String,
+    standby_listen: String,
+    standby_console: String,
+    standby_netns: Option<String>,
+}
+
+impl Net {
+    fn loopback() -> Self {
+        // The standby takes over the primary's very address.
+        let console = format!("127.0.0.1:{}", free_port());
+        Net {
+            primary_console: console.clone(),
+            standby_listen: format!("127.0.0.1:{}", free_port()),
+            standby_console: console,
+            standby_netns: None,
+        }
+    }
+}
+
+fn spawn(netns: Option<&str>, args: &[String], log: &Path) -> Child {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, SAMSARA]);
+            c
+        }
+        None => Command::new(SAMSARA),
+    };
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("a log file"))
+        .spawn()
+        .expect("starting samsara")
+}
+
+fn wait(child: &mut Child, what: &str, log: &Path) -> i32 {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting") {
+            return status.code().unwrap_or(-1);
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!(
+                "{what} hung; its log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A client of the key-value store that survives a failover: on a broken
+/// connection it reconnects to the next address and asks again.
+struct Client {
+    addrs: Vec<String>,
+    current: usize,
+    conn: Option<(TcpStream, BufReader<TcpStream>)>,
+    /// When the connection to the primary broke, and when the standby
+    /// first answered after that.
+    broke: Option<Instant>,
+    first_answer_after: Option<Duration>,
+}
+
+impl Client {
+    fn new(addrs: Vec<String>) -> Self {
+        Client {
+            addrs,
+            current: 0,
+            conn: None,
+            broke: None,
+            first_answer_after: None,
+        }
+    }
+
+    fn connect(&mut self) {
+        let start = Instant::now();
+        loop {
+            let addr = &self.addrs[self.current];
+            if let Ok(mut s) = TcpStream::connect(addr) {
+                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                if self.current > 0 {
+                    // The dead primary may have passed the guest part of a
+                    // line: end it (the guest answers an error, skipped).
+                    let _ = s.write_all(b"\n");
+                }
+                let r = BufReader::new(s.try_clone().unwrap());
+                self.conn = Some((s, r));
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "nothing listens on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends `line` until a reply starting with `want` comes back.
+    fn ask(&mut self, line: &str, want: &str) -> String {
+        self.ask_any(line, &[want])
+    }
+
+    /// Sends `line` until a reply starting with one of `wants` comes back.
+    fn ask_any(&mut self, line: &str, wants: &[&str]) -> String {
+        loop {
+            if self.conn.is_none() {
+                self.connect();
+            }
+            let (s, r) = self.conn.as_mut().unwrap();
+            let mut reply = String::new();
+            let ok = s.write_all(format!("{line}\n").as_bytes()).is_ok()
+                && loop {
+                    reply.clear();
+                    match r.read_line(&mut reply) {
+                        Ok(n) if n > 0 => {
+                            if wants.iter().any(|w| reply.starts_with(w)) {
+                                break true;
+                            }
+                            // A reply to a request asked again after the
+                            // failover, or the READY banner: not ours.
+                        }
+                        _ => break false,
+                    }
+                };
+            if ok {
+                if let (Some(broke), None) = (self.broke, self.first_answer_after) {
+                    self.first_answer_after = Some(broke.elapsed());
+                }
+                return reply.trim_end().to_string();
+            }
+            // The primary is gone: on to the standby. (On loopback the
+            // two share an address, and a connection the dying primary's
+            // listener still took breaks in turn: asking again is right.)
+            let broke = *self.broke.get_or_insert_with(Instant::now);
+            assert!(
+                broke.elapsed() < Duration::from_secs(60),
+                "no answer to {line:?} for a minute after the primary's console broke"
+            );
+            self.current = (self.current + 1).min(self.addrs.len() - 1);
+            self.conn = None;
+        }
+    }
+}
+
+/// Writes `KEYS` keys, reads every acknowledged one back, ends the guest;
+/// returns its BYE line and how long the failover took, if one happened.
+fn drive(client: &mut Client, tag: &str) -> (String, Option<Duration>) {
+    let mut acked = Vec::new();
+    for i in 0..KEYS {
+        let key = format!("{tag}{i}");
+        client.ask(&format!("SET {key} v{i}"), &format!("OK {key}"));
+        acked.push((key, i));
+    }
+    for (key, i) in &acked {
+        let reply = client.ask_any(
+            &format!("GET {key}"),
+            &[&format!("VAL {key} "), &format!("MISSING {key}")],
+        );
+        assert_eq!(
+            reply,
+            format!("VAL {key} v{i}"),
+            "an acknowledged write is lost"
+        );
+    }
+    let bye = client.ask("QUIT", "BYE");
+    (bye, client.first_answer_after)
+}
+
+/// The deterministic pseudo-random kill moments (xorshift, fixed seed).
+fn kill_delays(seed: u64, n: usize) -> Vec<Duration> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            Duration::from_millis(30 + x % 700)
+        })
+        .collect()
+}
+
+/// One run with a standby: the primary is killed `kill_after` after the
+/// client's first answer (never, with `None`). Returns the BYE line and
+/// the failover time.
+fn run(
+    net: &Net,
+    dir: &Path,
+    n: usize,
+    kill_after: Option<Duration>,
+) -> (String, Option<Duration>) {
+    let standby_trace = dir.join(format!("standby-{n}.trace"));
+    let standby_log = dir.join(format!("standby-{n}.log"));
+    let primary_log = dir.join(format!("primary-{n}.log"));
+    let mut standby = spawn(
+        net.standby_netns.as_deref(),
+        &[
+            "standby".into(),
+            "--listen".into(),
+            net.standby_listen.clone(),
+            "--serial".into(),
+            format!("tcp:{}", net.standby_console),
+            "--failover-timeout".into(),
+            "300".into(),
+            "-o".into(),
+            standby_trace.display().to_string(),
+        ],
+        &standby_log,
+    );
+    let mut primary = spawn(
+        None,
+        &[
+            "record".into(),
+            "--harts".into(),
+            "4".into(),
+            guest("kvstore").display().to_string(),
+            "-o".into(),
+            dir.join(format!("primary-{n}.trace")).display().to_string(),
+            "--serial".into(),
+            format!("tcp:{}", net.primary_console),
+            "--standby".into(),
+            net.standby_listen.clone(),
+            "--failover-timeout".into(),
+            "300".into(),
+        ],
+        &primary_log,
+    );
+    let mut client = Client::new(vec![
+        net.primary_console.clone(),
+        net.standby_console.clone(),
+    ]);
+    client.ask("COUNT", "COUNT");
+    let killer = kill_after.map(|after| {
+        let pid = primary.id();
+        std::thread::spawn(move || {
+            std::thread::sleep(after);
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        })
+    });
+    let (bye, failover) = drive(&mut client, "k");
+    if let Some(k) = killer {
+        k.join().unwrap();
+    }
+    let primary_code = wait(&mut primary, "the primary", &primary_log);
+    let standby_code = wait(&mut standby, "the standby", &standby_log);
+    let standby_says = std::fs::read_to_string(&standby_log).unwrap_or_default();
+    assert_eq!(
+        standby_code, 0,
+        "run {n}: the standby failed:\n{standby_says}"
+    );
+    if kill_after.is_none() || primary_code == 0 {
+        // Not killed in time: the primary finished, the standby verified.
+        assert_eq!(primary_code, 0, "run {n}: the primary failed");
+        assert!(
+            standby_says.contains("VERIFIED"),
+            "run {n}:\n{standby_says}"
+        );
+    } else {
+        assert!(
+            standby_says.contains("took over after entry"),
+            "run {n}: the standby did not take over:\n{standby_says}"
+        );
+        assert!(failover.is_some(), "run {n}: the client never failed over");
+    }
+    // The standby's trace goes through the takeover: replay it whole.
+    let replay = samsara(["replay".as_ref(), "-q".as_ref(), standby_trace.as_os_str()]);
+    replay.assert_no_panic();
+    assert_eq!(
+        replay.code(),
+        Some(0),
+        "run {n}: the standby's trace does not replay VERIFIED:\n{}",
+        replay.stderr
+    );
+    (bye, failover)
+}
+
+fn kills(net: &Net, tag: &str, seed: u64) {
+    let dir = scratch_dir(tag);
+    // What an uninterrupted run ends with, for the same requests.
+    let (reference, none) = run(net, &dir, 0, None);
+    assert!(none.is_none());
+    assert!(
+        reference.starts_with(&format!("BYE {KEYS} ")),
+        "{reference}"
+    );
+    let mut failovers = Vec::new();
+    for (i, after) in kill_delays(seed, KILLS).into_iter().enumerate() {
+        let n = i + 1;
+        let (bye, failover) = run(net, &dir, n, Some(after));
+        assert_eq!(
+            bye, reference,
+            "run {n} (killed after {after:?}) ended otherwise than an uninterrupted run"
+        );
+        failovers.extend(failover);
+    }
+    assert!(
+        failovers.len() >= KILLS / 2,
+        "only {} of {KILLS} kills landed while the client was busy",
+        failovers.len()
+    );
+    let max = failovers.iter().max().unwrap();
+    common::note(&format!(
+        "{tag}: {} failovers, longest from the broken connection to the standby's first answer {:.0} ms",
+        failovers.len(),
+        max.as_secs_f64() * 1e3
+    ));
+}
+
+#[test]
+fn the_standby_takes_over_wherever_the_primary_is_killed_over_loopback() {
+    let _guard = serial();
+    kills(&Net::loopback(), "standby-loopback", 20_261_207);
+}
+
+/// A network namespace with a veth pair to the root namespace: the
+/// standby runs in it, the primary (and the client) outside.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn create() -> Netns {
+        let id = std::process::id() % 100_000;
+        let name = format!("samsara-sb{id}");
+        let outer = format!("sbo{id}");
+        let inner = format!("sbi{id}");
+        let ip = |args: &[&str]| {
+            let out = Command::new("ip").args(args).output().expect("running ip");
+            assert!(
+                out.status.success(),
+                "ip {}: {} (the standby test makes a network namespace: it runs as root)",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        ip(&["netns", "add", &name]);
+        let ns = Netns { name: name.clone() };
+        ip(&[
+            "link", "add", &outer, "type", "veth", "peer", "name", &inner,
+        ]);
+        ip(&["link", "set", &inner, "netns", &name]);
+        ip(&["addr", "add", "10.231.7.1/24", "dev", &outer]);
+        ip(&["link", "set", &outer, "up"]);
+        ip(&[
+            "netns",
+            "exec",
+            &name,
+            "ip",
+            "addr",
+            "add",
+            "10.231.7.2/24",
+            "dev",
+            &inner,
+        ]);
+        ip(&["netns", "exec", &name, "ip", "link", "set", &inner, "up"]);
+        ip(&["netns", "exec", &name, "ip", "link", "set", "lo", "up"]);
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes its end of the veth pair, and so
+        // the pair.
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+#[test]
+fn the_standby_takes_over_wherever_the_primary_is_killed_across_namespaces() {
+    let _guard = serial();
+    let ns = Netns::create();
+    let net = Net {
+        primary_console: format!("10.231.7.1:{}", free_port()),
+        standby_listen: format!("10.231.7.2:{}", free_port()),
+        standby_console: format!("10.231.7.2:{}", free_port()),
+        standby_netns: Some(ns.name.clone()),
+    };
+    kills(&net, "standby-netns", 7_122_026);
+}
+
+#[test]
+fn a_primary_runs_on_when_its_standby_is_killed() {
+    let _guard = serial();
+    let dir = scratch_dir("standby-killed");
+    let net = Net::loopback();
+    let standby_log = dir.join("standby.log");
+    let primary_log = dir.join("primary.log");
+    let mut standby = spawn(
+        None,
+        &[
+            "standby".into(),
+            "--listen".into(),
+            net.standby_listen.clone(),
+            "-o".into(),
+            dir.join("standby.trace").display().to_string(),
+        ],
+        &standby_log,
+    );
+    let mut primary = spawn(
+        None,
+        &[
+            "record".into(),
+            "--harts".into(),
+            "4".into(),
+            guest("kvstore").display().to_string(),
+            "-o".into(),
+            dir.join("primary.trace").display().to_string(),
+            "--serial".into(),
+            format!("tcp:{}", net.primary_console),
+            "--standby".into(),
+            net.standby_listen.clone(),
+        ],
+        &primary_log,
+    );
+    let mut client = Client::new(vec![net.primary_console.clone()]);
+    client.ask("COUNT", "COUNT");
+    for i in 0..50 {
+        client.ask(&format!("SET a{i} {i}"), &format!("OK a{i}"));
+    }
+    standby.kill().expect("killing the standby");
+    let _ = standby.wait();
+    for i in 0..50 {
+        assert_eq!(
+            client.ask(&format!("GET a{i}"), "VAL"),
+            format!("VAL a{i} {i}")
+        );
+    }
+    assert!(client.ask("QUIT", "BYE").starts_with("BYE 50 "));
+    assert_eq!(wait(&mut primary, "the primary", &primary_log), 0);
+    let says = std::fs::read_to_string(&primary_log).unwrap_or_default();
+    assert!(
+        says.contains("lost the standby") && says.contains("no longer held"),
+        "the primary did not say it lost its standby:\n{says}"
+    );
+    let replay = samsara([
+        "replay".as_ref(),
+        "-q".as_ref(),
+        dir.join("primary.trace").as_os_str(),
+    ]);
+    assert_eq!(
+        replay.code(),
+        Some(0),
+        "the primary's trace does not replay"
+    );
+}
+
+#[test]
+fn foreign_and_corrupt_streams_are_refused() {
+    let _guard = serial();
+    let dir = scratch_dir("standby-foreign");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let log = dir.join("standby.log");
+    let mut standby = spawn(
+        None,
+        &[
+            "standby".into(),
+            "--listen".into(),
+            listen.clone(),
+            "--failover-timeout".into(),
+            "300".into(),
+            "-o".into(),
+            dir.join("standby.trace").display().to_string(),
+        ],
+        &log,
+    );
+    let connect = || {
+        let start = Instant::now();
+        loop {
+            match TcpStream::connect(&listen) {
+                Ok(s) => return s,
+                Err(e) => assert!(start.elapsed() < Duration::from_secs(20), "{e}"),
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // Something else entirely: refused, and the standby waits on.
+    let mut web = connect();
+    web.write_all(b"GET / HTTP/1.1\r\nHost: standby\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        standby.try_wait().unwrap().is_none(),
+        "a foreign client ended the standby"
+    );
+    // The right greeting, then bytes that are no trace.
+    let mut bad = connect();
+    let mut hello = b"SAMSARA-STANDBY\0".to_vec();
+    hello.extend_from_slice(&1u32.to_le_bytes());
+    bad.write_all(&hello).unwrap();
+    let mut frame = vec![1u8];
+    let junk = b"this is not a samsara trace, it is a corrupt stream";
+    frame.extend_from_slice(&((junk.len() + 8) as u32).to_le_bytes());
+    frame.extend_from_slice(&1u64.to_le_bytes());
+    frame.extend_from_slice(junk);
+    bad.write_all(&frame).unwrap();
+    let code = wait(&mut standby, "the standby", &log);
+    let says = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        says.contains("refused a connection") && says.contains("not a samsara standby stream"),
+        "the foreign client was not reported:\n{says}"
+    );
+    assert_ne!(code, 0, "a corrupt stream must fail the standby:\n{says}");
+    assert!(
+        says.contains("standby.trace")
+            && !says.contains("going live")
+            && !says.contains("panicked"),
+        "the corrupt stream is not named, or was taken over:\n{says}"
+    );
+}
+
+#[test]
+fn kill_moments_are_fixed_and_spread() {
+    let a = kill_delays(20_261_207, KILLS);
+    assert_eq!(a, kill_delays(20_261_207, KILLS));
+    let (min, max) = (a.iter().min().unwrap(), a.iter().max().unwrap());
+    assert!(*max - *min > Duration::from_millis(300), "{a:?}");
+}
+
+/// A stand-in standby that speaks the protocol and acknowledges only when
+/// told to: the output rule, seen from the client.
+#[test]
+fn console_output_waits_for_the_standbys_acknowledgement() {
+    use std::io::Read;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let _guard = serial();
+    let dir = scratch_dir("standby-output-rule");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = listener.local_addr().unwrap().to_string();
+    let console = format!("127.0.0.1:{}", free_port());
+    let log = dir.join("primary.log");
+    let mut primary = spawn(
+        None,
+        &[
+            "record".into(),
+            "--harts".into(),
+            "4".into(),
+            guest("kvstore").display().to_string(),
+            "-o".into(),
+            dir.join("primary.trace").display().to_string(),
+            "--serial".into(),
+            format!("tcp:{console}"),
+            "--standby".into(),
+            listen,
+            "--failover-timeout".into(),
+            "5000".into(),
+        ],
+        &log,
+    );
+    let (mut stream, _) = listener.accept().unwrap();
+    let mut hello = [0u8; 20];
+    stream.read_exact(&mut hello).unwrap();
+    assert_eq!(&hello[..16], b"SAMSARA-STANDBY\0");
+    stream.write_all(&hello).unwrap();
+    let acking = Arc::new(AtomicBool::new(false));
+    let stop_acking = Arc::new(AtomicBool::new(false));
+    let fake = {
+        let (acking, stop_acking) = (acking.clone(), stop_acking.clone());
+        let mut acks = stream.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut through = 0u64;
+            let mut head = [0u8; 5];
+            while stream.read_exact(&mut head).is_ok() {
+                let len = u32::from_le_bytes(head[1..5].try_into().unwrap()) as usize;
+                let mut payload = vec![0u8; len];
+                if stream.read_exact(&mut payload).is_err() {
+                    break;
+                }
+                if head[0] == 1 {
+                    through = through.max(u64::from_le_bytes(payload[..8].try_into().unwrap()));
+                }
+                if stop_acking.load(Ordering::Relaxed) {
+                    // Gone without a word: the primary must carry on.
+                    let _ = acks.shutdown(std::net::Shutdown::Both);
+                    break;
+                }
+                if acking.load(Ordering::Relaxed) {
+                    let _ = acks.write_all(&through.to_le_bytes());
+                }
+            }
+        })
+    };
+    let mut client = Client::new(vec![console.clone()]);
+    client.connect();
+    let (mut s, r) = client.conn.take().unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let mut r = r;
+    r.get_mut()
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    s.write_all(b"COUNT\n").unwrap();
+    let mut line = String::new();
+    assert!(
+        r.read_line(&mut line).is_err() && line.is_empty(),
+        "the console spoke ({line:?}) before the standby acknowledged anything"
+    );
+    acking.store(true, Ordering::Relaxed);
+    r.get_mut()
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut answers = Vec::new();
+    while answers.len() < 2 {
+        line.clear();
+        r.read_line(&mut line)
+            .expect("the held output, once acknowledged");
+        answers.push(line.trim_end().to_string());
+    }
+    assert_eq!(answers, ["READY 4", "COUNT 0"]);
+    stop_acking.store(true, Ordering::Relaxed);
+    fake.join().unwrap();
+    client.conn = Some((s, r));
+    assert_eq!(client.ask("SET x 1", "OK"), "OK x");
+    assert!(client.ask("QUIT", "BYE").starts_with("BYE 1 "));
+    assert_eq!(wait(&mut primary, "the primary", &log), 0);
+    let says = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(says.contains("lost the standby"), "{says}");
+}
+
+/// The standby's devices are live: every device load of these guests
+/// (timer, IPIs, the UART, the PLIC) is done on its own devices and
+/// checked where they can know the answer; a finished recording is then
+/// VERIFIED.
+#[test]
+fn a_standby_follows_device_heavy_guests_with_live_devices() {
+    let _guard = serial();
+    let dir = scratch_dir("standby-devices");
+    for (name, harts) in [("timer_irq", 2), ("ipi_pingpong", 4), ("hello", 4)] {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let log = dir.join(format!("{name}-standby.log"));
+        let mut standby = spawn(
+            None,
+            &[
+                "standby".into(),
+                "--listen".into(),
+                listen.clone(),
+                "-o".into(),
+                dir.join(format!("{name}-standby.trace"))
+                    .display()
+                    .to_string(),
+            ],
+            &log,
+        );
+        let recorded = samsara([
+            "record".as_ref(),
+            "-q".as_ref(),
+            "--harts".as_ref(),
+            harts.to_string().as_ref(),
+            guest(name).as_os_str(),
+            "-o".as_ref(),
+            dir.join(format!("{name}.trace")).as_os_str(),
+            "--standby".as_ref(),
+            listen.as_ref(),
+        ]);
+        assert_eq!(recorded.code(), Some(0), "{name}: {}", recorded.stderr);
+        assert_eq!(wait(&mut standby, "the standby", &log), 0, "{name}");
+        let says = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(says.contains("VERIFIED"), "{name}:\n{says}");
+    }
+}
