@@ -36,6 +36,11 @@ pub(crate) struct StandbyArgs {
     /// The initrd of a Linux recording (default: the recorded path).
     #[arg(long)]
     pub initrd: Option<PathBuf>,
+    /// The disk image the primary started from (default: the path the
+    /// stream names); it must be that very image. The standby works on its
+    /// own copy, OUTPUT.disk, which the guest goes on with after a takeover.
+    #[arg(long)]
+    pub disk: Option<PathBuf>,
     /// How the harts execute guest code.
     #[arg(long, value_enum, default_value_t = crate::CpuArg::default())]
     pub cpu: crate::CpuArg,
@@ -93,6 +98,7 @@ pub(crate) fn standby_command(args: &StandbyArgs) -> Result<ExitCode> {
         record,
         console_addr,
         next_standby: args.live.standby.clone(),
+        disk: args.disk.clone(),
     };
     match run_standby(&config, &stop)? {
         StandbyOutcome::Followed(outcome) => {

@@ -701,3 +701,99 @@ fn a_standby_follows_device_heavy_guests_with_live_devices() {
         assert!(says.contains("VERIFIED"), "{name}:\n{says}");
     }
 }
+
+/// A disk guest: the standby keeps its own copy of the disk current
+/// (the guest's writes reach it during replay, each completion checked
+/// against the log), and takes over with the primary's requests in flight.
+/// Wherever the primary dies, the guest ends as an uninterrupted run does
+/// and the standby's disk ends equal to the uninterrupted run's.
+#[test]
+fn a_standby_keeps_the_disk_and_takes_over_with_it() {
+    let _guard = serial();
+    let dir = scratch_dir("standby-disk");
+    let disk = dir.join("disk.img");
+    std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
+    // (whether the standby took over, what the guest printed, its disk)
+    let run_once = |n: usize, kill_at_bytes: Option<u64>| -> (bool, String, Vec<u8>) {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let trace = dir.join(format!("standby-{n}.trace"));
+        let log = dir.join(format!("standby-{n}.log"));
+        let out = dir.join(format!("standby-{n}.out"));
+        let mut standby = Command::new(SAMSARA)
+            .args(["standby", "--listen", &listen, "-o"])
+            .arg(&trace)
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let primary_trace = dir.join(format!("primary-{n}.trace"));
+        let primary_log = dir.join(format!("primary-{n}.log"));
+        let mut primary = Command::new(SAMSARA)
+            .args(["record", "--cpu", "interp", "--harts", "4", "--disk"])
+            .arg(&disk)
+            .arg(guest("diskio"))
+            .arg("-o")
+            .arg(&primary_trace)
+            .args(["--standby", &listen])
+            .stdout(std::fs::File::create(dir.join(format!("primary-{n}.out"))).unwrap())
+            .stderr(std::fs::File::create(&primary_log).unwrap())
+            .spawn()
+            .unwrap();
+        if let Some(bytes) = kill_at_bytes {
+            let start = Instant::now();
+            while std::fs::metadata(&primary_trace).map_or(0, |m| m.len()) < bytes
+                && primary.try_wait().unwrap().is_none()
+                && start.elapsed() < Duration::from_secs(60)
+            {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            let _ = primary.kill();
+        }
+        let _ = wait(&mut primary, "the primary", &primary_log);
+        assert_eq!(wait(&mut standby, "the standby", &log), 0, "run {n}");
+        let says = std::fs::read_to_string(&log).unwrap_or_default();
+        let printed = std::fs::read_to_string(&out).unwrap_or_default();
+        let replay = samsara(["replay".as_ref(), "-q".as_ref(), trace.as_os_str()]);
+        assert_eq!(replay.code(), Some(0), "run {n}: {}\n{says}", replay.stderr);
+        let mut image = trace.as_os_str().to_owned();
+        image.push(".disk");
+        let ended = std::fs::read(&image).expect("the standby's disk");
+        if says.contains("took over") {
+            (true, printed, ended)
+        } else {
+            assert!(says.contains("VERIFIED"), "run {n}:\n{says}");
+            let printed = std::fs::read_to_string(dir.join(format!("primary-{n}.out")));
+            (false, printed.unwrap_or_default(), ended)
+        }
+    };
+    let (_, reference_output, reference_disk) = run_once(0, None);
+    assert!(
+        reference_output.contains("diskio: PASS"),
+        "{reference_output}"
+    );
+    let mut took_over = 0;
+    let kill_points = (1..=12u64).map(|k| k * 36_000 - 30_000);
+    for (n, bytes) in kill_points.enumerate() {
+        let (taken, output, ended) = run_once(n + 1, Some(bytes));
+        if !taken {
+            continue;
+        }
+        took_over += 1;
+        assert!(output.contains("diskio: PASS"), "run {}: {output}", n + 1);
+        assert_eq!(
+            output.lines().find(|l| l.contains("checksum")),
+            reference_output.lines().find(|l| l.contains("checksum")),
+            "run {}",
+            n + 1
+        );
+        assert!(
+            ended == reference_disk,
+            "run {}: the standby's disk differs",
+            n + 1
+        );
+    }
+    assert!(
+        took_over >= 8,
+        "only {took_over} of 12 kills landed during the run"
+    );
+}

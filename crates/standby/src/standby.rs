@@ -38,6 +38,10 @@ pub struct StandbyConfig {
     pub console_addr: Option<String>,
     /// Connect to this standby after a takeover (the new primary's own).
     pub next_standby: Option<String>,
+    /// The disk image the primary started from, if not at the path its
+    /// stream names (it must be the very same image); the standby works on
+    /// its own copy next to its trace (`TRACE.disk`).
+    pub disk: Option<std::path::PathBuf>,
 }
 
 /// How a standby ended.
@@ -115,6 +119,7 @@ pub fn run_standby(
     let live = LiveDevices {
         clock: Arc::new(TakeoverClock::new()),
         console: SwitchedOutput::new(Box::new(std::io::sink())),
+        disk: config.disk.clone(),
     };
     let result = follow(config, &receiver, stop, &live);
     // Whatever happened, the primary must hear that this standby is done
@@ -174,12 +179,6 @@ fn follow(
     let start = Instant::now();
     let mut session =
         ReplaySession::open_standby(&config.replay, receiver.gone.clone(), stop.clone(), live)?;
-    if let Some(disk) = &session.header().disk {
-        return Err(EngineError::Unsupported(format!(
-            "the primary records a disk ({disk}); this standby keeps no disk of its own"
-        ))
-        .into());
-    }
     session.run_parallel(stop)?;
     if stop.load(Ordering::Relaxed) {
         return Err(StandbyError::Stopped);
@@ -279,7 +278,14 @@ impl Receiver {
                 {
                     return self.end(Some(format!("no heartbeat for {} ms", timeout.as_millis())));
                 }
-                Err(StreamError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Err(StreamError::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::UnexpectedEof
+                            | std::io::ErrorKind::ConnectionReset
+                            | std::io::ErrorKind::ConnectionAborted
+                    ) =>
+                {
                     return self.end(Some("the stream broke".into()));
                 }
                 Err(e) => return self.end(Some(format!("the stream failed: {e}"))),

@@ -299,6 +299,7 @@ pub fn take_over(
         next_seq,
         trace_len,
         next_block,
+        disk,
     } = takeover;
     if header.strategy != Strategy::Chunk {
         return Err(EngineError::Unsupported(format!(
@@ -337,9 +338,28 @@ pub fn take_over(
     if let Some(external) = console_sink(&config, &output, &recorder).external {
         live.console.switch(external);
     }
+    // The disk's requests the primary's log never completed are this
+    // recording's first DMA entries.
+    let sink = match (&disk, &board.disk) {
+        (Some(standby_disk), Some(device)) => {
+            let sink = Arc::new(DmaSequencer::new(rec.clone()));
+            let _ = sink.target.set((Arc::downgrade(device), board.ram.clone()));
+            standby_disk.go_live(sink.clone());
+            Some(sink)
+        }
+        _ => None,
+    };
     let watch = Arc::new(PanicWatch::default());
     run_recording(
-        &mut harts, &board, &recorder, None, &output, &watch, &config, &header, stop,
+        &mut harts,
+        &board,
+        &recorder,
+        sink.as_ref(),
+        &output,
+        &watch,
+        &config,
+        &header,
+        stop,
     )
 }
 

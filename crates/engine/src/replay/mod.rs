@@ -17,6 +17,7 @@ mod pages;
 mod policy;
 mod pool;
 mod session;
+mod standby_disk;
 pub(crate) mod watch;
 
 use samsara_cpu::CpuEngine;
@@ -34,6 +35,7 @@ use samsara_types::GuestPhysAddr;
 pub use index::{EntryIndex, IndexedEntry};
 pub use observer::{EntryView, Flow, NoObserver, Observer};
 pub use session::{Checkpoint, ReplaySession, Stop, Takeover, unique_bytes};
+pub use standby_disk::StandbyDisk;
 pub use watch::{BreakpointHit, Watch, WatchHit, WatchKind};
 
 use crate::EngineError;
@@ -68,6 +70,9 @@ pub struct LiveDevices {
     pub clock: Arc<samsara_machine::clock::TakeoverClock>,
     /// Where the UART's output goes besides the output log.
     pub console: samsara_machine::tcp_console::SwitchedOutput,
+    /// The disk image the primary started from (default: the path its
+    /// header names); the standby works on its own copy, `TRACE.disk`.
+    pub disk: Option<std::path::PathBuf>,
 }
 
 /// A point of the recording's global order: every entry before `seq` has
@@ -435,6 +440,8 @@ pub(crate) struct Shared {
     /// Pages fetched from and writes to them (see `CodeWatch`; `None`
     /// under CREW).
     pub code: Option<std::sync::Arc<crate::code_watch::CodeWatch>>,
+    /// A standby's disk: DMA entries confirm its own completions.
+    pub standby_disk: Option<Arc<StandbyDisk>>,
 }
 
 impl Shared {

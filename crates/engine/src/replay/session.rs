@@ -25,6 +25,7 @@ use super::observer::{EntryView, Flow, NoObserver, Observer};
 use super::pages::{PAGE_BYTES, Page, PageTable, unique_table_bytes, zero_page};
 use super::policy::{Admission, CrewSaved, Policy};
 use super::pool::Pool;
+use super::standby_disk::StandbyDisk;
 use super::watch::{BreakpointHit, Watch, WatchHit};
 use super::{LiveDevices, Mismatch, Position, ReplayConfig, ReplayOutcome, Shared};
 use crate::EngineError;
@@ -33,6 +34,7 @@ use crate::digest::{Console, OutputLog, OutputState, blake3_hex, digests, ram_di
 use crate::guest::LoadedGuest;
 use crate::sequencer::Watermark;
 use crate::table::{ChunkSets, PageBits};
+use samsara_machine::devices::virtio::block::CompletionSink;
 
 /// How far (in sequence numbers) the parallel dispatcher may run ahead of
 /// write-back: bounds the memory of queued entries whatever the trace's length.
@@ -197,15 +199,26 @@ impl ReplaySession {
             None => Arc::new(ManualClock::new(0)),
         };
         // No disk: its contents reach the guest only through logged device
-        // reads and DMA entries.
+        // reads and DMA entries. Except on a standby, which keeps its own
+        // copy current to take over with.
+        let standby_disk = match (live, &header.disk_image) {
+            (Some(live), Some(image)) => Some(standby_disk_copy(live, image, &config.trace)?),
+            _ => None,
+        };
+        let disk_sink = standby_disk.as_ref().map(|_| Arc::new(StandbyDisk::new()));
         let board_config = BoardConfig {
             cpu: config.cpu,
             harts: header.harts,
             ram_size: header.ram_size,
-            disk: None,
+            disk: standby_disk.clone(),
             disk_readonly: false,
         };
-        let machine = guest.build(&board_config, clock, console, None)?;
+        let machine = guest.build(
+            &board_config,
+            clock,
+            console,
+            disk_sink.clone().map(|s| s as Arc<dyn CompletionSink>),
+        )?;
         drop(guest);
         let Machine { board, harts, .. } = machine;
         if !header.initial_ram_blake3.is_empty() {
@@ -240,6 +253,7 @@ impl ReplaySession {
             wm: Watermark::new(),
             batch: header.batch(),
             error: Mutex::new(None),
+            standby_disk: disk_sink,
         };
         Ok(Self {
             admission: Admission::new(header.strategy, harts.len()),
@@ -929,6 +943,7 @@ impl ReplaySession {
         let good = self.source.good_end;
         let lines = self.workers.iter().map(|w| w.lines).collect();
         Ok(Takeover {
+            disk: self.shared.standby_disk.clone(),
             header: self.header,
             trace: self.trace,
             harts: self.harts,
@@ -963,6 +978,55 @@ pub struct Takeover {
     pub trace_len: u64,
     /// Index of the next block.
     pub next_block: u64,
+    /// The standby's disk, if the primary had one: its completions go to
+    /// the recorder from here on.
+    pub disk: Option<Arc<StandbyDisk>>,
+}
+
+/// The standby's own copy of the primary's initial disk image, next to its
+/// trace (`TRACE.disk`), checked against the image the header describes.
+fn standby_disk_copy(
+    live: &LiveDevices,
+    image: &samsara_trace::TraceFile,
+    trace: &std::path::Path,
+) -> Result<std::path::PathBuf, EngineError> {
+    let source = live
+        .disk
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from(&image.path));
+    let mut name = trace.as_os_str().to_owned();
+    name.push(".disk");
+    let copy = std::path::PathBuf::from(name);
+    let failed = |what: String| {
+        let source_path = source.display().to_string();
+        move |e: std::io::Error| EngineError::Disk {
+            path: source_path,
+            what,
+            source: e,
+        }
+    };
+    std::fs::copy(&source, &copy).map_err(failed(format!(
+        "cannot copy it to the standby's disk {}",
+        copy.display()
+    )))?;
+    let mut hasher = blake3::Hasher::new();
+    let len = std::io::copy(
+        &mut std::fs::File::open(&copy).map_err(failed("cannot read the copy".into()))?,
+        &mut hasher,
+    )
+    .map_err(failed("cannot read the copy".into()))?;
+    let found = hasher.finalize().to_hex().to_string();
+    if len != image.len || found != image.blake3 {
+        return Err(EngineError::Disk {
+            path: source.display().to_string(),
+            what: format!(
+                "it is not the disk the primary started from ({len} bytes, BLAKE3 {found}; the stream says {} bytes, {})",
+                image.len, image.blake3
+            ),
+            source: std::io::Error::other("wrong disk image"),
+        });
+    }
+    Ok(copy)
 }
 
 /// How the replayed end differs from the recorded footer.
@@ -1032,6 +1096,9 @@ fn compare(
 
 fn apply_dma(shared: &Shared, dma: &DmaRecord) -> Result<(), String> {
     let ram = &shared.board.ram;
+    if let (Some(sink), Some(disk)) = (&shared.standby_disk, &shared.board.disk) {
+        sink.confirm(disk, ram, dma)?;
+    }
     let first = ram.base().page();
     for (addr, data) in &dma.writes {
         if !data.is_empty() {
