@@ -243,7 +243,7 @@ pub(crate) fn record_command(args: &RecordArgs) -> Result<ExitCode> {
     if let Some(standby) = &standby {
         // Held output goes out once the standby has the trace's end.
         let stream = standby.finish(std::time::Duration::from_secs(5));
-        if !args.quiet && !args.json {
+        if !args.quiet {
             eprintln!(
                 "standby: {} bytes streamed, {:.3} Mbit/s; output held at most {:.1} ms{}",
                 stream.bytes,

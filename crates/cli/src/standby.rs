@@ -101,7 +101,8 @@ pub(crate) fn standby_command(args: &StandbyArgs) -> Result<ExitCode> {
         disk: args.disk.clone(),
     };
     match run_standby(&config, &stop)? {
-        StandbyOutcome::Followed(outcome) => {
+        StandbyOutcome::Followed(outcome, lag) => {
+            eprintln!("samsara {lag}");
             let s = ReplaySummary::of(&args.output, &outcome, false);
             if args.json {
                 eprintln!("{}", summary::to_json_line(&s));
@@ -113,7 +114,8 @@ pub(crate) fn standby_command(args: &StandbyArgs) -> Result<ExitCode> {
             }
             Ok(ExitCode::from(if outcome.verified() { 0 } else { 1 }))
         }
-        StandbyOutcome::TookOver(t) => {
+        StandbyOutcome::TookOver(t, lag) => {
+            eprintln!("samsara {lag}");
             if !args.json {
                 eprintln!(
                     "samsara standby: took over after entry {} ({}), live {:.1} ms after noticing",

@@ -13,6 +13,9 @@ use parking_lot::Mutex;
 
 use crate::devices::uart::{SerialOutput, Uart};
 
+/// How long an output write may wait for a client that does not read.
+const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// A listening console.
 #[derive(Clone)]
 pub struct TcpConsole {
@@ -67,6 +70,9 @@ impl TcpConsole {
                 for stream in listener.incoming() {
                     let Ok(stream) = stream else { continue };
                     let _ = stream.set_nodelay(true);
+                    // A client that stops reading is dropped, not waited
+                    // for: the guest's output must never stall the machine.
+                    let _ = stream.set_write_timeout(Some(CLIENT_WRITE_TIMEOUT));
                     let Ok(reader) = stream.try_clone() else {
                         continue;
                     };

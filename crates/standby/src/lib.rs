@@ -13,6 +13,6 @@ mod primary;
 mod protocol;
 mod standby;
 
-pub use primary::StandbyClient;
+pub use primary::{StandbyClient, StreamStats};
 pub use protocol::{DEFAULT_FAILOVER_TIMEOUT, HEARTBEAT_INTERVAL, StreamError};
-pub use standby::{StandbyConfig, StandbyOutcome, run_standby};
+pub use standby::{LAG_SAMPLE, Lag, StandbyConfig, StandbyOutcome, run_standby};

@@ -18,8 +18,8 @@ use samsara_machine::devices::uart::SerialOutput;
 use samsara_trace::BlockSink;
 
 use crate::protocol::{
-    HEARTBEAT_INTERVAL, KIND_DATA, KIND_END, KIND_HEARTBEAT, StreamError, read_hello, send_hello,
-    write_frame,
+    HEARTBEAT_INTERVAL, KIND_DATA, KIND_DROP, KIND_END, KIND_HEARTBEAT, StreamError, read_hello,
+    send_hello, write_frame,
 };
 
 /// The connection to a standby (a [`StandbyLink`] for the recorder).
@@ -47,6 +47,9 @@ struct Link {
     /// The highest `through_seq` sent.
     sent: AtomicU64,
     lost: AtomicBool,
+    /// The trace is complete and the standby told so: its going away
+    /// after that is no loss.
+    ended: AtomicBool,
     /// Output waiting for its entry's acknowledgement, and where it goes.
     held: Mutex<Held>,
     changed: Condvar,
@@ -110,10 +113,13 @@ impl StandbyClient {
         };
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(timeout))?;
-        stream.set_read_timeout(Some(timeout))?;
+        // The greeting may wait behind another connection the standby is
+        // still sizing up; after it, silence means death.
+        stream.set_read_timeout(Some(timeout.max(Duration::from_secs(5))))?;
         let mut greet = stream.try_clone()?;
         send_hello(&mut greet)?;
         read_hello(&mut greet)?;
+        stream.set_read_timeout(Some(timeout))?;
         let link = Arc::new(Link {
             addr: addr.to_string(),
             timeout,
@@ -122,6 +128,7 @@ impl StandbyClient {
             acked: AtomicU64::new(0),
             sent: AtomicU64::new(0),
             lost: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
             held: Mutex::new(Held::default()),
             changed: Condvar::new(),
             bytes_sent: AtomicU64::new(0),
@@ -136,7 +143,7 @@ impl StandbyClient {
             .name("standby-heartbeat".into())
             .spawn(move || {
                 while let Some(link) = beater.upgrade() {
-                    if link.lost.load(Ordering::Acquire) {
+                    if link.lost.load(Ordering::Acquire) || link.ended.load(Ordering::Acquire) {
                         break;
                     }
                     if link.last_sent.lock().elapsed() >= HEARTBEAT_INTERVAL {
@@ -162,6 +169,7 @@ impl StandbyClient {
             }
         }
         drop(held);
+        link.ended.store(true, Ordering::Release);
         link.send(KIND_END, None, &[]);
         self.stats()
     }
@@ -245,6 +253,8 @@ impl Link {
             sink,
             max_delay,
         } = &mut *held;
+        // In order, under the lock: a newer write must not overtake them.
+        // (The console's own writes give up on a client that stops reading.)
         while queue.front().is_some_and(|(s, _, _)| *s <= seq) {
             if let Some((_, since, bytes)) = queue.pop_front() {
                 *max_delay = (*max_delay).max(since.elapsed());
@@ -257,14 +267,22 @@ impl Link {
         self.changed.notify_all();
     }
 
-    /// The standby is gone: run on without one (split brain is avoided by
-    /// the standby, which goes live only once the stream has broken).
+    /// The standby is gone, or too slow to count on: run on without one,
+    /// telling it so (it then never goes live: see `docs/standby.md` on
+    /// split brain).
     fn lose(&self, why: &str) {
         if self.lost.swap(true, Ordering::AcqRel) {
             return;
         }
-        if let Some(s) = self.stream.lock().take() {
+        if let Some(mut s) = self.stream.lock().take() {
+            // A standby that is merely slow must not take over beside a
+            // primary that runs on: it is told (if it can still hear).
+            let _ = write_frame(&mut s, KIND_DROP, None, &[]);
             let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+        if self.ended.load(Ordering::Acquire) {
+            self.release(u64::MAX);
+            return;
         }
         eprintln!(
             "samsara: lost the standby at {} ({why}); recording on without one, console output is no longer held",

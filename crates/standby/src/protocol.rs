@@ -7,6 +7,8 @@
 //!   kind 1 DATA      payload = through_seq:u64 trace-bytes
 //!   kind 2 HEARTBEAT payload empty
 //!   kind 3 END       payload empty: the trace is complete (footer sent)
+//!   kind 4 DROP      payload empty: the primary runs on without this
+//!                    standby (it fell silent); the standby must not take over
 //! standby -> primary: ack*
 //! ack      = through_seq:u64   every entry up to it is in the standby's file
 //! ```
@@ -27,6 +29,7 @@ pub(crate) const MAX_FRAME: u32 = 1 << 30;
 pub(crate) const KIND_DATA: u8 = 1;
 pub(crate) const KIND_HEARTBEAT: u8 = 2;
 pub(crate) const KIND_END: u8 = 3;
+pub(crate) const KIND_DROP: u8 = 4;
 
 /// The primary sends a heartbeat when it has sent nothing for this long;
 /// the standby acknowledges every frame, so both sides hear from the other
@@ -108,6 +111,7 @@ pub(crate) enum Frame {
     Data { through_seq: u64, bytes: Vec<u8> },
     Heartbeat,
     End,
+    Drop,
 }
 
 /// Reads one frame; errors name what was wrong.
@@ -134,11 +138,9 @@ pub(crate) fn read_frame(r: &mut impl Read) -> Result<Frame, StreamError> {
                 bytes,
             })
         }
-        KIND_HEARTBEAT | KIND_END if len == 0 => Ok(if head[0] == KIND_END {
-            Frame::End
-        } else {
-            Frame::Heartbeat
-        }),
+        KIND_HEARTBEAT if len == 0 => Ok(Frame::Heartbeat),
+        KIND_END if len == 0 => Ok(Frame::End),
+        KIND_DROP if len == 0 => Ok(Frame::Drop),
         kind => Err(StreamError::Foreign(format!(
             "frame kind {kind} of {len} bytes"
         ))),

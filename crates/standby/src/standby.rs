@@ -49,10 +49,40 @@ pub struct StandbyConfig {
 pub enum StandbyOutcome {
     /// The primary finished its recording; the replay of all of it
     /// (verified against the footer, see `ReplayOutcome::verified`).
-    Followed(Box<ReplayOutcome>),
+    Followed(Box<ReplayOutcome>, Lag),
     /// The primary died; the standby took over and recorded on.
-    TookOver(Box<Takeover>),
+    TookOver(Box<Takeover>, Lag),
 }
+
+/// How far the replay trailed the stream, sampled every
+/// [`LAG_SAMPLE`] while it ran: entries received and not yet replayed,
+/// and how long the oldest of them had been waiting.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Lag {
+    /// Samples taken.
+    pub samples: u64,
+    /// Mean and largest entries behind.
+    pub mean_entries: f64,
+    /// Largest entries behind.
+    pub max_entries: u64,
+    /// Mean wait of the oldest unreplayed entry, milliseconds.
+    pub mean_ms: f64,
+    /// Largest such wait, milliseconds.
+    pub max_ms: f64,
+}
+
+impl std::fmt::Display for Lag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "standby lag: mean {:.1} entries / {:.2} ms, max {} entries / {:.1} ms ({} samples)",
+            self.mean_entries, self.mean_ms, self.max_entries, self.max_ms, self.samples
+        )
+    }
+}
+
+/// How often the lag is sampled.
+pub const LAG_SAMPLE: Duration = Duration::from_millis(5);
 
 /// A takeover's story.
 #[derive(Debug)]
@@ -82,6 +112,12 @@ pub enum StandbyError {
     /// Stopped (Ctrl-C) before a primary connected.
     #[error("stopped before a primary connected")]
     Stopped,
+    /// The primary gave this standby up (it had fallen silent) and runs
+    /// on: taking over would make two live machines.
+    #[error(
+        "the primary dropped this standby (it heard no acknowledgement in time) and runs on alone: not taking over"
+    )]
+    Dropped,
 }
 
 /// Serves as a hot standby until the primary's recording ends (then the
@@ -106,8 +142,10 @@ pub fn run_standby(
         gone: Arc::new(AtomicBool::new(false)),
         why: Mutex::new(None),
         finished: AtomicBool::new(false),
+        dropped: AtomicBool::new(false),
         through: AtomicU64::new(0),
         gone_at: Mutex::new(None),
+        arrivals: Mutex::new(std::collections::VecDeque::new()),
     });
     let control = stream.try_clone()?;
     let rx = receiver.clone();
@@ -125,10 +163,13 @@ pub fn run_standby(
     // Whatever happened, the primary must hear that this standby is done
     // with its stream (it then runs on without one).
     let _ = control.shutdown(std::net::Shutdown::Both);
-    let session = match result? {
-        Followed::Finished(outcome) => return Ok(StandbyOutcome::Followed(outcome)),
-        Followed::Orphaned(session) => session,
+    let (session, lag) = match result? {
+        (Followed::Finished(outcome), lag) => return Ok(StandbyOutcome::Followed(outcome, lag)),
+        (Followed::Orphaned(session), lag) => (session, lag),
     };
+    if receiver.dropped.load(Ordering::Acquire) {
+        return Err(StandbyError::Dropped);
+    }
     let why = receiver
         .why
         .lock()
@@ -139,11 +180,15 @@ pub fn run_standby(
     let takeover = (*session).into_takeover()?;
     let mut record = config.record.clone();
     if let Some(addr) = &config.console_addr {
-        record.console = Some(TcpConsole::listen(addr)?);
+        record.console = listen_console(addr);
+        record.echo |= record.console.is_none();
     }
     if let Some(next) = &config.next_standby {
-        let client = crate::StandbyClient::connect(next, config.failover_timeout)?;
-        record.standby = Some(Arc::new(client));
+        // The guest goes on whether or not its next standby is there.
+        match crate::StandbyClient::connect(next, config.failover_timeout) {
+            Ok(client) => record.standby = Some(Arc::new(client)),
+            Err(e) => eprintln!("samsara standby: going live without a next standby: {e}"),
+        }
     }
     eprintln!(
         "samsara standby: the primary is gone ({why}); replayed its {entries_received} entries, going live{}",
@@ -156,12 +201,34 @@ pub fn run_standby(
     );
     let switch = noticed.elapsed();
     let record = take_over(takeover, &live, &record, stop)?;
-    Ok(StandbyOutcome::TookOver(Box::new(Takeover {
-        why,
-        entries_received,
-        switch,
-        record,
-    })))
+    Ok(StandbyOutcome::TookOver(
+        Box::new(Takeover {
+            why,
+            entries_received,
+            switch,
+            record,
+        }),
+        lag,
+    ))
+}
+
+/// The console's address, once the dead primary's process has let go of
+/// it (on one host the two share it).
+fn listen_console(addr: &str) -> Option<TcpConsole> {
+    let start = Instant::now();
+    loop {
+        match TcpConsole::listen(addr) {
+            Ok(console) => return Some(console),
+            Err(e) if start.elapsed() < Duration::from_secs(10) => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => {
+                eprintln!("samsara standby: {e}; going live with the console on stdout");
+                return None;
+            }
+        }
+    }
 }
 
 enum Followed {
@@ -175,20 +242,44 @@ fn follow(
     receiver: &Receiver,
     stop: &Arc<AtomicBool>,
     live: &LiveDevices,
-) -> Result<Followed, StandbyError> {
+) -> Result<(Followed, Lag), StandbyError> {
     let start = Instant::now();
     let mut session =
         ReplaySession::open_standby(&config.replay, receiver.gone.clone(), stop.clone(), live)?;
-    session.run_parallel(stop)?;
+    let progress = session.progress();
+    let replaying = AtomicBool::new(true);
+    let (ran, lag) = std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let mut lag = Lag::default();
+            let (mut sum_entries, mut sum_ms) = (0.0, 0.0);
+            while replaying.load(Ordering::Relaxed) {
+                std::thread::sleep(LAG_SAMPLE);
+                let (behind, waited) = receiver.behind(progress.entries());
+                lag.samples += 1;
+                sum_entries += behind as f64;
+                sum_ms += waited;
+                lag.max_entries = lag.max_entries.max(behind);
+                lag.max_ms = lag.max_ms.max(waited);
+            }
+            if lag.samples > 0 {
+                lag.mean_entries = sum_entries / lag.samples as f64;
+                lag.mean_ms = sum_ms / lag.samples as f64;
+            }
+            lag
+        });
+        let ran = session.run_parallel(stop);
+        replaying.store(false, Ordering::Relaxed);
+        (ran, sampler.join().unwrap_or_default())
+    });
+    ran?;
     if stop.load(Ordering::Relaxed) {
         return Err(StandbyError::Stopped);
     }
     if session.footer().is_some() || receiver.finished.load(Ordering::Acquire) {
-        return Ok(Followed::Finished(Box::new(
-            session.outcome(start.elapsed()),
-        )));
+        let outcome = session.outcome(start.elapsed());
+        return Ok((Followed::Finished(Box::new(outcome)), lag));
     }
-    Ok(Followed::Orphaned(Box::new(session)))
+    Ok((Followed::Orphaned(Box::new(session)), lag))
 }
 
 /// Waits for a primary, refusing (and reporting) connections that do not
@@ -212,7 +303,7 @@ fn accept_primary(
             Err(e) => return Err(e.into()),
         };
         stream.set_nonblocking(false)?;
-        stream.set_read_timeout(Some(timeout.max(Duration::from_secs(2))))?;
+        stream.set_read_timeout(Some(Duration::from_secs(1)))?;
         stream.set_nodelay(true)?;
         match read_hello(&mut stream) {
             Ok(()) => {
@@ -234,10 +325,14 @@ struct Receiver {
     why: Mutex<Option<String>>,
     /// The primary said the trace is complete.
     finished: AtomicBool,
+    /// The primary dropped this standby and runs on: no takeover.
+    dropped: AtomicBool,
     /// The last entry acknowledged.
     through: AtomicU64,
     /// When the end was noticed.
     gone_at: Mutex<Option<Instant>>,
+    /// Data frames not yet replayed past: (last entry, when it arrived).
+    arrivals: Mutex<std::collections::VecDeque<(u64, Instant)>>,
 }
 
 impl Receiver {
@@ -248,6 +343,8 @@ impl Receiver {
             Ok(s) => s,
             Err(e) => return self.end(Some(e.to_string())),
         };
+        // A primary that stops reading acknowledgements is as good as dead.
+        let _ = ack_to.set_write_timeout(Some(timeout));
         let mut ack = |seq: u64| ack_to.write_all(&seq.to_le_bytes());
         loop {
             match read_frame(&mut stream) {
@@ -257,6 +354,11 @@ impl Receiver {
                     }
                     // Acknowledged once in the file: the replay will run it.
                     let through = self.through.fetch_max(through_seq, Ordering::AcqRel);
+                    if through_seq > through {
+                        self.arrivals
+                            .lock()
+                            .push_back((through_seq, Instant::now()));
+                    }
                     if ack(through.max(through_seq)).is_err() {
                         return self.end(Some("the primary stopped reading".into()));
                     }
@@ -269,6 +371,10 @@ impl Receiver {
                 Ok(Frame::End) => {
                     self.finished.store(true, Ordering::Release);
                     return self.end(None);
+                }
+                Ok(Frame::Drop) => {
+                    self.dropped.store(true, Ordering::Release);
+                    return self.end(Some("the primary runs on without this standby".into()));
                 }
                 Err(StreamError::Io(e))
                     if matches!(
@@ -291,6 +397,25 @@ impl Receiver {
                 Err(e) => return self.end(Some(format!("the stream failed: {e}"))),
             }
         }
+    }
+
+    /// Entries received beyond `replayed`, and how long (ms) the oldest
+    /// of them has been waiting.
+    fn behind(&self, replayed: u64) -> (u64, f64) {
+        let mut arrivals = self.arrivals.lock();
+        // Frames wholly replayed are forgotten; the first left holds the
+        // oldest entry still waiting.
+        while arrivals
+            .front()
+            .is_some_and(|&(through, _)| through <= replayed)
+        {
+            arrivals.pop_front();
+        }
+        let received = self.through.load(Ordering::Acquire);
+        let waited = arrivals
+            .front()
+            .map_or(0.0, |(_, at)| at.elapsed().as_secs_f64() * 1e3);
+        (received.saturating_sub(replayed), waited)
     }
 
     fn end(&self, why: Option<String>) {

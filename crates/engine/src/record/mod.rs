@@ -300,6 +300,7 @@ pub fn take_over(
         trace_len,
         next_block,
         disk,
+        panic,
     } = takeover;
     if header.strategy != Strategy::Chunk {
         return Err(EngineError::Unsupported(format!(
@@ -322,6 +323,7 @@ pub fn take_over(
         hart.flush_tlb();
         hart.flush_decode_cache();
     }
+    let lines_seen = lines.clone();
     let rec = Arc::new(ChunkRecorder::new(
         header.harts,
         header.ram_size,
@@ -332,8 +334,18 @@ pub fn take_over(
     let mirror = config.standby.as_ref().map(|s| s.mirror());
     let writer = TraceWriter::append(&trace, trace_len, next_block, next_seq - 1, mirror)?;
     recorder.set_writer(writer);
-    // Live from here: time goes on from the last recorded value, and the
-    // console speaks (under the output rule if a next standby follows).
+    // Live from here: time goes on from the last recorded value (or the
+    // deadline of a timer interrupt a hart saw raised without reading the
+    // time), and the console speaks (under the output rule if a next
+    // standby follows).
+    for (h, &l) in lines_seen.iter().enumerate() {
+        if l & samsara_machine::irq::mip::MTIP != 0 {
+            samsara_machine::clock::Clock::observe(
+                &*live.clock,
+                board.irq.mtimecmp(HartId(h as u32)),
+            );
+        }
+    }
     live.clock.go_live();
     if let Some(external) = console_sink(&config, &output, &recorder).external {
         live.console.switch(external);
@@ -349,14 +361,13 @@ pub fn take_over(
         }
         _ => None,
     };
-    let watch = Arc::new(PanicWatch::default());
     run_recording(
         &mut harts,
         &board,
         &recorder,
         sink.as_ref(),
         &output,
-        &watch,
+        &panic,
         &config,
         &header,
         stop,

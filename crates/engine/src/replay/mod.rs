@@ -75,6 +75,18 @@ pub struct LiveDevices {
     pub disk: Option<std::path::PathBuf>,
 }
 
+/// How far a replay has come, readable from another thread while it runs
+/// (a standby measures its lag behind the stream with it).
+#[derive(Clone)]
+pub struct ReplayProgress(Arc<Watermark>);
+
+impl ReplayProgress {
+    /// Entries finished and written back.
+    pub fn entries(&self) -> u64 {
+        self.0.get()
+    }
+}
+
 /// A point of the recording's global order: every entry before `seq` has
 /// finished, entry `seq` has executed `step` of its steps (0: not started),
 /// no later entry has started.
@@ -429,7 +441,7 @@ impl ReplayOutcome {
 pub(crate) struct Shared {
     pub board: Board,
     pub policy: Policy,
-    pub wm: Watermark,
+    pub wm: Arc<Watermark>,
     /// Steps per `Hart::run` call inside an entry (the trace header's).
     pub batch: u64,
     pub error: Mutex<Option<EngineError>>,

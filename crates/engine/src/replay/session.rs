@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use samsara_cpu::{Hart, HartState};
 use samsara_machine::board::{Board, BoardConfig};
 use samsara_machine::clock::{Clock, ManualClock};
+use samsara_machine::console::{PanicWatch, WatchedOutput};
 use samsara_machine::devices::test_device::MachineExit;
 use samsara_machine::devices::uart::{SerialOutput, UartSnapshot};
 use samsara_machine::machine::Machine;
@@ -84,6 +85,8 @@ pub struct ReplaySession {
     base: Option<PageTable>,
     /// The page every all-zero page of a checkpoint shares.
     zero: Arc<Page>,
+    /// A standby's watch on the console for a kernel panic.
+    panic: Option<Arc<PanicWatch>>,
 }
 
 /// The state of a session between two entries, to come back to. Its RAM
@@ -189,11 +192,19 @@ impl ReplaySession {
         let path = config.trace.display().to_string();
         let guest = LoadedGuest::from_header(&header, &config.files)?;
         let output = OutputLog::default();
-        let console: SerialOutput = Box::new(Console {
+        let console = Console {
             echo: config.echo,
             capture: output.clone(),
             external: live.map(|l| Box::new(l.console.clone()) as SerialOutput),
-        });
+        };
+        // A standby watches for a kernel panic as a recording does, for
+        // when it has gone live.
+        let (console, panic): (SerialOutput, _) = if live.is_some() {
+            let (watched, watch) = WatchedOutput::new(Box::new(console));
+            (Box::new(watched), Some(watch))
+        } else {
+            (Box::new(console), None)
+        };
         let clock: Arc<dyn Clock> = match live {
             Some(live) => live.clock.clone(),
             None => Arc::new(ManualClock::new(0)),
@@ -250,7 +261,7 @@ impl ReplaySession {
             dirty: PageBits::new(pages),
             board,
             policy,
-            wm: Watermark::new(),
+            wm: Arc::new(Watermark::new()),
             batch: header.batch(),
             error: Mutex::new(None),
             standby_disk: disk_sink,
@@ -271,7 +282,13 @@ impl ReplaySession {
             instruction_seen: None,
             base: None,
             zero: zero_page(),
+            panic,
         })
+    }
+
+    /// A handle on how far the replay has come.
+    pub fn progress(&self) -> super::ReplayProgress {
+        super::ReplayProgress(self.shared.wm.clone())
     }
 
     /// The trace's header.
@@ -943,6 +960,7 @@ impl ReplaySession {
         let good = self.source.good_end;
         let lines = self.workers.iter().map(|w| w.lines).collect();
         Ok(Takeover {
+            panic: self.panic.unwrap_or_default(),
             disk: self.shared.standby_disk.clone(),
             header: self.header,
             trace: self.trace,
@@ -981,6 +999,8 @@ pub struct Takeover {
     /// The standby's disk, if the primary had one: its completions go to
     /// the recorder from here on.
     pub disk: Option<Arc<StandbyDisk>>,
+    /// What the console showed of a kernel panic.
+    pub panic: Arc<PanicWatch>,
 }
 
 /// The standby's own copy of the primary's initial disk image, next to its

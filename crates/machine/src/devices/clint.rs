@@ -122,11 +122,14 @@ impl MmioDevice for Clint {
     ) -> Result<Option<u64>, DeviceError> {
         match self.decode(offset, size)? {
             Register::Mtime(high) => {
-                if size == 8 || !high {
-                    self.irq.clock().observe(recorded);
-                } else {
-                    self.irq.clock().observe(recorded << 32);
-                }
+                let clock = self.irq.clock();
+                let latest = clock.now_ticks();
+                clock.observe(match (size, high) {
+                    (8, _) => recorded,
+                    // A half: with the other half as the clock has it.
+                    (_, false) => (latest & !0xffff_ffff) | (recorded & 0xffff_ffff),
+                    (_, true) => (recorded << 32) | (latest & 0xffff_ffff),
+                });
                 Ok(None)
             }
             _ => {
