@@ -30,6 +30,7 @@ mod record;
 mod report;
 mod rows;
 mod runner;
+mod standby;
 mod stats;
 mod strategy;
 mod workloads;
@@ -63,6 +64,11 @@ pub enum Suite {
     /// QEMU on the same files; log rate and what the log holds. Default
     /// workloads: boot,x264; size: test; repeats: 1.
     Linux,
+    /// Hot standby (issue 16): the PARSEC-like workloads at 2 and 4 harts
+    /// recorded plainly and with a standby on this host (slowdown, stream
+    /// bandwidth, lag), and the key-value service's request rate and
+    /// failover time. Default repeats: 3.
+    Standby,
     /// Reverse debugging (issue 14): a Linux boot recorded at 4 harts,
     /// forward replay under the debugger vs plain replay, reverse-stepi at
     /// random positions, reverse-continue to a watchpoint hit, checkpoint
@@ -153,7 +159,7 @@ pub struct BenchArgs {
 fn command(args: &BenchArgs) -> Result<ExitCode> {
     let size = args.size.unwrap_or(match args.suite {
         Suite::Parsec => Size::Bench,
-        Suite::Machine | Suite::Record | Suite::Linux | Suite::Debug => Size::Test,
+        Suite::Machine | Suite::Record | Suite::Linux | Suite::Debug | Suite::Standby => Size::Test,
     });
     if args.suite == Suite::Machine
         && (args.size.is_some()
@@ -188,6 +194,7 @@ fn command(args: &BenchArgs) -> Result<ExitCode> {
         Suite::Parsec => parsec::parsec_suite(&bench, &options)?,
         Suite::Linux => linux::linux_suite(&bench, &options)?,
         Suite::Debug => debug::debug_suite(&bench, &debug::DebugOptions { quick: args.quick })?,
+        Suite::Standby => standby::standby_suite(&bench, size)?,
     };
     let text = if args.json {
         report.json()

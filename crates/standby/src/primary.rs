@@ -299,11 +299,17 @@ impl StandbyLink for StandbyClient {
         })
     }
 
-    fn hold_output(&self, inner: SerialOutput, producing: Arc<AtomicU64>) -> SerialOutput {
+    fn hold_output(
+        &self,
+        inner: SerialOutput,
+        producing: Arc<AtomicU64>,
+        held: Arc<dyn Fn() + Send + Sync>,
+    ) -> SerialOutput {
         self.link.held.lock().sink = Some(inner);
         Box::new(HeldOutput {
             link: self.link.clone(),
             producing,
+            held,
         })
     }
 }
@@ -332,6 +338,8 @@ impl BlockSink for Mirror {
 struct HeldOutput {
     link: Arc<Link>,
     producing: Arc<AtomicU64>,
+    /// Tells the recorder that output waits (its entry should be sent now).
+    held: Arc<dyn Fn() + Send + Sync>,
 }
 
 impl Write for HeldOutput {
@@ -352,6 +360,8 @@ impl Write for HeldOutput {
             Some((s, _, bytes)) if *s == seq => bytes.extend_from_slice(buf),
             _ => held.queue.push_back((seq, Instant::now(), buf.to_vec())),
         }
+        drop(held);
+        (self.held)();
         Ok(buf.len())
     }
 

@@ -82,6 +82,32 @@ pub(crate) struct ChunkRecorder {
     /// Each hart's interrupt lines as the trace last logged them (all 0
     /// at a recording's start; a takeover's from the replay).
     initial_lines: Vec<u64>,
+    /// Raised when console output waits for a standby's acknowledgement:
+    /// the pending entries should go to the writer now.
+    pub(crate) flush: Arc<FlushSignal>,
+}
+
+/// A wake-up for the standby's flusher.
+#[derive(Default)]
+pub(crate) struct FlushSignal {
+    wanted: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl FlushSignal {
+    pub(crate) fn wake(&self) {
+        *self.wanted.lock() = true;
+        self.cv.notify_one();
+    }
+
+    /// Waits up to `timeout` for a wake-up; whether one came.
+    pub(crate) fn wait(&self, timeout: Duration) -> bool {
+        let mut wanted = self.wanted.lock();
+        if !*wanted {
+            let _ = self.cv.wait_for(&mut wanted, timeout);
+        }
+        std::mem::take(&mut *wanted)
+    }
 }
 
 impl ChunkRecorder {
@@ -111,6 +137,7 @@ impl ChunkRecorder {
             code: Arc::new(CodeWatch::new((ram_size >> 12) as usize)),
             producing: Arc::new(AtomicU64::new(0)),
             initial_lines: lines,
+            flush: Arc::new(FlushSignal::default()),
         }
     }
 

@@ -124,8 +124,15 @@ pub trait StandbyLink: Send + Sync + std::fmt::Debug {
     fn mirror(&self) -> Box<dyn BlockSink>;
     /// The console's outside-world sink under the output rule: bytes
     /// written while `producing` holds entry N are released once the
-    /// standby has acknowledged entry N.
-    fn hold_output(&self, inner: SerialOutput, producing: Arc<AtomicU64>) -> SerialOutput;
+    /// standby has acknowledged entry N. The sink calls `held` when it
+    /// holds bytes back: the log then hands its entries to the writer at
+    /// once instead of when they are [`STANDBY_BLOCK_AGE`] old.
+    fn hold_output(
+        &self,
+        inner: SerialOutput,
+        producing: Arc<AtomicU64>,
+        held: Arc<dyn Fn() + Send + Sync>,
+    ) -> SerialOutput;
 }
 
 /// With a standby, entries waiting for their block are handed to the
@@ -384,9 +391,10 @@ fn console_sink(config: &RecordConfig, output: &OutputLog, recorder: &StrategyRe
         (None, false) => None,
     };
     let external = match (&config.standby, recorder) {
-        (Some(standby), StrategyRecorder::Chunk(rec)) => {
-            external.map(|e| standby.hold_output(e, rec.producing.clone()))
-        }
+        (Some(standby), StrategyRecorder::Chunk(rec)) => external.map(|e| {
+            let flush = rec.flush.clone();
+            standby.hold_output(e, rec.producing.clone(), Arc::new(move || flush.wake()))
+        }),
         _ => external,
     };
     Console {
@@ -446,8 +454,13 @@ fn run_recording(
                 .name("standby-flush".into())
                 .spawn_scoped(scope, move || {
                     while recording.load(Ordering::Relaxed) {
-                        std::thread::sleep(STANDBY_BLOCK_AGE);
-                        if !rec.commit.lock().log.flush_if_older(STANDBY_BLOCK_AGE) {
+                        // Held output: now. Otherwise entries this old.
+                        let age = if rec.flush.wait(STANDBY_BLOCK_AGE) {
+                            Duration::ZERO
+                        } else {
+                            STANDBY_BLOCK_AGE
+                        };
+                        if !rec.commit.lock().log.flush_if_older(age) {
                             rec.halt.store(true, Ordering::SeqCst);
                         }
                     }
@@ -473,6 +486,9 @@ fn run_recording(
             },
         );
         recording.store(false, Ordering::Relaxed);
+        if let StrategyRecorder::Chunk(rec) = recorder {
+            rec.flush.wake();
+        }
     });
     // DMA completions still in flight are dropped: they were not part of the
     // recorded run (the guest never saw them).
