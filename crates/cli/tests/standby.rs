@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use common::{SAMSARA, guest, samsara, scratch_dir, serial};
 
 /// Keys each run writes.
-const KEYS: usize = 250;
+const KEYS: usize = 400;
 /// Kill moments per network setting.
 const KILLS: usize = 20;
 
@@ -53,7 +53,31 @@ impl Net {
     }
 }
 
-fn spawn(netns: Option<&str>, args: &[String], log: &Path) -> Child {
+/// A child process killed when the test lets go of it (a failing test
+/// must not leave a standby serving, nor its network namespace alive).
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Proc {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+fn spawn(netns: Option<&str>, args: &[String], log: &Path) -> Proc {
     let mut cmd = match netns {
         Some(ns) => {
             let mut c = Command::new("ip");
@@ -62,15 +86,17 @@ fn spawn(netns: Option<&str>, args: &[String], log: &Path) -> Child {
         }
         None => Command::new(SAMSARA),
     };
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).expect("a log file"))
-        .spawn()
-        .expect("starting samsara")
+    Proc(
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).expect("a log file"))
+            .spawn()
+            .expect("starting samsara"),
+    )
 }
 
-fn wait(child: &mut Child, what: &str, log: &Path) -> i32 {
+fn wait(child: &mut Proc, what: &str, log: &Path) -> i32 {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().expect("waiting") {
@@ -150,7 +176,8 @@ impl Client {
                 && loop {
                     reply.clear();
                     match r.read_line(&mut reply) {
-                        Ok(n) if n > 0 => {
+                        // A line cut off by the connection's end is no answer.
+                        Ok(n) if n > 0 && reply.ends_with('\n') => {
                             if wants.iter().any(|w| reply.starts_with(w)) {
                                 break true;
                             }
@@ -212,7 +239,7 @@ fn kill_delays(seed: u64, n: usize) -> Vec<Duration> {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            Duration::from_millis(30 + x % 700)
+            Duration::from_millis(30 + x % 400)
         })
         .collect()
 }
@@ -357,6 +384,10 @@ fn the_standby_takes_over_wherever_the_primary_is_killed_over_loopback() {
 /// standby runs in it, the primary (and the client) outside.
 struct Netns {
     name: String,
+    outer: String,
+    /// 10.231.N.0/24: N from the process id, so that a leftover of another
+    /// run never shares the subnet.
+    subnet: u32,
 }
 
 impl Netns {
@@ -374,15 +405,28 @@ impl Netns {
                 String::from_utf8_lossy(&out.stderr)
             );
         };
+        let subnet = id % 250;
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        let _ = Command::new("ip").args(["link", "del", &outer]).output();
         ip(&["netns", "add", &name]);
-        let ns = Netns { name: name.clone() };
+        let ns = Netns {
+            name: name.clone(),
+            outer: outer.clone(),
+            subnet,
+        };
         ip(&[
             "link", "add", &outer, "type", "veth", "peer", "name", &inner,
         ]);
         ip(&["link", "set", &inner, "netns", &name]);
-        ip(&["addr", "add", "10.231.7.1/24", "dev", &outer]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("10.231.{subnet}.1/24"),
+            "dev",
+            &outer,
+        ]);
         ip(&["link", "set", &outer, "up"]);
+        let inner_addr = format!("10.231.{subnet}.2/24");
         ip(&[
             "netns",
             "exec",
@@ -390,7 +434,7 @@ impl Netns {
             "ip",
             "addr",
             "add",
-            "10.231.7.2/24",
+            &inner_addr,
             "dev",
             &inner,
         ]);
@@ -402,8 +446,11 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        // Deleting the namespace deletes its end of the veth pair, and so
-        // the pair.
+        // Deleting our end deletes the pair, even if something still
+        // holds the namespace open.
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.outer])
+            .output();
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .output();
@@ -414,10 +461,11 @@ impl Drop for Netns {
 fn the_standby_takes_over_wherever_the_primary_is_killed_across_namespaces() {
     let _guard = serial();
     let ns = Netns::create();
+    let n = ns.subnet;
     let net = Net {
-        primary_console: format!("10.231.7.1:{}", free_port()),
-        standby_listen: format!("10.231.7.2:{}", free_port()),
-        standby_console: format!("10.231.7.2:{}", free_port()),
+        primary_console: format!("10.231.{n}.1:{}", free_port()),
+        standby_listen: format!("10.231.{n}.2:{}", free_port()),
+        standby_console: format!("10.231.{n}.2:{}", free_port()),
         standby_netns: Some(ns.name.clone()),
     };
     kills(&net, "standby-netns", 7_122_026);
@@ -558,7 +606,7 @@ fn kill_moments_are_fixed_and_spread() {
     let a = kill_delays(20_261_207, KILLS);
     assert_eq!(a, kill_delays(20_261_207, KILLS));
     let (min, max) = (a.iter().min().unwrap(), a.iter().max().unwrap());
-    assert!(*max - *min > Duration::from_millis(300), "{a:?}");
+    assert!(*max - *min > Duration::from_millis(250), "{a:?}");
 }
 
 /// A stand-in standby that speaks the protocol and acknowledges only when
@@ -819,26 +867,30 @@ fn a_standby_keeps_the_disk_and_takes_over_with_it() {
         let trace = dir.join(format!("standby-{n}.trace"));
         let log = dir.join(format!("standby-{n}.log"));
         let out = dir.join(format!("standby-{n}.out"));
-        let mut standby = Command::new(SAMSARA)
-            .args(["standby", "--listen", &listen, "-o"])
-            .arg(&trace)
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
+        let mut standby = Proc(
+            Command::new(SAMSARA)
+                .args(["standby", "--listen", &listen, "-o"])
+                .arg(&trace)
+                .stdout(std::fs::File::create(&out).unwrap())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap(),
+        );
         let primary_trace = dir.join(format!("primary-{n}.trace"));
         let primary_log = dir.join(format!("primary-{n}.log"));
-        let mut primary = Command::new(SAMSARA)
-            .args(["record", "--cpu", "interp", "--harts", "4", "--disk"])
-            .arg(&disk)
-            .arg(guest("diskio"))
-            .arg("-o")
-            .arg(&primary_trace)
-            .args(["--standby", &listen])
-            .stdout(std::fs::File::create(dir.join(format!("primary-{n}.out"))).unwrap())
-            .stderr(std::fs::File::create(&primary_log).unwrap())
-            .spawn()
-            .unwrap();
+        let mut primary = Proc(
+            Command::new(SAMSARA)
+                .args(["record", "--cpu", "interp", "--harts", "4", "--disk"])
+                .arg(&disk)
+                .arg(guest("diskio"))
+                .arg("-o")
+                .arg(&primary_trace)
+                .args(["--standby", &listen])
+                .stdout(std::fs::File::create(dir.join(format!("primary-{n}.out"))).unwrap())
+                .stderr(std::fs::File::create(&primary_log).unwrap())
+                .spawn()
+                .unwrap(),
+        );
         if let Some(bytes) = kill_at_bytes {
             let start = Instant::now();
             while std::fs::metadata(&primary_trace).map_or(0, |m| m.len()) < bytes
