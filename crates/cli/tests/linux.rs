@@ -13,68 +13,15 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::{
-    Run, SAMSARA, guest, run_typing, run_with_timeout, scratch_dir, serial, workspace_root,
-};
+use common::{Run, SAMSARA, guest, linux_dir, run_typing, run_with_timeout, scratch_dir, serial};
 
 /// The test harness's own limit on one boot; samsara's `--timeout` below
 /// it makes a hang end with samsara's message instead.
 const BOOT_LIMIT: Duration = Duration::from_secs(400);
 const SAMSARA_TIMEOUT_SECS: &str = "300";
-
-/// linux/build with fw_dynamic.bin, Image and initramfs.cpio.gz, after
-/// running scripts/setup-linux.sh if any is missing.
-fn linux_dir() -> &'static PathBuf {
-    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let result = DIR.get_or_init(|| {
-        let root = workspace_root();
-        let dir = root.join("linux/build");
-        let files = ["fw_dynamic.bin", "Image", "initramfs.cpio.gz", "disk.img"];
-        let missing = || -> Vec<&str> {
-            files
-                .iter()
-                .copied()
-                .filter(|f| !dir.join(f).is_file())
-                .collect()
-        };
-        // The script is idempotent and cheap when everything is there; it
-        // also rebuilds the initramfs when linux/init changed.
-        // SAMSARA: the binary under test boots the kernel for System.map.
-        let ran = Command::new("bash")
-            .arg(root.join("scripts/setup-linux.sh"))
-            .current_dir(&root)
-            .env("SAMSARA", SAMSARA)
-            .output();
-        let still = missing();
-        if still.is_empty() {
-            return Ok(dir);
-        }
-        let how = match ran {
-            Ok(out) => format!(
-                "scripts/setup-linux.sh exited with {}:\n{}\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-            Err(e) => format!("scripts/setup-linux.sh could not be started: {e}"),
-        };
-        Err(format!(
-            "the Linux boot files are missing from {} ({}) and fetching them failed; {how}\n\
-             Run scripts/setup-linux.sh (as root or with sudo; it needs the Debian package mirror).",
-            dir.display(),
-            still.join(", ")
-        ))
-    });
-    match result {
-        Ok(dir) => dir,
-        Err(msg) => panic!("{msg}"),
-    }
-}
 
 /// `samsara run --linux` with `extra` arguments.
 fn boot(extra: &[&str]) -> Run {

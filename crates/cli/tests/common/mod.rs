@@ -489,3 +489,52 @@ impl Drop for GdbServer {
         let _ = self.child.wait();
     }
 }
+
+/// linux/build with fw_dynamic.bin, Image and initramfs.cpio.gz, after
+/// running scripts/setup-linux.sh if any is missing.
+pub fn linux_dir() -> &'static PathBuf {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let result = DIR.get_or_init(|| {
+        let root = workspace_root();
+        let dir = root.join("linux/build");
+        let files = ["fw_dynamic.bin", "Image", "initramfs.cpio.gz", "disk.img"];
+        let missing = || -> Vec<&str> {
+            files
+                .iter()
+                .copied()
+                .filter(|f| !dir.join(f).is_file())
+                .collect()
+        };
+        // The script is idempotent and cheap when everything is there; it
+        // also rebuilds the initramfs when linux/init changed.
+        // SAMSARA: the binary under test boots the kernel for System.map.
+        let ran = Command::new("bash")
+            .arg(root.join("scripts/setup-linux.sh"))
+            .current_dir(&root)
+            .env("SAMSARA", SAMSARA)
+            .output();
+        let still = missing();
+        if still.is_empty() {
+            return Ok(dir);
+        }
+        let how = match ran {
+            Ok(out) => format!(
+                "scripts/setup-linux.sh exited with {}:\n{}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => format!("scripts/setup-linux.sh could not be started: {e}"),
+        };
+        Err(format!(
+            "the Linux boot files are missing from {} ({}) and fetching them failed; {how}\n\
+             Run scripts/setup-linux.sh (as root or with sudo; it needs the Debian package mirror).",
+            dir.display(),
+            still.join(", ")
+        ))
+    });
+    match result {
+        Ok(dir) => dir,
+        Err(msg) => panic!("{msg}"),
+    }
+}
