@@ -5,10 +5,12 @@
 //! interleaved, `--repeats` times: the primary's slowdown, the stream's
 //! bandwidth, how long output waited for its acknowledgement, and the
 //! standby's lag behind the stream (sampled every 5 ms: entries received
-//! and not yet replayed, and how long the oldest had waited). Then the
-//! key-value service (`kvstore`, 4 harts, TCP console): a client's
-//! requests per second without and with a standby, and failover time, from
-//! the SIGKILL of the primary to the first byte the standby serves.
+//! and not yet replayed, and how long the oldest had waited). Then two
+//! key-value services at 4 harts on the TCP console — bare-metal `kvstore`
+//! and the Linux shell service (linux/init's `samsara.kv`, journaling to
+//! its disk; after scripts/setup-linux.sh): a client's requests per second
+//! without and with a standby, and failover time, from the SIGKILL of the
+//! primary to the first byte the standby serves.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -33,8 +35,16 @@ const WORKLOADS: &[&str] = &[
     "swaptions",
     "x264",
 ];
-/// Requests per service run (half writes, half reads).
-const SERVICE_REQUESTS: usize = 400;
+/// A service guest: what `record` boots, how many requests a run makes
+/// (half writes, half reads), and the banner to wait for (a Linux console
+/// drops input sent before its driver is up).
+struct ServiceGuest {
+    name: &'static str,
+    boot: Vec<String>,
+    requests: usize,
+    banner: Option<&'static str>,
+    env: Vec<(String, String)>,
+}
 /// Failovers measured.
 const FAILOVERS: usize = 5;
 
@@ -110,6 +120,53 @@ fn record(
     Ok((summary.wall_seconds, stderr))
 }
 
+/// A stand-in standby that acknowledges every frame and replays nothing:
+/// what streaming and the output rule cost the primary without a replay
+/// competing for this host's cores. Returns its address and a thread
+/// that ends with the connection.
+fn ack_only_sink() -> Result<(String, std::thread::JoinHandle<()>)> {
+    use std::io::Read;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?.to_string();
+    let handle = std::thread::spawn(move || {
+        let Ok((mut stream, _)) = listener.accept() else {
+            return;
+        };
+        let _ = stream.set_nodelay(true);
+        let mut hello = [0u8; 20];
+        if stream.read_exact(&mut hello).is_err() || stream.write_all(&hello).is_err() {
+            return;
+        }
+        let mut through = 0u64;
+        let mut head = [0u8; 5];
+        let mut payload = Vec::new();
+        while stream.read_exact(&mut head).is_ok() {
+            let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as usize;
+            payload.resize(len, 0);
+            if stream.read_exact(&mut payload).is_err() {
+                return;
+            }
+            if head[0] == 1 && len >= 8 {
+                let mut seq = [0u8; 8];
+                seq.copy_from_slice(&payload[..8]);
+                through = through.max(u64::from_le_bytes(seq));
+            }
+            if head[0] == 3 || stream.write_all(&through.to_le_bytes()).is_err() {
+                return;
+            }
+        }
+    });
+    Ok((addr, handle))
+}
+
+/// A recording streamed to [`ack_only_sink`]: its wall time.
+fn with_sink(bench: &Bench, image: &Path, harts: u32, dir: &Path) -> Result<f64> {
+    let (addr, sink) = ack_only_sink()?;
+    let (wall, _) = record(bench, image, harts, &dir.join("sunk.trace"), Some(&addr))?;
+    let _ = sink.join();
+    Ok(wall)
+}
+
 fn with_standby(bench: &Bench, image: &Path, harts: u32, dir: &Path) -> Result<WithStandby> {
     let listen = free_addr()?;
     let follower = standby(bench, &dir.join("standby.trace"), &listen, None)?;
@@ -141,10 +198,12 @@ fn with_standby(bench: &Bench, image: &Path, harts: u32, dir: &Path) -> Result<W
 /// A client of the key-value service: (requests per second, the time from
 /// `kill` (if given, after half the requests) to the standby's first byte).
 fn drive_service(
+    service: &ServiceGuest,
     console: &str,
     standby_console: Option<&str>,
     kill: Option<&mut Child>,
 ) -> Result<(f64, Option<f64>)> {
+    let requests = service.requests;
     let connect = |addr: &str| -> Result<(TcpStream, BufReader<TcpStream>)> {
         let start = Instant::now();
         loop {
@@ -174,12 +233,23 @@ fn drive_service(
             }
         };
     let mut conn = connect(console)?;
-    ask(&mut conn, "COUNT", "COUNT")?;
+    match service.banner {
+        Some(banner) => {
+            let mut line = String::new();
+            while !line.starts_with(banner) {
+                line.clear();
+                if conn.1.read_line(&mut line)? == 0 {
+                    bail!("the console closed before {banner:?}");
+                }
+            }
+        }
+        None => ask(&mut conn, "COUNT", "COUNT")?,
+    }
     let start = Instant::now();
     let mut failover = None;
     let mut kill = kill;
-    for i in 0..SERVICE_REQUESTS {
-        if i == SERVICE_REQUESTS / 2
+    for i in 0..requests {
+        if i == requests / 2
             && let Some(primary) = kill.take()
         {
             let killed = Instant::now();
@@ -202,28 +272,29 @@ fn drive_service(
                 }
             }
         }
-        let key = format!("k{}", i % (SERVICE_REQUESTS / 2));
+        let key = format!("k{}", i % (requests / 2));
         if i % 2 == 0 {
             ask(&mut conn, &format!("SET {key} v{i}"), &format!("OK {key}"))?;
         } else {
             ask(&mut conn, &format!("GET {key}"), "")?;
         }
     }
-    let rate = SERVICE_REQUESTS as f64 / start.elapsed().as_secs_f64();
+    let rate = requests as f64 / start.elapsed().as_secs_f64();
     ask(&mut conn, "QUIT", "BYE")?;
     Ok((rate, failover))
 }
 
 fn service_primary(
     bench: &Bench,
-    image: &Path,
+    service: &ServiceGuest,
     dir: &Path,
     console: &str,
     standby: Option<&str>,
 ) -> Result<Child> {
     let mut cmd = Command::new(&bench.samsara);
-    cmd.args(["record", "-q", "--harts", "4"])
-        .arg(image)
+    cmd.args(["record", "-q"])
+        .args(&service.boot)
+        .envs(service.env.iter().map(|(k, v)| (k, v)))
         .arg("-o")
         .arg(dir.join("service.trace"))
         .args(["--serial", &format!("tcp:{console}")]);
@@ -247,8 +318,10 @@ pub fn standby_suite(bench: &Bench, size: Size) -> Result<Report> {
             ("workload", "workload"),
             ("harts", "harts"),
             ("record_s", "record s"),
+            ("with_sink_s", "to an ack-only sink s"),
+            ("sink_slowdown", "slowdown (sink)"),
             ("with_standby_s", "with standby s"),
-            ("slowdown", "slowdown"),
+            ("slowdown", "slowdown (standby)"),
             ("stream_mbit_s", "stream Mbit/s"),
             ("output_held_max_ms", "output held max ms"),
             ("lag_mean_entries", "lag mean entries"),
@@ -261,17 +334,22 @@ pub fn standby_suite(bench: &Bench, size: Size) -> Result<Report> {
         let image = bench.guest(&format!("{name}-{}", size.name()))?;
         for harts in [2u32, 4] {
             let mut plain = Vec::new();
+            let mut sunk = Vec::new();
             let mut followed = Vec::new();
             for rep in 1..=bench.repeats {
                 let measured = record(bench, &image, harts, &dir.join("plain.trace"), None)
-                    .and_then(|(p, _)| Ok((p, with_standby(bench, &image, harts, &dir)?)));
+                    .and_then(|(p, _)| {
+                        let k = with_sink(bench, &image, harts, &dir)?;
+                        Ok((p, k, with_standby(bench, &image, harts, &dir)?))
+                    });
                 match measured {
-                    Ok((p, s)) => {
+                    Ok((p, k, s)) => {
                         bench.progress(&format!(
-                            "{name} at {harts} harts, {rep}/{}: record {p:.3} s, with standby {:.3} s, {:.2} Mbit/s, lag {:.1} entries / {:.2} ms",
+                            "{name} at {harts} harts, {rep}/{}: record {p:.3} s, to a sink {k:.3} s, with standby {:.3} s, {:.2} Mbit/s, lag {:.1} entries / {:.2} ms",
                             bench.repeats, s.wall, s.mbit, s.lag_entries, s.lag_ms
                         ));
                         plain.push(p);
+                        sunk.push(k);
                         followed.push(s);
                     }
                     Err(e) => failures.push(format!("{name} at {harts} harts: {e:#}")),
@@ -282,11 +360,13 @@ pub fn standby_suite(bench: &Bench, size: Size) -> Result<Report> {
             }
             let m =
                 |f: fn(&WithStandby) -> f64| median(&followed.iter().map(f).collect::<Vec<_>>());
-            let (p, s) = (median(&plain), m(|w| w.wall));
+            let (p, k, s) = (median(&plain), median(&sunk), m(|w| w.wall));
             table.push(vec![
                 Cell::Text((*name).into()),
                 Cell::Int(u64::from(harts)),
                 Cell::Num(p, 3),
+                Cell::Num(k, 3),
+                Cell::Num(k / p, 2),
                 Cell::Num(s, 3),
                 Cell::Num(s / p, 2),
                 Cell::Num(m(|w| w.mbit), 3),
@@ -298,74 +378,121 @@ pub fn standby_suite(bench: &Bench, size: Size) -> Result<Report> {
         }
     }
 
-    let image = bench.guest("kvstore")?;
-    let mut service = Table::new(
-        "Key-value service (kvstore, 4 harts, TCP console, one client on this host)",
+    let mut services = vec![ServiceGuest {
+        name: "kvstore (bare metal)",
+        boot: vec![
+            "--harts".into(),
+            "4".into(),
+            bench.guest("kvstore")?.display().to_string(),
+        ],
+        requests: 400,
+        banner: None,
+        env: Vec::new(),
+    }];
+    match crate::linux::LinuxFiles::find() {
+        Ok(files) => {
+            // Its own copy of the disk: the service journals to it.
+            let disk = dir.join("linux-disk.img");
+            std::fs::copy(&files.disk, &disk)?;
+            services.push(ServiceGuest {
+                name: "Linux shell service (journal on virtio disk)",
+                boot: vec![
+                    "--linux".into(),
+                    "--harts".into(),
+                    "4".into(),
+                    "--disk".into(),
+                    disk.display().to_string(),
+                    "--append".into(),
+                    "console=ttyS0 samsara.noload samsara.kv".into(),
+                ],
+                requests: 40,
+                banner: Some("READY linux"),
+                env: vec![(
+                    "SAMSARA_LINUX_DIR".into(),
+                    samsara_machine::guest::bundled_linux_dir()
+                        .display()
+                        .to_string(),
+                )],
+            });
+        }
+        Err(e) => failures.push(format!("the Linux service: {e:#}")),
+    }
+    let mut service_table = Table::new(
+        "Services at 4 harts, TCP console, one client on this host (medians)",
         &[
-            ("setting", "setting"),
-            ("requests_per_s", "requests/s"),
+            ("service", "service"),
+            ("requests_per_s", "requests/s, no standby"),
+            ("requests_per_s_standby", "requests/s with a standby"),
+            ("ratio", "ratio"),
             ("failover_median_ms", "failover median ms"),
             ("failover_max_ms", "failover max ms"),
         ],
     );
-    let (mut alone, mut followed, mut failovers) = (Vec::new(), Vec::new(), Vec::new());
-    for rep in 1..=bench.repeats.max(FAILOVERS as u32) {
-        let console = free_addr()?;
-        let result = (|| -> Result<()> {
-            if rep <= bench.repeats {
-                let mut p = service_primary(bench, &image, &dir, &console, None)?;
-                alone.push(drive_service(&console, None, None)?.0);
-                let _ = p.wait();
-                let listen = free_addr()?;
-                let s = standby(
-                    bench,
-                    &dir.join("service-standby.trace"),
-                    &listen,
-                    Some(&console),
-                )?;
-                let mut p = service_primary(bench, &image, &dir, &console, Some(&listen))?;
-                followed.push(drive_service(&console, None, None)?.0);
-                let _ = p.wait();
-                finish(s, "the service's standby")?;
+    for service in &services {
+        let (mut alone, mut followed, mut failovers) = (Vec::new(), Vec::new(), Vec::new());
+        for rep in 1..=bench.repeats.max(FAILOVERS as u32) {
+            let console = free_addr()?;
+            let result = (|| -> Result<()> {
+                if rep <= bench.repeats {
+                    let mut p = service_primary(bench, service, &dir, &console, None)?;
+                    alone.push(drive_service(service, &console, None, None)?.0);
+                    let _ = p.wait();
+                    let listen = free_addr()?;
+                    let s = standby(
+                        bench,
+                        &dir.join("service-standby.trace"),
+                        &listen,
+                        Some(&console),
+                    )?;
+                    let mut p = service_primary(bench, service, &dir, &console, Some(&listen))?;
+                    followed.push(drive_service(service, &console, None, None)?.0);
+                    let _ = p.wait();
+                    finish(s, "the service's standby")?;
+                }
+                if rep as usize <= FAILOVERS {
+                    let listen = free_addr()?;
+                    let s = standby(bench, &dir.join("failover.trace"), &listen, Some(&console))?;
+                    let mut p = service_primary(bench, service, &dir, &console, Some(&listen))?;
+                    let (_, failover) =
+                        drive_service(service, &console, Some(&console), Some(&mut p))?;
+                    failovers.extend(failover);
+                    finish(s, "the standby that took over")?;
+                }
+                Ok(())
+            })();
+            if let Err(e) = result {
+                failures.push(format!("{}, round {rep}: {e:#}", service.name));
             }
-            if rep as usize <= FAILOVERS {
-                let listen = free_addr()?;
-                let s = standby(bench, &dir.join("failover.trace"), &listen, Some(&console))?;
-                let mut p = service_primary(bench, &image, &dir, &console, Some(&listen))?;
-                let (_, failover) = drive_service(&console, Some(&console), Some(&mut p))?;
-                failovers.extend(failover);
-                finish(s, "the standby that took over")?;
-            }
-            Ok(())
-        })();
-        if let Err(e) = result {
-            failures.push(format!("kvstore service, round {rep}: {e:#}"));
+            bench.progress(&format!("{} round {rep} done", service.name));
         }
-        bench.progress(&format!("kvstore service round {rep} done"));
-    }
-    let ms = |v: &[f64]| v.iter().map(|s| s * 1e3).collect::<Vec<_>>();
-    if !alone.is_empty() {
-        service.push(vec![
-            Cell::Text("record, no standby".into()),
-            Cell::Num(median(&alone), 0),
-            Cell::Missing,
-            Cell::Missing,
-        ]);
-    }
-    if !followed.is_empty() {
-        service.push(vec![
-            Cell::Text("record with a standby (output rule)".into()),
-            Cell::Num(median(&followed), 0),
-            if failovers.is_empty() {
+        let ms: Vec<f64> = failovers.iter().map(|s| s * 1e3).collect();
+        let (a, f) = (median(&alone), median(&followed));
+        service_table.push(vec![
+            Cell::Text(service.name.into()),
+            if alone.is_empty() {
                 Cell::Missing
             } else {
-                Cell::Num(median(&ms(&failovers)), 1)
+                Cell::Num(a, 0)
             },
-            failovers
-                .iter()
+            if followed.is_empty() {
+                Cell::Missing
+            } else {
+                Cell::Num(f, 0)
+            },
+            if alone.is_empty() || followed.is_empty() {
+                Cell::Missing
+            } else {
+                Cell::Num(f / a, 2)
+            },
+            if ms.is_empty() {
+                Cell::Missing
+            } else {
+                Cell::Num(median(&ms), 1)
+            },
+            ms.iter()
                 .cloned()
-                .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
-                .map_or(Cell::Missing, |v| Cell::Num(v * 1e3, 1)),
+                .reduce(f64::max)
+                .map_or(Cell::Missing, |v| Cell::Num(v, 1)),
         ]);
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -383,10 +510,9 @@ pub fn standby_suite(bench: &Bench, size: Size) -> Result<Report> {
                 "primary and standby on this host over loopback: they share its cores".into(),
             ),
         ],
-        tables: vec![table, service],
+        tables: vec![table, service_table],
         notes: vec![format!(
-            "Failover: SIGKILL of the primary after {} of {SERVICE_REQUESTS} requests to the first byte the standby serves on the same address ({FAILOVERS} kills).",
-            SERVICE_REQUESTS / 2
+            "Failover: SIGKILL of the primary half-way through the client's requests, to the first byte the standby serves on the same address ({FAILOVERS} kills per service)."
         )],
         targets: Vec::new(),
         failures,

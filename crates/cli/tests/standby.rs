@@ -442,6 +442,15 @@ fn kills(service: &Service, net: &Net, tag: &str, seed: u64, kills: usize) {
             bye, reference,
             "run {n} (killed after {after:?}) ended otherwise than an uninterrupted run"
         );
+        // A disk guest's disk ends as the uninterrupted run's (whose
+        // standby followed it to the end).
+        let disk = |n: usize| std::fs::read(dir.join(format!("standby-{n}.trace.disk"))).ok();
+        if let Some(reference_disk) = disk(0) {
+            assert!(
+                disk(n).as_ref() == Some(&reference_disk),
+                "run {n}: the standby's disk ends otherwise than the uninterrupted run's"
+            );
+        }
         failovers.extend(failover);
     }
     assert!(

@@ -90,6 +90,14 @@ struct Region {
     device: Arc<dyn MmioDevice>,
 }
 
+/// The devices' state at some moment ([`Board::snapshot_devices`]).
+#[derive(Clone, Debug)]
+pub struct DeviceSnapshot {
+    uart: crate::devices::uart::UartSnapshot,
+    plic: crate::devices::plic::PlicSnapshot,
+    irq: crate::irq::IrqSnapshot,
+}
+
 /// The machine's devices and RAM. Cloning it gives another handle to the
 /// same devices and RAM (every part is shared): each hart's bus holds one.
 #[derive(Clone)]
@@ -272,6 +280,24 @@ impl Board {
             .iter()
             .find(|r| addr >= r.base && addr - r.base < r.size)
             .map(|r| (r, addr - r.base))
+    }
+
+    /// The state of the devices a replay drives (UART, PLIC, CLINT's
+    /// lines and timers): a checkpoint keeps it beside RAM and harts. The
+    /// disk is not in it: a standby's disk follows the log forward only.
+    pub fn snapshot_devices(&self) -> DeviceSnapshot {
+        DeviceSnapshot {
+            uart: self.uart.snapshot(),
+            plic: self.plic.snapshot(),
+            irq: self.irq.snapshot(),
+        }
+    }
+
+    /// Back to `snapshot`.
+    pub fn restore_devices(&self, snapshot: &DeviceSnapshot) {
+        self.uart.restore(&snapshot.uart);
+        self.plic.restore(&snapshot.plic);
+        self.irq.restore(&snapshot.irq);
     }
 
     /// A device load by `hart`.
@@ -508,6 +534,53 @@ impl HtifMailbox {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+
+    /// Checkpoints take the devices a replay drives: the UART's registers
+    /// and queue, the PLIC's configuration and claims, each hart's timer
+    /// and levels; restoring puts back the interrupt lines too.
+    #[test]
+    fn device_state_snapshots_and_restores() {
+        let config = BoardConfig {
+            cpu: Default::default(),
+            harts: 2,
+            ram_size: 1 << 20,
+            disk: None,
+            disk_readonly: false,
+        };
+        let board = Board::new(
+            &config,
+            Arc::new(ManualClock::new(0)),
+            Box::new(std::io::sink()),
+        )
+        .expect("a board");
+        let h1 = HartId(1);
+        let w = |addr: u64, size: u8, value: u64| {
+            board
+                .mmio_write(h1, GuestPhysAddr(addr), size, value)
+                .expect("a device write")
+        };
+        let r = |addr: u64, size: u8| board.mmio_read(h1, GuestPhysAddr(addr), size).unwrap();
+        let (msip1, mtimecmp1) = (CLINT_BASE + 4, CLINT_BASE + 0x4008);
+        let (prio10, enable_ctx2) = (PLIC_BASE + 40, PLIC_BASE + 0x2000 + 2 * 0x80);
+        w(mtimecmp1, 8, 1000);
+        w(prio10, 4, 3);
+        let before = board.snapshot_devices();
+        let lines_before = board.irq.lines(h1);
+        w(msip1, 4, 1);
+        w(mtimecmp1, 8, 5);
+        w(prio10, 4, 1);
+        w(enable_ctx2, 4, 1 << 10);
+        w(UART_BASE + 7, 1, 0x5a);
+        board.uart.push_input(b"x");
+        assert_ne!(board.irq.lines(h1), lines_before);
+        board.restore_devices(&before);
+        assert_eq!(board.irq.lines(h1), lines_before);
+        assert_eq!(r(mtimecmp1, 8), 1000);
+        assert_eq!(r(prio10, 4), 3);
+        assert_eq!(r(enable_ctx2, 4), 0);
+        assert_eq!(r(UART_BASE + 7, 1), 0);
+        assert_eq!(board.uart.pending_input(), 0);
+    }
 
     #[test]
     fn a_missing_disk_image_is_named_once_with_its_cause() {

@@ -100,6 +100,10 @@ impl HartLines {
     }
 }
 
+/// Every hart's levels and `mtimecmp` at some moment ([`IrqState::snapshot`]).
+#[derive(Clone, Debug)]
+pub struct IrqSnapshot(Vec<(u64, u64)>);
+
 /// Device-driven interrupt lines of every hart of one machine.
 pub struct IrqState {
     clock: Arc<dyn Clock>,
@@ -169,6 +173,30 @@ impl IrqState {
             }
         } else {
             h.levels.fetch_and(!bit, Ordering::AcqRel);
+        }
+    }
+
+    /// Every hart's device-driven levels and `mtimecmp` now.
+    pub fn snapshot(&self) -> IrqSnapshot {
+        IrqSnapshot(
+            self.harts
+                .iter()
+                .map(|h| {
+                    (
+                        h.levels.load(Ordering::Acquire),
+                        h.mtimecmp.load(Ordering::Acquire),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// Back to `snapshot` (of a machine with as many harts).
+    pub fn restore(&self, snapshot: &IrqSnapshot) {
+        for (h, &(levels, mtimecmp)) in self.harts.iter().zip(&snapshot.0) {
+            h.levels.store(levels, Ordering::Release);
+            h.mtimecmp.store(mtimecmp, Ordering::Release);
+            h.notify();
         }
     }
 

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use samsara_cpu::{Hart, HartState};
-use samsara_machine::board::{Board, BoardConfig};
+use samsara_machine::board::{Board, BoardConfig, DeviceSnapshot};
 use samsara_machine::clock::{Clock, ManualClock};
 use samsara_machine::console::{PanicWatch, WatchedOutput};
 use samsara_machine::devices::test_device::MachineExit;
-use samsara_machine::devices::uart::{SerialOutput, UartSnapshot};
+use samsara_machine::devices::uart::SerialOutput;
 use samsara_machine::machine::Machine;
 use samsara_trace::{
     Block, BlockMark, ChunkRecord, DmaRecord, Entry, Footer, RecordedExit, TraceErrorKind,
@@ -100,7 +100,7 @@ pub struct Checkpoint {
     lines: Vec<u64>,
     ram: PageTable,
     output: OutputState,
-    uart: UartSnapshot,
+    devices: DeviceSnapshot,
     exit: Option<MachineExit>,
     crew: Option<CrewSaved>,
     admission: Admission,
@@ -815,7 +815,7 @@ impl ReplaySession {
             lines: self.workers.iter().map(|w| w.lines).collect(),
             ram: table,
             output: self.output.save(),
-            uart: self.shared.board.uart.snapshot(),
+            devices: self.shared.board.snapshot_devices(),
             exit: self.shared.board.exit.get(),
             crew: match &self.shared.policy {
                 Policy::Crew(progress) => Some(progress.save()),
@@ -855,7 +855,7 @@ impl ReplaySession {
             worker.lines = lines;
         }
         self.output.restore(&checkpoint.output);
-        self.shared.board.uart.restore(&checkpoint.uart);
+        self.shared.board.restore_devices(&checkpoint.devices);
         self.shared.board.exit.restore(checkpoint.exit);
         if let (Policy::Crew(progress), Some(saved)) = (&self.shared.policy, &checkpoint.crew) {
             progress.restore(saved);

@@ -44,7 +44,7 @@ const BITMAP_WORDS: u64 = (PLIC_NUM_SOURCES as u64).div_ceil(32);
 /// Every valid source id except 0.
 const VALID_SOURCES: u128 = ((1u128 << PLIC_NUM_SOURCES) - 1) & !1;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct PlicState {
     priority: [u32; PLIC_NUM_SOURCES as usize],
     /// Input line levels.
@@ -79,6 +79,10 @@ impl PlicState {
         best
     }
 }
+
+/// The PLIC's state at some moment ([`Plic::snapshot`]).
+#[derive(Clone, Debug)]
+pub struct PlicSnapshot(PlicState);
 
 /// The platform-level interrupt controller.
 #[derive(Debug)]
@@ -132,6 +136,18 @@ impl Plic {
             state.level &= !bit;
             state.pending &= !bit;
         }
+        self.update_lines(&state);
+    }
+
+    /// Its registers and input levels now.
+    pub fn snapshot(&self) -> PlicSnapshot {
+        PlicSnapshot(self.state.lock().clone())
+    }
+
+    /// Back to `snapshot`, interrupt lines included.
+    pub fn restore(&self, snapshot: &PlicSnapshot) {
+        let mut state = self.state.lock();
+        *state = snapshot.0.clone();
         self.update_lines(&state);
     }
 
