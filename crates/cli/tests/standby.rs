@@ -1083,3 +1083,87 @@ fn linux_kills(moments: usize) {
         moments,
     );
 }
+
+/// A standby that took over streams to a standby of its own: the new
+/// standby receives the whole trace (the first primary's part too) and,
+/// when the new primary finishes, verifies all of it.
+#[test]
+fn a_standby_that_took_over_streams_to_the_next() {
+    let _guard = serial();
+    let dir = scratch_dir("standby-chain");
+    let net = Net::loopback();
+    let second = format!("127.0.0.1:{}", free_port());
+    let second_log = dir.join("second.log");
+    let mut second_standby = spawn(
+        None,
+        &[
+            "standby".into(),
+            "--listen".into(),
+            second.clone(),
+            "-o".into(),
+            dir.join("second.trace").display().to_string(),
+        ],
+        &second_log,
+    );
+    let first_log = dir.join("first.log");
+    let mut first_standby = spawn(
+        None,
+        &[
+            "standby".into(),
+            "--listen".into(),
+            net.standby_listen.clone(),
+            "--serial".into(),
+            format!("tcp:{}", net.standby_console),
+            "--standby".into(),
+            second,
+            "-o".into(),
+            dir.join("first.trace").display().to_string(),
+        ],
+        &first_log,
+    );
+    let primary_log = dir.join("primary.log");
+    let mut args: Vec<String> = vec!["record".into()];
+    args.extend(Service::kvstore().boot);
+    args.extend([
+        "-o".into(),
+        dir.join("primary.trace").display().to_string(),
+        "--serial".into(),
+        format!("tcp:{}", net.primary_console),
+        "--standby".into(),
+        net.standby_listen.clone(),
+    ]);
+    let mut primary = spawn(None, &args, &primary_log);
+    let mut client = Client::new(vec![net.primary_console.clone(), net.standby_console]);
+    client.ask("COUNT", "COUNT");
+    for i in 0..50 {
+        client.ask(&format!("SET a{i} {i}"), &format!("OK a{i}"));
+    }
+    primary.kill().expect("killing the primary");
+    for i in 50..100 {
+        client.ask(&format!("SET a{i} {i}"), &format!("OK a{i}"));
+    }
+    for i in 0..100 {
+        assert_eq!(
+            client.ask(&format!("GET a{i}"), &format!("VAL a{i} ")),
+            format!("VAL a{i} {i}")
+        );
+    }
+    assert!(client.ask("QUIT", "BYE").starts_with("BYE 100 "));
+    assert_eq!(wait(&mut first_standby, "the first standby", &first_log), 0);
+    let first_says = std::fs::read_to_string(&first_log).unwrap_or_default();
+    assert!(first_says.contains("took over"), "{first_says}");
+    assert_eq!(
+        wait(&mut second_standby, "the second standby", &second_log),
+        0
+    );
+    let second_says = std::fs::read_to_string(&second_log).unwrap_or_default();
+    assert!(
+        second_says.contains("the primary finished") && second_says.contains("VERIFIED"),
+        "{second_says}"
+    );
+    assert_eq!(
+        std::fs::read(dir.join("first.trace")).unwrap(),
+        std::fs::read(dir.join("second.trace")).unwrap(),
+        "the next standby's copy differs from the trace it was sent"
+    );
+}
