@@ -62,20 +62,34 @@ struct WithStandby {
     lag_max_ms: f64,
 }
 
-fn standby(bench: &Bench, trace: &Path, listen: &str, console: Option<&str>) -> Result<Child> {
+fn standby(bench: &Bench, trace: &Path, listen: &str, console: Option<&str>) -> Result<Running> {
     let mut cmd = Command::new(&bench.samsara);
     cmd.args(["standby", "--listen", listen, "-o"]).arg(trace);
     if let Some(c) = console {
         cmd.args(["--serial", &format!("tcp:{c}")]);
     }
-    Ok(cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?)
+    Ok(Running(Some(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?,
+    )))
 }
 
-fn finish(child: Child, what: &str) -> Result<String> {
+/// A child process killed if the measurement that started it fails.
+struct Running(Option<Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn finish(mut child: Running, what: &str) -> Result<String> {
+    let child = child.0.take().context("no process")?;
     let out = child.wait_with_output()?;
     let text = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() {
@@ -186,10 +200,15 @@ fn with_standby(bench: &Bench, image: &Path, harts: u32, dir: &Path) -> Result<W
         mbit: after(&said, "bytes streamed,").unwrap_or(f64::NAN),
         held_ms: after(&said, "output held at most").unwrap_or(f64::NAN),
         lag_entries: after(&standby_said, "lag: mean").unwrap_or(f64::NAN),
-        lag_ms: after(&standby_said, "entries /").unwrap_or(f64::NAN),
+        lag_ms: standby_said
+            .lines()
+            .find(|l| l.contains("standby lag:"))
+            .and_then(|l| after(l, "entries /"))
+            .unwrap_or(f64::NAN),
         lag_max_ms: standby_said
-            .split("max")
-            .nth(1)
+            .lines()
+            .find(|l| l.contains("standby lag:"))
+            .and_then(|l| l.split(", max").nth(1))
             .and_then(|rest| after(rest, "entries /"))
             .unwrap_or(f64::NAN),
     })
@@ -290,7 +309,7 @@ fn service_primary(
     dir: &Path,
     console: &str,
     standby: Option<&str>,
-) -> Result<Child> {
+) -> Result<Running> {
     let mut cmd = Command::new(&bench.samsara);
     cmd.args(["record", "-q"])
         .args(&service.boot)
@@ -301,11 +320,12 @@ fn service_primary(
     if let Some(addr) = standby {
         cmd.args(["--standby", addr]);
     }
-    Ok(cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?)
+    Ok(Running(Some(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    )))
 }
 
 /// `samsara-bench --suite standby`.
@@ -436,7 +456,9 @@ pub fn standby_suite(bench: &Bench, size: Size) -> Result<Report> {
                 if rep <= bench.repeats {
                     let mut p = service_primary(bench, service, &dir, &console, None)?;
                     alone.push(drive_service(service, &console, None, None)?.0);
-                    let _ = p.wait();
+                    if let Some(p) = p.0.as_mut() {
+                        let _ = p.wait();
+                    }
                     let listen = free_addr()?;
                     let s = standby(
                         bench,
@@ -446,7 +468,9 @@ pub fn standby_suite(bench: &Bench, size: Size) -> Result<Report> {
                     )?;
                     let mut p = service_primary(bench, service, &dir, &console, Some(&listen))?;
                     followed.push(drive_service(service, &console, None, None)?.0);
-                    let _ = p.wait();
+                    if let Some(p) = p.0.as_mut() {
+                        let _ = p.wait();
+                    }
                     finish(s, "the service's standby")?;
                 }
                 if rep as usize <= FAILOVERS {
@@ -454,7 +478,7 @@ pub fn standby_suite(bench: &Bench, size: Size) -> Result<Report> {
                     let s = standby(bench, &dir.join("failover.trace"), &listen, Some(&console))?;
                     let mut p = service_primary(bench, service, &dir, &console, Some(&listen))?;
                     let (_, failover) =
-                        drive_service(service, &console, Some(&console), Some(&mut p))?;
+                        drive_service(service, &console, Some(&console), p.0.as_mut())?;
                     failovers.extend(failover);
                     finish(s, "the standby that took over")?;
                 }

@@ -109,6 +109,9 @@ pub struct TraceHeader {
     /// Size and BLAKE3 of the disk image when the recording started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_image: Option<TraceFile>,
+    /// The disk was attached read-only (a standby attaches its copy so).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disk_readonly: bool,
     /// Chunk size limit in instructions.
     pub chunk_size: u64,
     /// Steps a hart runs per `Hart::run` call inside an entry: record and

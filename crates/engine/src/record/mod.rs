@@ -210,6 +210,7 @@ pub fn record(config: &RecordConfig, stop: &AtomicBool) -> Result<RecordOutcome,
         harts: config.harts,
         ram_size: config.ram_size,
         disk: config.disk.as_ref().map(|d| d.display().to_string()),
+        disk_readonly: config.disk.is_some() && config.disk_readonly,
         chunk_size: config.chunk_size,
         check_every: config.check_every,
         ram_digest: RamDigest::Sparse,
@@ -330,7 +331,6 @@ pub fn take_over(
         hart.flush_tlb();
         hart.flush_decode_cache();
     }
-    let lines_seen = lines.clone();
     let rec = Arc::new(ChunkRecorder::new(
         header.harts,
         header.ram_size,
@@ -341,18 +341,11 @@ pub fn take_over(
     let mirror = config.standby.as_ref().map(|s| s.mirror());
     let writer = TraceWriter::append(&trace, trace_len, next_block, next_seq - 1, mirror)?;
     recorder.set_writer(writer);
-    // Live from here: time goes on from the last recorded value (or the
-    // deadline of a timer interrupt a hart saw raised without reading the
-    // time), and the console speaks (under the output rule if a next
-    // standby follows).
-    for (h, &l) in lines_seen.iter().enumerate() {
-        if l & samsara_machine::irq::mip::MTIP != 0 {
-            samsara_machine::clock::Clock::observe(
-                &*live.clock,
-                board.irq.mtimecmp(HartId(h as u32)),
-            );
-        }
-    }
+    // Live from here: time goes on from the last recorded value, and the
+    // console speaks (under the output rule if a next standby follows).
+    // (Not from a raised timer's deadline: the lines a hart last logged
+    // may show MTIP for a `mtimecmp` since moved on, up to "never" —
+    // `u64::MAX` — which would stop time for good.)
     live.clock.go_live();
     if let Some(external) = console_sink(&config, &output, &recorder).external {
         live.console.switch(external);

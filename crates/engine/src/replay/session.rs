@@ -222,7 +222,7 @@ impl ReplaySession {
             harts: header.harts,
             ram_size: header.ram_size,
             disk: standby_disk.clone(),
-            disk_readonly: false,
+            disk_readonly: header.disk_readonly,
         };
         let machine = guest.build(
             &board_config,
@@ -793,6 +793,11 @@ impl ReplaySession {
     /// pages written since the last checkpoint taken or restored are
     /// copied; the others are shared with that one.
     pub fn checkpoint(&mut self) -> Result<Checkpoint, EngineError> {
+        if self.shared.standby_disk.is_some() {
+            return Err(EngineError::Options(
+                "a standby's replay keeps a disk that only goes forward: no checkpoints".into(),
+            ));
+        }
         if self.current.is_some() {
             return Err(EngineError::Options(format!(
                 "a checkpoint is taken between entries; the replay is at {}",

@@ -113,14 +113,13 @@ impl StandbyDisk {
     /// Going live: completions the log never got, and every later one, go
     /// to `recorder` (in order).
     pub(crate) fn go_live(&self, recorder: Arc<dyn CompletionSink>) {
-        let waiting: Vec<Completion> = {
-            let mut state = self.state.lock();
-            state.live = Some(recorder.clone());
-            state.waiting.drain(..).collect()
-        };
-        for completion in waiting {
+        // Under the lock: a completion the device finishes meanwhile must
+        // queue behind these, not overtake them.
+        let mut state = self.state.lock();
+        for completion in state.waiting.drain(..) {
             recorder.submit(completion);
         }
+        state.live = Some(recorder);
     }
 }
 
@@ -141,6 +140,15 @@ impl GuestMemory for Observed {
     }
 
     fn write(&self, addr: GuestPhysAddr, data: &[u8]) -> Result<(), DmaError> {
+        // Outside RAM fails here as it did on the primary (whose device
+        // then needed a reset and logged no write).
+        let mut probe = vec![0u8; data.len()];
+        self.ram
+            .read(addr, &mut probe)
+            .map_err(|_| DmaError::OutOfRange {
+                addr,
+                len: data.len() as u64,
+            })?;
         self.writes.lock().push((addr.raw(), data.to_vec()));
         Ok(())
     }
