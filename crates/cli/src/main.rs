@@ -1,6 +1,7 @@
 //! `samsara`: the command-line front end. Thin by design: it parses
 //! arguments and reports; the machine and the engines live in the libraries.
 
+mod analyze;
 mod debug;
 mod rr;
 mod standby;
@@ -38,6 +39,9 @@ enum Command {
     Replay(rr::ReplayArgs),
     /// Summarise what a trace holds.
     Inspect(rr::InspectArgs),
+    /// Analyze a recording on its replay: `timeline` (Chrome/Perfetto
+    /// trace events, per-hart tracks).
+    Analyze(analyze::AnalyzeArgs),
     /// Be a hot standby for `samsara record --standby`: replay the
     /// primary's trace as it streams in, and take over when it dies.
     Standby(standby::StandbyArgs),
@@ -292,6 +296,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => rr::replay_command(args),
         Command::Inspect(args) => rr::inspect_command(args),
         Command::Standby(args) => standby::standby_command(args),
+        Command::Analyze(args) => analyze::analyze_command(args),
         Command::Debug(args) => debug::debug_command(args),
     };
     match result {

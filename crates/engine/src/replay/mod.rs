@@ -34,7 +34,7 @@ use samsara_types::GuestPhysAddr;
 
 pub use index::{EntryIndex, IndexedEntry};
 pub use observer::{EntryView, Flow, NoObserver, Observer};
-pub use session::{Checkpoint, ReplaySession, Stop, Takeover, unique_bytes};
+pub use session::{Checkpoint, EntryTap, ReplaySession, Stop, Takeover, unique_bytes};
 pub use standby_disk::StandbyDisk;
 pub use watch::{BreakpointHit, Watch, WatchHit, WatchKind};
 

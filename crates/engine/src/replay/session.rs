@@ -286,6 +286,14 @@ impl ReplaySession {
         })
     }
 
+    /// Shows `tap` every entry as the session reads it from the trace, in
+    /// sequence order, whether it then runs in parallel or on this thread
+    /// (an analysis that needs only the entries costs the replay nothing
+    /// more). After a `restore` entries are read, and shown, again.
+    pub fn tap_entries(&mut self, tap: EntryTap) {
+        self.source.tap = Some(tap);
+    }
+
     /// A handle on how far the replay has come.
     pub fn progress(&self) -> super::ReplayProgress {
         super::ReplayProgress(self.shared.wm.clone())
@@ -1142,6 +1150,9 @@ fn apply_dma(shared: &Shared, dma: &DmaRecord) -> Result<(), String> {
     Ok(())
 }
 
+/// A hook on the entries a session reads: (sequence number, entry).
+pub type EntryTap = Box<dyn FnMut(u64, &Entry) + Send>;
+
 /// The trace's entries, one at a time, with where they came from.
 struct EntrySource {
     reader: TraceReader,
@@ -1161,6 +1172,8 @@ struct EntrySource {
     ended: bool,
     /// Where the last complete block read ends.
     good_end: BlockMark,
+    /// Sees every entry as it is read (see `ReplaySession::tap_entries`).
+    tap: Option<EntryTap>,
     /// It ended between blocks, without a footer.
     clean_end: bool,
 }
@@ -1191,6 +1204,7 @@ impl EntrySource {
             ended: false,
             good_end: block_mark,
             clean_end: false,
+            tap: None,
         }
     }
 
@@ -1200,6 +1214,9 @@ impl EntrySource {
         loop {
             if let Some(entry) = self.block.pop_front() {
                 self.taken += 1;
+                if let Some(tap) = &mut self.tap {
+                    tap(self.block_mark.first_seq() + self.taken as u64 - 1, &entry);
+                }
                 return Ok(Some(entry));
             }
             if self.ended {

@@ -1,0 +1,191 @@
+//! The recording as a picture: one track per hart, each entry a slice
+//! (its length in instructions, how it ended), device accesses, interrupt
+//! line changes and DMA, on two clocks — the recording's global order
+//! (sequence numbers) and each hart's instruction count. Written as Chrome
+//! trace events (`chrome://tracing`, Perfetto's UI). The entries come from
+//! the replay's reading of the trace (`ReplaySession::tap_entries`): the
+//! replay runs in parallel and verifies while the timeline is drawn.
+
+use std::io::Write;
+
+use samsara_trace::{Entry, Event, Truncation};
+use serde_json::{Value, json};
+
+/// A hart's entries, in its own instruction count.
+#[derive(Clone, Debug, Default)]
+pub struct Track {
+    /// (sequence number, first instruction, steps, how it ended).
+    pub slices: Vec<(u64, u64, u64, Truncation)>,
+    /// Instructions run so far.
+    pub instructions: u64,
+    /// Interrupt-line changes: (sequence number, instruction, new lines).
+    pub lines: Vec<(u64, u64, u64)>,
+}
+
+/// What the timeline gathered.
+#[derive(Clone, Debug, Default)]
+pub struct Timeline {
+    /// One per hart.
+    pub tracks: Vec<Track>,
+    /// DMA entries: (sequence number, bytes written).
+    pub dma: Vec<(u64, u64)>,
+    /// Entries seen.
+    pub entries: u64,
+}
+
+/// Names of the ways an entry ends, as the timeline shows them.
+pub fn reason_name(reason: Truncation) -> &'static str {
+    match reason {
+        Truncation::SizeLimit => "chunk (size limit)",
+        Truncation::DeviceAccess => "chunk (to a device access)",
+        Truncation::Wfi => "chunk (wfi)",
+        Truncation::Trap => "chunk (trap or interrupt)",
+        Truncation::Stop => "chunk (machine stopping)",
+        Truncation::DeviceOp => "device access",
+        Truncation::Spin => "chunk (spinning)",
+        Truncation::Ownership => "segment (page ownership)",
+    }
+}
+
+impl Timeline {
+    /// A timeline of `harts` harts.
+    pub fn new(harts: usize) -> Self {
+        Self {
+            tracks: vec![Track::default(); harts],
+            ..Self::default()
+        }
+    }
+
+    /// Entry `seq`, in the recording's order.
+    pub fn see(&mut self, seq: u64, entry: &Entry) {
+        self.entries += 1;
+        match entry {
+            Entry::Chunk(c) => {
+                let Some(track) = self.tracks.get_mut(usize::from(c.hart)) else {
+                    return;
+                };
+                let start = track.instructions;
+                for e in &c.events {
+                    if let Event::Lines(l) | Event::LinesUpdate(l) = e {
+                        track.lines.push((seq, start, *l));
+                    }
+                }
+                track.slices.push((seq, start, c.steps, c.reason));
+                track.instructions += c.steps;
+            }
+            Entry::Dma(d) => {
+                let bytes = d.writes.iter().map(|(_, w)| w.len() as u64).sum();
+                self.dma.push((seq, bytes));
+            }
+        }
+    }
+
+    /// The Chrome trace-event document: process 1 on the global order
+    /// (1 µs per entry), process 2 on instruction counts (1 µs per
+    /// instruction), one thread per hart in each.
+    pub fn trace_events(&self) -> Value {
+        let mut events = Vec::new();
+        for (pid, name) in [
+            (1, "global order (1 us = 1 entry)"),
+            (2, "instructions (1 us = 1 instruction)"),
+        ] {
+            events.push(
+                json!({"ph": "M", "pid": pid, "name": "process_name", "args": {"name": name}}),
+            );
+            for hart in 0..self.tracks.len() {
+                events.push(
+                    json!({"ph": "M", "pid": pid, "tid": hart, "name": "thread_name",
+                    "args": {"name": format!("hart {hart}")}}),
+                );
+            }
+        }
+        events.push(
+            json!({"ph": "M", "pid": 1, "tid": self.tracks.len(), "name": "thread_name",
+            "args": {"name": "DMA"}}),
+        );
+        for (hart, track) in self.tracks.iter().enumerate() {
+            for &(seq, start, steps, reason) in &track.slices {
+                let cat = if reason == Truncation::DeviceOp {
+                    "device"
+                } else {
+                    "chunk"
+                };
+                let args = json!({"seq": seq, "instructions": steps, "ended": reason_name(reason)});
+                events.push(
+                    json!({"ph": "X", "pid": 1, "tid": hart, "ts": seq, "dur": 1,
+                    "name": reason_name(reason), "cat": cat, "args": args}),
+                );
+                events.push(
+                    json!({"ph": "X", "pid": 2, "tid": hart, "ts": start, "dur": steps,
+                    "name": reason_name(reason), "cat": cat, "args": args}),
+                );
+            }
+            for &(seq, at, lines) in &track.lines {
+                let args = json!({"seq": seq, "mip_lines": format!("{lines:#x}")});
+                events.push(json!({"ph": "i", "s": "t", "pid": 2, "tid": hart, "ts": at,
+                    "name": "interrupt lines", "cat": "interrupt", "args": args}));
+            }
+        }
+        for &(seq, bytes) in &self.dma {
+            events.push(
+                json!({"ph": "X", "pid": 1, "tid": self.tracks.len(), "ts": seq, "dur": 1,
+                "name": "DMA", "cat": "dma", "args": {"seq": seq, "bytes": bytes}}),
+            );
+        }
+        json!({"traceEvents": events, "displayTimeUnit": "ns"})
+    }
+
+    /// Writes [`Timeline::trace_events`].
+    pub fn write_trace_events(&self, out: &mut impl Write) -> std::io::Result<()> {
+        serde_json::to_writer(&mut *out, &self.trace_events())?;
+        out.flush()
+    }
+
+    /// One line per hart and per kind of entry: the human summary.
+    pub fn summary(&self) -> Vec<String> {
+        let mut lines = vec![format!(
+            "timeline: {} entries, {} harts, {} DMA",
+            self.entries,
+            self.tracks.len(),
+            self.dma.len()
+        )];
+        for (hart, t) in self.tracks.iter().enumerate() {
+            let device = t
+                .slices
+                .iter()
+                .filter(|s| s.3 == Truncation::DeviceOp)
+                .count();
+            lines.push(format!(
+                "  hart {hart}: {} entries ({} device accesses), {} instructions, {} interrupt-line changes",
+                t.slices.len(),
+                device,
+                t.instructions,
+                t.lines.len()
+            ));
+        }
+        lines
+    }
+
+    /// One JSON object per entry (`--jsonl`).
+    pub fn jsonl(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let mut rows: Vec<(u64, Value)> = Vec::new();
+        for (hart, t) in self.tracks.iter().enumerate() {
+            for &(seq, start, steps, reason) in &t.slices {
+                rows.push((
+                    seq,
+                    json!({"seq": seq, "hart": hart, "first_instruction": start,
+                    "instructions": steps, "ended": reason_name(reason)}),
+                ));
+            }
+        }
+        for &(seq, bytes) in &self.dma {
+            rows.push((seq, json!({"seq": seq, "dma_bytes": bytes})));
+        }
+        rows.sort_by_key(|r| r.0);
+        for (_, row) in rows {
+            serde_json::to_writer(&mut *out, &row)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+    }
+}
