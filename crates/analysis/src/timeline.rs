@@ -84,25 +84,47 @@ impl Timeline {
     /// (1 µs per entry), process 2 on instruction counts (1 µs per
     /// instruction), one thread per hart in each.
     pub fn trace_events(&self) -> Value {
-        let mut events = Vec::new();
+        let mut bytes = Vec::new();
+        self.write_trace_events(&mut bytes)
+            .expect("writing to memory cannot fail");
+        serde_json::from_slice(&bytes).expect("the timeline writes valid JSON")
+    }
+
+    /// Writes [`Timeline::trace_events`], streamed: a long recording has
+    /// millions of events, and building them as one JSON value first took
+    /// longer than the replay.
+    pub fn write_trace_events(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let harts = self.tracks.len();
+        out.write_all(b"{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n")?;
+        let mut first = true;
+        let mut sep = |out: &mut dyn Write| -> std::io::Result<()> {
+            if !std::mem::take(&mut first) {
+                out.write_all(b",\n")?;
+            }
+            Ok(())
+        };
         for (pid, name) in [
             (1, "global order (1 us = 1 entry)"),
             (2, "instructions (1 us = 1 instruction)"),
         ] {
-            events.push(
-                json!({"ph": "M", "pid": pid, "name": "process_name", "args": {"name": name}}),
-            );
-            for hart in 0..self.tracks.len() {
-                events.push(
-                    json!({"ph": "M", "pid": pid, "tid": hart, "name": "thread_name",
-                    "args": {"name": format!("hart {hart}")}}),
-                );
+            sep(out)?;
+            write!(
+                out,
+                r#"{{"ph":"M","pid":{pid},"name":"process_name","args":{{"name":"{name}"}}}}"#
+            )?;
+            for hart in 0..harts {
+                sep(out)?;
+                write!(
+                    out,
+                    r#"{{"ph":"M","pid":{pid},"tid":{hart},"name":"thread_name","args":{{"name":"hart {hart}"}}}}"#
+                )?;
             }
         }
-        events.push(
-            json!({"ph": "M", "pid": 1, "tid": self.tracks.len(), "name": "thread_name",
-            "args": {"name": "DMA"}}),
-        );
+        sep(out)?;
+        write!(
+            out,
+            r#"{{"ph":"M","pid":1,"tid":{harts},"name":"thread_name","args":{{"name":"DMA"}}}}"#
+        )?;
         for (hart, track) in self.tracks.iter().enumerate() {
             for &(seq, start, steps, reason) in &track.slices {
                 let cat = if reason == Truncation::DeviceOp {
@@ -110,34 +132,35 @@ impl Timeline {
                 } else {
                     "chunk"
                 };
-                let args = json!({"seq": seq, "instructions": steps, "ended": reason_name(reason)});
-                events.push(
-                    json!({"ph": "X", "pid": 1, "tid": hart, "ts": seq, "dur": 1,
-                    "name": reason_name(reason), "cat": cat, "args": args}),
-                );
-                events.push(
-                    json!({"ph": "X", "pid": 2, "tid": hart, "ts": start, "dur": steps,
-                    "name": reason_name(reason), "cat": cat, "args": args}),
-                );
+                let name = reason_name(reason);
+                let args = format!(r#"{{"seq":{seq},"instructions":{steps},"ended":"{name}"}}"#);
+                sep(out)?;
+                write!(
+                    out,
+                    r#"{{"ph":"X","pid":1,"tid":{hart},"ts":{seq},"dur":1,"name":"{name}","cat":"{cat}","args":{args}}}"#
+                )?;
+                sep(out)?;
+                write!(
+                    out,
+                    r#"{{"ph":"X","pid":2,"tid":{hart},"ts":{start},"dur":{steps},"name":"{name}","cat":"{cat}","args":{args}}}"#
+                )?;
             }
             for &(seq, at, lines) in &track.lines {
-                let args = json!({"seq": seq, "mip_lines": format!("{lines:#x}")});
-                events.push(json!({"ph": "i", "s": "t", "pid": 2, "tid": hart, "ts": at,
-                    "name": "interrupt lines", "cat": "interrupt", "args": args}));
+                sep(out)?;
+                write!(
+                    out,
+                    r#"{{"ph":"i","s":"t","pid":2,"tid":{hart},"ts":{at},"name":"interrupt lines","cat":"interrupt","args":{{"seq":{seq},"mip_lines":"{lines:#x}"}}}}"#
+                )?;
             }
         }
         for &(seq, bytes) in &self.dma {
-            events.push(
-                json!({"ph": "X", "pid": 1, "tid": self.tracks.len(), "ts": seq, "dur": 1,
-                "name": "DMA", "cat": "dma", "args": {"seq": seq, "bytes": bytes}}),
-            );
+            sep(out)?;
+            write!(
+                out,
+                r#"{{"ph":"X","pid":1,"tid":{harts},"ts":{seq},"dur":1,"name":"DMA","cat":"dma","args":{{"seq":{seq},"bytes":{bytes}}}}}"#
+            )?;
         }
-        json!({"traceEvents": events, "displayTimeUnit": "ns"})
-    }
-
-    /// Writes [`Timeline::trace_events`].
-    pub fn write_trace_events(&self, out: &mut impl Write) -> std::io::Result<()> {
-        serde_json::to_writer(&mut *out, &self.trace_events())?;
+        out.write_all(b"\n]}\n")?;
         out.flush()
     }
 
