@@ -1,7 +1,7 @@
 //! `samsara analyze TRACE ANALYSIS`: analyses that observe a replay.
 
 use std::io::BufWriter;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -56,19 +56,11 @@ pub(crate) fn analyze_command(args: &AnalyzeArgs) -> Result<ExitCode> {
                 eprintln!("{line}");
             }
             if let Some(path) = &args.perfetto {
-                let file = std::fs::File::create(path)
-                    .with_context(|| format!("creating {}", path.display()))?;
-                timeline
-                    .write_trace_events(&mut BufWriter::new(file))
-                    .with_context(|| format!("writing {}", path.display()))?;
+                write_file(path, |out| timeline.write_trace_events(out))?;
                 eprintln!("timeline: trace events in {}", path.display());
             }
             if let Some(path) = &args.jsonl {
-                let file = std::fs::File::create(path)
-                    .with_context(|| format!("creating {}", path.display()))?;
-                timeline
-                    .jsonl(&mut BufWriter::new(file))
-                    .with_context(|| format!("writing {}", path.display()))?;
+                write_file(path, |out| timeline.jsonl(out))?;
             }
         }
     }
@@ -92,4 +84,14 @@ pub(crate) fn analyze_command(args: &AnalyzeArgs) -> Result<ExitCode> {
     } else {
         1
     }))
+}
+
+/// Creates `path` and writes it with `write`, naming the file in errors.
+fn write_file(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<()> {
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    write(&mut BufWriter::new(file)).with_context(|| format!("writing {}", path.display()))
 }

@@ -104,6 +104,7 @@ pub(crate) fn debug_command(args: &DebugArgs) -> Result<ExitCode> {
     let image = PathBuf::from(&header.image_path);
     let kernel = args
         .files
+        .guest
         .kernel
         .clone()
         .or_else(|| header.kernel.as_ref().map(|k| PathBuf::from(&k.path)));
@@ -221,7 +222,7 @@ fn kernel_symbols(explicit: Option<&Path>, kernel: Option<&Path>) -> Result<Opti
 
 /// The gdb commands `samsara debug` starts with.
 fn gdb_script(files: &TraceFiles, image: &Path, symbols: Option<&Path>, address: &str) -> String {
-    let image = files.image.as_deref().unwrap_or(image);
+    let image = files.guest.image.as_deref().unwrap_or(image);
     // A long `monitor seek` on a loaded host may keep gdb waiting past its
     // default 2 s (the seek prints a dot per hop to restart its timer).
     let mut s = String::from("set pagination off\nset confirm off\nset remotetimeout 30\n");

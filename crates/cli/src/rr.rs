@@ -139,6 +139,14 @@ pub(crate) struct ReplayArgs {
 pub(crate) struct TraceFiles {
     /// The trace.
     pub trace: PathBuf,
+    #[command(flatten)]
+    pub guest: GuestFiles,
+}
+
+/// The guest's files, where they are not at the paths a trace names, and
+/// how to run them: shared by `replay` and `standby`.
+#[derive(Args)]
+pub(crate) struct GuestFiles {
     /// Guest image, or a Linux boot's firmware (default: the path recorded
     /// in the trace). It must be the very file that was recorded.
     #[arg(long, alias = "bios", value_name = "IMAGE|FW")]
@@ -155,12 +163,12 @@ pub(crate) struct TraceFiles {
     pub cpu: crate::CpuArg,
 }
 
-impl TraceFiles {
-    /// The replay configuration for these files.
-    pub fn config(&self, serial: bool, echo: bool) -> ReplayConfig {
+impl GuestFiles {
+    /// The replay configuration of `trace` with these files.
+    pub fn config(&self, trace: &std::path::Path, serial: bool, echo: bool) -> ReplayConfig {
         ReplayConfig {
             cpu: self.cpu.into(),
-            trace: self.trace.clone(),
+            trace: trace.to_path_buf(),
             files: FileOverrides {
                 image: self.image.clone(),
                 kernel: self.kernel.clone(),
@@ -169,6 +177,13 @@ impl TraceFiles {
             serial,
             echo,
         }
+    }
+}
+
+impl TraceFiles {
+    /// The replay configuration for these files.
+    pub fn config(&self, serial: bool, echo: bool) -> ReplayConfig {
+        self.guest.config(&self.trace, serial, echo)
     }
 }
 

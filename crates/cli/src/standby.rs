@@ -6,15 +6,13 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use samsara_engine::exit::exit_status;
-use samsara_engine::guest::FileOverrides;
 use samsara_engine::guest::Guest;
 use samsara_engine::record::{RecordConfig, Strategy};
-use samsara_engine::replay::ReplayConfig;
 use samsara_engine::summary::{self, ReplaySummary};
 use samsara_standby::{StandbyConfig, StandbyOutcome, run_standby};
 
 use crate::install_ctrl_c;
-use crate::rr::LiveArgs;
+use crate::rr::{GuestFiles, LiveArgs};
 
 #[derive(Args)]
 pub(crate) struct StandbyArgs {
@@ -26,24 +24,15 @@ pub(crate) struct StandbyArgs {
     /// takeover).
     #[arg(short, long, default_value = "standby.trace")]
     pub output: PathBuf,
-    /// Guest image, or a Linux boot's firmware (default: the path the
-    /// stream's header names). It must be the very file recorded.
-    #[arg(long, alias = "bios", value_name = "IMAGE|FW")]
-    pub image: Option<PathBuf>,
-    /// The kernel Image of a Linux recording (default: the recorded path).
-    #[arg(long)]
-    pub kernel: Option<PathBuf>,
-    /// The initrd of a Linux recording (default: the recorded path).
-    #[arg(long)]
-    pub initrd: Option<PathBuf>,
+    /// The guest's files (default: the paths the stream's header names;
+    /// each must be the very file recorded), and how to run them.
+    #[command(flatten)]
+    pub guest: GuestFiles,
     /// The disk image the primary started from (default: the path the
     /// stream names); it must be that very image. The standby works on its
     /// own copy, OUTPUT.disk, which the guest goes on with after a takeover.
     #[arg(long)]
     pub disk: Option<PathBuf>,
-    /// How the harts execute guest code.
-    #[arg(long, value_enum, default_value_t = crate::CpuArg::default())]
-    pub cpu: crate::CpuArg,
     /// After a takeover: stop after this many seconds (status 124).
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<f64>,
@@ -59,17 +48,7 @@ pub(crate) struct StandbyArgs {
 
 pub(crate) fn standby_command(args: &StandbyArgs) -> Result<ExitCode> {
     let stop = install_ctrl_c()?;
-    let replay = ReplayConfig {
-        trace: args.output.clone(),
-        files: FileOverrides {
-            image: args.image.clone(),
-            kernel: args.kernel.clone(),
-            initrd: args.initrd.clone(),
-        },
-        serial: false,
-        echo: false,
-        cpu: args.cpu.into(),
-    };
+    let replay = args.guest.config(&args.output, false, false);
     let console_addr = args.live.tcp_console()?;
     let record = RecordConfig {
         strategy: Strategy::Chunk,
@@ -87,7 +66,7 @@ pub(crate) fn standby_command(args: &StandbyArgs) -> Result<ExitCode> {
         perturb: None,
         echo: console_addr.is_none(),
         stdin: false,
-        cpu: args.cpu.into(),
+        cpu: args.guest.cpu.into(),
         console: None,
         standby: None,
     };

@@ -131,6 +131,20 @@ impl std::ops::DerefMut for Proc {
     }
 }
 
+/// `samsara standby --listen LISTEN [EXTRA…] -o TRACE`, its stderr in `log`.
+fn spawn_standby(
+    netns: Option<&str>,
+    listen: &str,
+    trace: &Path,
+    extra: &[String],
+    log: &Path,
+) -> Proc {
+    let mut args: Vec<String> = vec!["standby".into(), "--listen".into(), listen.into()];
+    args.extend(extra.iter().cloned());
+    args.extend(["-o".into(), trace.display().to_string()]);
+    spawn(netns, &args, log)
+}
+
 fn spawn(netns: Option<&str>, args: &[String], log: &Path) -> Proc {
     spawn_env(netns, args, log, &[])
 }
@@ -337,18 +351,15 @@ fn run(
     let standby_trace = dir.join(format!("standby-{n}.trace"));
     let standby_log = dir.join(format!("standby-{n}.log"));
     let primary_log = dir.join(format!("primary-{n}.log"));
-    let mut standby = spawn(
+    let mut standby = spawn_standby(
         net.standby_netns.as_deref(),
+        &net.standby_listen,
+        &standby_trace,
         &[
-            "standby".into(),
-            "--listen".into(),
-            net.standby_listen.clone(),
             "--serial".into(),
             format!("tcp:{}", net.standby_console),
             "--failover-timeout".into(),
             "300".into(),
-            "-o".into(),
-            standby_trace.display().to_string(),
         ],
         &standby_log,
     );
@@ -430,17 +441,7 @@ fn follow_trace(trace: &Path, dir: &Path, n: usize) -> Vec<u8> {
     let listen = format!("127.0.0.1:{}", free_port());
     let copy = dir.join(format!("refollowed-{n}.trace"));
     let log = dir.join(format!("refollowed-{n}.log"));
-    let mut standby = spawn(
-        None,
-        &[
-            "standby".into(),
-            "--listen".into(),
-            listen.clone(),
-            "-o".into(),
-            copy.display().to_string(),
-        ],
-        &log,
-    );
+    let mut standby = spawn_standby(None, &listen, &copy, &[], &log);
     let mut stream = {
         let start = Instant::now();
         loop {
@@ -628,15 +629,11 @@ fn a_primary_runs_on_when_its_standby_is_killed() {
     let net = Net::loopback();
     let standby_log = dir.join("standby.log");
     let primary_log = dir.join("primary.log");
-    let mut standby = spawn(
+    let mut standby = spawn_standby(
         None,
-        &[
-            "standby".into(),
-            "--listen".into(),
-            net.standby_listen.clone(),
-            "-o".into(),
-            dir.join("standby.trace").display().to_string(),
-        ],
+        &net.standby_listen,
+        &dir.join("standby.trace"),
+        &[],
         &standby_log,
     );
     let mut primary = spawn(
@@ -693,17 +690,11 @@ fn foreign_and_corrupt_streams_are_refused() {
     let dir = scratch_dir("standby-foreign");
     let listen = format!("127.0.0.1:{}", free_port());
     let log = dir.join("standby.log");
-    let mut standby = spawn(
+    let mut standby = spawn_standby(
         None,
-        &[
-            "standby".into(),
-            "--listen".into(),
-            listen.clone(),
-            "--failover-timeout".into(),
-            "300".into(),
-            "-o".into(),
-            dir.join("standby.trace").display().to_string(),
-        ],
+        &listen,
+        &dir.join("standby.trace"),
+        &["--failover-timeout".into(), "300".into()],
         &log,
     );
     let connect = || {
@@ -885,17 +876,7 @@ fn a_dropped_standby_does_not_take_over() {
     let relay = TcpListener::bind("127.0.0.1:0").unwrap();
     let relay_addr = relay.local_addr().unwrap().to_string();
     let log = dir.join("standby.log");
-    let mut standby = spawn(
-        None,
-        &[
-            "standby".into(),
-            "--listen".into(),
-            listen.clone(),
-            "-o".into(),
-            dir.join("standby.trace").display().to_string(),
-        ],
-        &log,
-    );
+    let mut standby = spawn_standby(None, &listen, &dir.join("standby.trace"), &[], &log);
     let primary_log = dir.join("primary.log");
     let console = format!("127.0.0.1:{}", free_port());
     let mut primary = spawn(
@@ -969,17 +950,11 @@ fn a_standby_follows_device_heavy_guests_with_live_devices() {
     for (name, harts) in [("timer_irq", 2), ("ipi_pingpong", 4), ("hello", 4)] {
         let listen = format!("127.0.0.1:{}", free_port());
         let log = dir.join(format!("{name}-standby.log"));
-        let mut standby = spawn(
+        let mut standby = spawn_standby(
             None,
-            &[
-                "standby".into(),
-                "--listen".into(),
-                listen.clone(),
-                "-o".into(),
-                dir.join(format!("{name}-standby.trace"))
-                    .display()
-                    .to_string(),
-            ],
+            &listen,
+            &dir.join(format!("{name}-standby.trace")),
+            &[],
             &log,
         );
         let recorded = samsara([
@@ -1146,30 +1121,18 @@ fn a_standby_that_took_over_streams_to_the_next() {
     let net = Net::loopback();
     let second = format!("127.0.0.1:{}", free_port());
     let second_log = dir.join("second.log");
-    let mut second_standby = spawn(
-        None,
-        &[
-            "standby".into(),
-            "--listen".into(),
-            second.clone(),
-            "-o".into(),
-            dir.join("second.trace").display().to_string(),
-        ],
-        &second_log,
-    );
+    let mut second_standby =
+        spawn_standby(None, &second, &dir.join("second.trace"), &[], &second_log);
     let first_log = dir.join("first.log");
-    let mut first_standby = spawn(
+    let mut first_standby = spawn_standby(
         None,
+        &net.standby_listen,
+        &dir.join("first.trace"),
         &[
-            "standby".into(),
-            "--listen".into(),
-            net.standby_listen.clone(),
             "--serial".into(),
             format!("tcp:{}", net.standby_console),
             "--standby".into(),
             second,
-            "-o".into(),
-            dir.join("first.trace").display().to_string(),
         ],
         &first_log,
     );

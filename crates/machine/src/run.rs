@@ -202,14 +202,7 @@ pub fn spawn_stdin_feeder(uart: Arc<crate::devices::uart::Uart>) {
                 if n == 0 {
                     break;
                 }
-                let mut rest = &buf[..n];
-                while !rest.is_empty() {
-                    let taken = uart.push_input(rest);
-                    rest = &rest[taken..];
-                    if taken == 0 {
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                }
+                uart.push_input_all(&buf[..n]);
             }
         });
 }

@@ -86,22 +86,15 @@ impl TcpConsole {
     }
 }
 
-/// Copies a client's bytes into the UART's receive queue, waiting while
-/// it is full, until the client goes.
+/// Copies a client's bytes into the UART's receive queue until the client
+/// goes.
 fn feed(mut from: TcpStream, uart: &Uart) {
     let mut buf = [0u8; 4096];
     while let Ok(n) = from.read(&mut buf) {
         if n == 0 {
             break;
         }
-        let mut rest = &buf[..n];
-        while !rest.is_empty() {
-            let taken = uart.push_input(rest);
-            rest = &rest[taken..];
-            if taken == 0 {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
+        uart.push_input_all(&buf[..n]);
     }
 }
 

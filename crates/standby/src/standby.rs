@@ -61,7 +61,7 @@ pub enum StandbyOutcome {
 pub struct Lag {
     /// Samples taken.
     pub samples: u64,
-    /// Mean and largest entries behind.
+    /// Mean entries behind.
     pub mean_entries: f64,
     /// Largest entries behind.
     pub max_entries: u64,

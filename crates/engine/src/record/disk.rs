@@ -66,10 +66,7 @@ impl CompletionSink for DmaSequencer {
             return;
         }
         let seq = state.log.sequence_dma();
-        let memory = CapturingMemory {
-            ram: ram.clone(),
-            writes: Mutex::new(Vec::new()),
-        };
+        let memory = CapturingMemory::writing(ram.clone());
         device.apply_completion(completion, &memory);
         let writes = memory.writes.into_inner();
         let mut pages: Vec<u32> = Vec::new();
@@ -90,27 +87,47 @@ impl CompletionSink for DmaSequencer {
     }
 }
 
-/// Guest memory for a DMA completion: writes go to RAM and are kept for the log.
-struct CapturingMemory {
+/// Guest memory for a DMA completion: its writes are kept (for the log, or
+/// to compare with it) and go to RAM or, on a standby, which takes RAM
+/// from the log, nowhere. Either way a write outside RAM fails.
+pub(crate) struct CapturingMemory {
     ram: Arc<GuestRam>,
-    writes: Mutex<Vec<(u64, Vec<u8>)>>,
+    write_through: bool,
+    pub(crate) writes: Mutex<Vec<(u64, Vec<u8>)>>,
+}
+
+impl CapturingMemory {
+    /// Writes reach RAM (a recording).
+    pub(crate) fn writing(ram: Arc<GuestRam>) -> Self {
+        Self {
+            ram,
+            write_through: true,
+            writes: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Writes are only kept (a standby's check of its own completion).
+    pub(crate) fn observing(ram: Arc<GuestRam>) -> Self {
+        Self {
+            write_through: false,
+            ..Self::writing(ram)
+        }
+    }
 }
 
 impl GuestMemory for CapturingMemory {
     fn read(&self, addr: GuestPhysAddr, buf: &mut [u8]) -> Result<(), DmaError> {
-        self.ram.read(addr, buf).map_err(|_| DmaError::OutOfRange {
-            addr,
-            len: buf.len() as u64,
-        })
+        GuestMemory::read(&*self.ram, addr, buf)
     }
 
     fn write(&self, addr: GuestPhysAddr, data: &[u8]) -> Result<(), DmaError> {
-        self.ram
-            .write(addr, data)
-            .map_err(|_| DmaError::OutOfRange {
-                addr,
-                len: data.len() as u64,
-            })?;
+        if self.write_through {
+            GuestMemory::write(&*self.ram, addr, data)?;
+        } else {
+            // Outside RAM fails as it did on the primary (whose device
+            // then needed a reset and logged no write).
+            GuestMemory::read(&*self.ram, addr, &mut vec![0u8; data.len()])?;
+        }
         self.writes.lock().push((addr.raw(), data.to_vec()));
         Ok(())
     }

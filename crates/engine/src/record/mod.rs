@@ -48,6 +48,7 @@ use crate::replay::{LiveDevices, Takeover};
 use crate::{BATCH, EngineError};
 
 pub(crate) use self::crew::Ownership;
+pub(crate) use self::disk::CapturingMemory;
 
 /// Default chunk size limit, in instructions: chunks reach it only where
 /// harts do not conflict (see `chunk::RESTART_CHUNK_SIZE`; BENCHMARKS.md has the

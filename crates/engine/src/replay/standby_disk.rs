@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use samsara_machine::devices::virtio::block::{Completion, CompletionSink, VirtioBlk};
-use samsara_machine::devices::{DmaError, GuestMemory};
 use samsara_machine::ram::GuestRam;
 use samsara_trace::DmaRecord;
-use samsara_types::GuestPhysAddr;
+
+use crate::record::CapturingMemory;
 
 /// How long a DMA entry waits for the standby's own device to complete the
 /// request: host I/O on the standby's disk, not guest time.
@@ -88,10 +88,7 @@ impl StandbyDisk {
             }
         };
         drop(state);
-        let seen = Observed {
-            ram: ram.clone(),
-            writes: Mutex::new(Vec::new()),
-        };
+        let seen = CapturingMemory::observing(ram.clone());
         device.apply_completion(completion, &seen);
         let writes = seen.writes.into_inner();
         if writes != dma.writes {
@@ -123,40 +120,10 @@ impl StandbyDisk {
     }
 }
 
-/// Guest memory as a completion sees it, writing nothing: reads see RAM
-/// (as the primary's completion did at its place in the order), writes
-/// are kept to compare with the log's.
-struct Observed {
-    ram: Arc<GuestRam>,
-    writes: Mutex<Vec<(u64, Vec<u8>)>>,
-}
-
-impl GuestMemory for Observed {
-    fn read(&self, addr: GuestPhysAddr, buf: &mut [u8]) -> Result<(), DmaError> {
-        self.ram.read(addr, buf).map_err(|_| DmaError::OutOfRange {
-            addr,
-            len: buf.len() as u64,
-        })
-    }
-
-    fn write(&self, addr: GuestPhysAddr, data: &[u8]) -> Result<(), DmaError> {
-        // Outside RAM fails here as it did on the primary (whose device
-        // then needed a reset and logged no write).
-        let mut probe = vec![0u8; data.len()];
-        self.ram
-            .read(addr, &mut probe)
-            .map_err(|_| DmaError::OutOfRange {
-                addr,
-                len: data.len() as u64,
-            })?;
-        self.writes.lock().push((addr.raw(), data.to_vec()));
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use samsara_types::GuestPhysAddr;
 
     fn completion(head: u16) -> Completion {
         Completion {

@@ -132,10 +132,7 @@ impl MmioDevice for Clint {
                 });
                 Ok(None)
             }
-            _ => {
-                let answer = self.read(hart, offset, size)?;
-                Ok((answer != recorded).then_some(answer))
-            }
+            _ => self.compare_read(hart, offset, size, recorded),
         }
     }
 

@@ -64,6 +64,18 @@ pub trait MmioDevice: Send + Sync {
         size: u8,
         recorded: u64,
     ) -> Result<Option<u64>, DeviceError> {
+        self.compare_read(hart, offset, size, recorded)
+    }
+
+    /// Does the load and says its answer if it is not `recorded`: what
+    /// [`MmioDevice::replay_read`] does with a register of the guest's own.
+    fn compare_read(
+        &self,
+        hart: HartId,
+        offset: u64,
+        size: u8,
+        recorded: u64,
+    ) -> Result<Option<u64>, DeviceError> {
         let answer = self.read(hart, offset, size)?;
         Ok((answer != recorded).then_some(answer))
     }

@@ -248,8 +248,7 @@ impl MmioDevice for Plic {
             Register::Pending(_) => Ok(None),
             _ => {
                 drop(state);
-                let answer = self.read(hart, offset, size)?;
-                Ok((answer != recorded).then_some(answer))
+                self.compare_read(hart, offset, size, recorded)
             }
         }
     }

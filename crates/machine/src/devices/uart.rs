@@ -194,6 +194,18 @@ impl Uart {
         accepted
     }
 
+    /// Queues all of `bytes`, waiting while the queue is full (the guest
+    /// reads it): how a feeder of stdin or a socket gives the UART input.
+    pub fn push_input_all(&self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let taken = self.push_input(bytes);
+            bytes = &bytes[taken..];
+            if taken == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        }
+    }
+
     /// Input bytes the guest has not read yet.
     pub fn pending_input(&self) -> usize {
         self.state.lock().regs.rx.len()
