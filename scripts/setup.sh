@@ -16,7 +16,7 @@ esac
 # procps: `kill -INT` in the crash-consistency test; mount (the disk-trouble
 # test's tmpfs) is in every Debian install; iproute2: the standby test's
 # network namespace and veth pair.
-packages=(gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc device-tree-compiler cmake procps gdb-multiarch iproute2)
+packages=(gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc device-tree-compiler cmake procps gdb-multiarch iproute2 chromium)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

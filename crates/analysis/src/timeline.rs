@@ -2,7 +2,8 @@
 //! (its length in instructions, how it ended), device accesses, interrupt
 //! line changes and DMA, on two clocks — the recording's global order
 //! (sequence numbers) and each hart's instruction count. Written as Chrome
-//! trace events (`chrome://tracing`, Perfetto's UI). The entries come from
+//! trace events (`chrome://tracing`, Perfetto's UI), or as a web page of
+//! its own ([`crate::html`]). The entries come from
 //! the replay's reading of the trace (`ReplaySession::tap_entries`): the
 //! replay runs in parallel and verifies while the timeline is drawn.
 
@@ -20,6 +21,12 @@ pub struct Track {
     pub instructions: u64,
     /// Interrupt-line changes: (sequence number, instruction, new lines).
     pub lines: Vec<(u64, u64, u64)>,
+    /// How far back each entry's view reached (`ChunkRecord::back`, in
+    /// sequence numbers: the window in which a conflicting write would
+    /// have squashed it), one per slice, in the same order.
+    pub backs: Vec<u64>,
+    /// Sequence numbers of the entries run with every other hart stopped.
+    pub exclusive: Vec<u64>,
 }
 
 /// What the timeline gathered.
@@ -31,6 +38,35 @@ pub struct Timeline {
     pub dma: Vec<(u64, u64)>,
     /// Entries seen.
     pub entries: u64,
+    /// Events logged inside entries, counted by kind ([`EVENT_KINDS`]).
+    pub events: [u64; EVENT_KINDS.len()],
+    /// Entries carrying verification digests (`--check-every`).
+    pub checks: u64,
+}
+
+/// Names of the kinds of [`Event`], in the order [`Timeline::events`]
+/// counts them.
+pub const EVENT_KINDS: [&str; 7] = [
+    "interrupt lines at entry start",
+    "time CSR read",
+    "device read",
+    "device access fault",
+    "interrupt lines after a device access",
+    "ordering edge (CREW)",
+    "refused page (CREW)",
+];
+
+/// Where [`Timeline::events`] counts `event`.
+fn event_kind(event: &Event) -> usize {
+    match event {
+        Event::Lines(_) => 0,
+        Event::Time(_) => 1,
+        Event::MmioRead(_) => 2,
+        Event::MmioFault => 3,
+        Event::LinesUpdate(_) => 4,
+        Event::After { .. } => 5,
+        Event::Refused { .. } => 6,
+    }
 }
 
 /// Names of the ways an entry ends, as the timeline shows them.
@@ -66,11 +102,17 @@ impl Timeline {
                 };
                 let start = track.instructions;
                 for e in &c.events {
+                    self.events[event_kind(e)] += 1;
                     if let Event::Lines(l) | Event::LinesUpdate(l) = e {
                         track.lines.push((seq, start, *l));
                     }
                 }
                 track.slices.push((seq, start, c.steps, c.reason));
+                track.backs.push(c.back);
+                if c.exclusive {
+                    track.exclusive.push(seq);
+                }
+                self.checks += u64::from(c.check.is_some());
                 track.instructions += c.steps;
             }
             Entry::Dma(d) => {
@@ -196,13 +238,17 @@ impl Timeline {
             for &(seq, start, steps, reason) in &t.slices {
                 rows.push((
                     seq,
-                    json!({"seq": seq, "hart": hart, "first_instruction": start,
-                    "instructions": steps, "ended": reason_name(reason)}),
+                    json!({"analysis": "timeline", "seq": seq, "hart": hart,
+                    "first_instruction": start, "instructions": steps,
+                    "ended": reason_name(reason)}),
                 ));
             }
         }
         for &(seq, bytes) in &self.dma {
-            rows.push((seq, json!({"seq": seq, "dma_bytes": bytes})));
+            rows.push((
+                seq,
+                json!({"analysis": "timeline", "seq": seq, "dma_bytes": bytes}),
+            ));
         }
         rows.sort_by_key(|r| r.0);
         for (_, row) in rows {

@@ -39,8 +39,10 @@ enum Command {
     Replay(rr::ReplayArgs),
     /// Summarise what a trace holds.
     Inspect(rr::InspectArgs),
-    /// Analyze a recording on its replay: `timeline` (Chrome/Perfetto
-    /// trace events, per-hart tracks).
+    /// Analyze a recording on its replay: `timeline` (a web page, Chrome
+    /// trace events), `watch ADDR` (who wrote these bytes), `syscalls`
+    /// (an strace of a Linux recording), `races` (unsynchronised accesses);
+    /// several at once in one replay.
     Analyze(analyze::AnalyzeArgs),
     /// Be a hot standby for `samsara record --standby`: replay the
     /// primary's trace as it streams in, and take over when it dies.

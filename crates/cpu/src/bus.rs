@@ -93,6 +93,41 @@ pub enum FetchBreakpoint {
     Pass,
 }
 
+/// Whether a data access is part of an atomic instruction (A extension).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Atomicity {
+    /// A plain load or store (integer or floating point).
+    Plain,
+    /// `lr.w`/`lr.d`.
+    LoadReserved,
+    /// `sc.w`/`sc.d` (shown whether or not it then succeeds).
+    StoreConditional,
+    /// An AMO: reads and writes.
+    Amo,
+}
+
+/// A data access to a watched page, as [`Bus::check_access`] is shown it:
+/// all in one page, before it has any effect.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct DataAccess {
+    /// First byte, virtual ...
+    pub vaddr: GuestVirtAddr,
+    /// ... and where it maps.
+    pub paddr: GuestPhysAddr,
+    /// Bytes (1 to 8; a page-crossing access is shown piece by piece).
+    pub len: u64,
+    /// `Read` or `Write` (an AMO is shown as a `Write`, then a `Read`).
+    pub kind: AccessKind,
+    /// Plain or which atomic instruction.
+    pub atomic: Atomicity,
+    /// The accessing instruction's address.
+    pub pc: GuestVirtAddr,
+    /// The privilege the access is made at (MPRV applied).
+    pub privilege: crate::state::Privilege,
+    /// The hart's steps before the accessing instruction.
+    pub steps: u64,
+}
+
 /// Result of a device (MMIO) access.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum MmioError {
@@ -214,31 +249,35 @@ pub unsafe trait Bus {
         false
     }
 
-    /// Whether the *virtual* page holding `vaddr` holds watched bytes.
-    /// The hart never caches such a page in its read or write TLB, so
-    /// every data access to it takes the slow path and is shown to
-    /// [`Bus::check_access`]; instruction fetches are never checked (the
-    /// execute TLB still caches the page). The default: never.
-    fn watched_page(&self, _vaddr: GuestVirtAddr) -> bool {
+    /// Whether the page holding `vaddr` (which maps to `paddr`) holds
+    /// watched bytes. The hart never caches such a page in its read or
+    /// write TLB, so every data access to it takes the slow path and is
+    /// shown to [`Bus::check_access`]; instruction fetches are never
+    /// checked (the execute TLB still caches the page). The default: never.
+    fn watched_page(&self, _vaddr: GuestVirtAddr, _paddr: GuestPhysAddr) -> bool {
         false
     }
 
-    /// A data access of `len` bytes at `vaddr` (translated to `paddr`, all
-    /// in one page) of `kind` (`Read` or `Write`) to a watched page, asked
-    /// before the access has any effect (both pieces of a page-crossing
-    /// access are asked before either is done; an AMO is asked as a
-    /// `Write`, then as a `Read`). `true` stops the hart: the instruction
-    /// does not execute and has no effect (LR reservations kept), `pc` is
-    /// at it, and `run` returns `StopReason::Watch`. The page-table
-    /// walker's own PTE reads and A/D writes are not shown here. The
-    /// default: no hit.
-    fn check_access(
-        &mut self,
-        _vaddr: GuestVirtAddr,
-        _paddr: GuestPhysAddr,
-        _len: u64,
-        _kind: AccessKind,
-    ) -> bool {
+    /// A data access to a watched page, asked before the access has any
+    /// effect (both pieces of a page-crossing access are asked before
+    /// either is done; an AMO is asked as a `Write`, then as a `Read`).
+    /// `true` stops the hart: the instruction does not execute and has no
+    /// effect (LR reservations kept), `pc` is at it, and `run` returns
+    /// `StopReason::Watch`. The page-table walker's own PTE reads and A/D
+    /// writes are not shown here. The default: no hit.
+    fn check_access(&mut self, _access: &DataAccess) -> bool {
         false
     }
+
+    /// The instruction at step `step` (the hart's step count before it),
+    /// shown to [`Bus::check_access`] and let go on, did not complete: it
+    /// trapped, or a later piece of it was deferred. Its accesses did not
+    /// happen. Called only while [`Bus::watching`]. The default: nothing.
+    fn access_undone(&mut self, _step: u64) {}
+
+    /// The `fence` at step `step` (the hart's step count before it)
+    /// retired, with its predecessor and successor sets (bits: I=8, O=4,
+    /// R=2, W=1). The default: nothing.
+    #[inline(always)]
+    fn fence(&mut self, _step: u64, _pred: u8, _succ: u8) {}
 }

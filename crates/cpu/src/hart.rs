@@ -405,7 +405,13 @@ impl Hart {
     /// does.
     #[cfg(target_arch = "x86_64")]
     fn refill_fetch<B: Bus>(&mut self, bus: &mut B, pc: u64) -> Option<StopReason> {
-        match self.access_slow(bus, pc, 2, crate::mmu::Access::Fetch, false) {
+        match self.access_slow(
+            bus,
+            pc,
+            2,
+            crate::mmu::Access::Fetch,
+            crate::bus::Atomicity::Plain,
+        ) {
             Err(ExecError::Deferred) => Some(StopReason::DeviceAccess),
             _ => None,
         }
@@ -551,9 +557,18 @@ impl Hart {
                 bus.pause_hint();
             }
             // The trap has been taken: pc and steps are up to date.
-            Flow::Trapped => {}
+            Flow::Trapped => {
+                if bus.watching() {
+                    bus.access_undone(self.state.steps - 1);
+                }
+            }
             // No step: pc and steps stay as they are.
-            Flow::Deferred => return Some(StopReason::DeviceAccess),
+            Flow::Deferred => {
+                if bus.watching() {
+                    bus.access_undone(self.state.steps);
+                }
+                return Some(StopReason::DeviceAccess);
+            }
             Flow::Watch => return Some(StopReason::Watch),
             Flow::Breakpoint => return Some(StopReason::Breakpoint),
         }
@@ -1013,7 +1028,13 @@ impl Hart {
         };
         let epoch = self.tlb.epoch;
         if self
-            .access_slow(bus, vaddr, u64::from(size), access, false)
+            .access_slow(
+                bus,
+                vaddr,
+                u64::from(size),
+                access,
+                crate::bus::Atomicity::Plain,
+            )
             .is_err()
         {
             return false;

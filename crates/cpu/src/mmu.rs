@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering};
 
 use samsara_types::{GuestPhysAddr, GuestPhysPage, GuestVirtAddr};
 
-use crate::bus::{AccessKind, Bus, MmioError, PageGrant};
+use crate::bus::{AccessKind, Atomicity, Bus, DataAccess, MmioError, PageGrant};
 use crate::csr::{mstatus, satp};
 use crate::hart::{ExecError, Hart};
 use crate::pmp::PmpAccess;
@@ -240,7 +240,8 @@ impl Hart {
     /// Translates, checks PMP for `[vaddr, vaddr + len)` (which must lie in
     /// one page), asks the bus for the page, and caches the translation when
     /// that is safe. Returns where the access lands and its physical address.
-    /// `rmw`: the access reads and writes (an AMO), for the bus's watches.
+    /// `atomic`: which atomic instruction makes the access, for the bus's
+    /// watches.
     ///
     /// Data accesses to a page the bus watches (`Bus::watched_page`) are
     /// checked here (`Bus::check_access`) before they have any effect, and
@@ -252,7 +253,7 @@ impl Hart {
         vaddr: u64,
         len: u64,
         access: Access,
-        rmw: bool,
+        atomic: Atomicity,
     ) -> Result<(Target, u64), ExecError> {
         let privilege = if access == Access::Fetch {
             self.state.privilege
@@ -269,9 +270,10 @@ impl Hart {
         if !page_uniform && !self.pmp.check(paddr, len, access.pmp(), privilege) {
             return Err(access.access_fault(vaddr).into());
         }
-        let watched =
-            access != Access::Fetch && bus.watching() && bus.watched_page(GuestVirtAddr(vaddr));
-        if watched && Self::watch_hit(bus, vaddr, paddr, len, access, rmw) {
+        let watched = access != Access::Fetch
+            && bus.watching()
+            && bus.watched_page(GuestVirtAddr(vaddr), GuestPhysAddr(paddr));
+        if watched && self.watch_hit(bus, vaddr, paddr, len, access, atomic, privilege) {
             return Err(ExecError::Watch);
         }
         let Some(grant) = bus.ram_page(
@@ -327,17 +329,32 @@ impl Hart {
     /// Whether the bus reports a watch hit for this data access (an AMO
     /// is checked as a write, then as a read).
     #[cold]
+    #[allow(clippy::too_many_arguments)]
     fn watch_hit<B: Bus>(
+        &self,
         bus: &mut B,
         vaddr: u64,
         paddr: u64,
         len: u64,
         access: Access,
-        rmw: bool,
+        atomic: Atomicity,
+        privilege: Privilege,
     ) -> bool {
-        let (vaddr, paddr) = (GuestVirtAddr(vaddr), GuestPhysAddr(paddr));
-        bus.check_access(vaddr, paddr, len, access.bus_kind())
-            || (rmw && bus.check_access(vaddr, paddr, len, AccessKind::Read))
+        let mut shown = DataAccess {
+            vaddr: GuestVirtAddr(vaddr),
+            paddr: GuestPhysAddr(paddr),
+            len,
+            kind: access.bus_kind(),
+            atomic,
+            pc: GuestVirtAddr(self.state.pc),
+            privilege,
+            steps: self.state.steps,
+        };
+        if bus.check_access(&shown) {
+            return true;
+        }
+        shown.kind = AccessKind::Read;
+        atomic == Atomicity::Amo && bus.check_access(&shown)
     }
 
     /// Virtual-to-physical translation for an access at `privilege`.
@@ -514,7 +531,10 @@ impl Hart {
             // SAFETY: exec-TLB hit: a live grant; pc is 2-aligned.
             return Ok((unsafe { host_read(host, 2) } as u16, true));
         }
-        match self.access_slow(bus, vaddr, 2, Access::Fetch, false)?.0 {
+        match self
+            .access_slow(bus, vaddr, 2, Access::Fetch, Atomicity::Plain)?
+            .0
+        {
             // SAFETY: freshly granted page; 2-aligned.
             Target::Ram(host) => Ok((unsafe { host_read(host, 2) } as u16, true)),
             Target::Mmio(paddr) => {
@@ -543,7 +563,7 @@ impl Hart {
     ) -> Result<u64, ExecError> {
         if vaddr & (u64::from(size) - 1) == 0 {
             return match self
-                .access_slow(bus, vaddr, u64::from(size), Access::Load, false)?
+                .access_slow(bus, vaddr, u64::from(size), Access::Load, Atomicity::Plain)?
                 .0
             {
                 // SAFETY: freshly granted page, aligned access.
@@ -562,7 +582,10 @@ impl Hart {
             if len == 0 {
                 continue;
             }
-            match self.access_slow(bus, addr, len, Access::Load, false)?.0 {
+            match self
+                .access_slow(bus, addr, len, Access::Load, Atomicity::Plain)?
+                .0
+            {
                 Target::Ram(host) => *slot = (host, len),
                 Target::Mmio(_) => return Err(Exception::LoadAccessFault(addr).into()),
             }
@@ -592,7 +615,7 @@ impl Hart {
     ) -> Result<(), ExecError> {
         if vaddr & (u64::from(size) - 1) == 0 {
             return match self
-                .access_slow(bus, vaddr, u64::from(size), Access::Store, false)?
+                .access_slow(bus, vaddr, u64::from(size), Access::Store, Atomicity::Plain)?
                 .0
             {
                 Target::Ram(host) => {
@@ -612,7 +635,10 @@ impl Hart {
             if len == 0 {
                 continue;
             }
-            match self.access_slow(bus, addr, len, Access::Store, false)?.0 {
+            match self
+                .access_slow(bus, addr, len, Access::Store, Atomicity::Plain)?
+                .0
+            {
                 Target::Ram(host) => *slot = (host, len),
                 Target::Mmio(_) => return Err(Exception::StoreAccessFault(addr).into()),
             }

@@ -4,13 +4,14 @@
 
 use std::sync::Arc;
 
-use samsara_cpu::bus::{AccessKind, Bus, FetchBreakpoint, MmioError, PageGrant};
+use samsara_cpu::bus::{AccessKind, Bus, DataAccess, FetchBreakpoint, MmioError, PageGrant};
 use samsara_machine::board::Board;
 use samsara_trace::{Event, Strategy};
 use samsara_types::{GuestPhysAddr, GuestPhysPage, GuestVirtAddr, HartId};
 
 use crate::code_watch::CodeWatch;
 use crate::replay::Divergence;
+use crate::replay::probe::{FenceSeen, Finding};
 use crate::replay::watch::{BreakpointSet, WatchSet};
 use crate::table::{AdTable, ChunkSets};
 
@@ -80,6 +81,8 @@ pub(crate) struct ChunkBus<'a> {
     /// for their side effects, and compared where the device can know
     /// the answer; recorded times reach the clock.
     pub live_devices: bool,
+    /// Replay under an analysis: what the hart shows it (`replay::probe`).
+    pub probe: Option<Box<crate::replay::probe::BusProbe>>,
 }
 
 impl<'a> ChunkBus<'a> {
@@ -122,6 +125,7 @@ impl<'a> ChunkBus<'a> {
             breakpoints: BreakpointSet::default(),
             code: None,
             live_devices: false,
+            probe: None,
         }
     }
 
@@ -347,25 +351,103 @@ unsafe impl Bus for ChunkBus<'_> {
 
     #[inline]
     fn watching(&self) -> bool {
-        self.watches.any()
+        self.watches.any() || self.probe.as_ref().is_some_and(|p| p.accesses())
     }
 
-    fn watched_page(&self, vaddr: GuestVirtAddr) -> bool {
+    fn watched_page(&self, vaddr: GuestVirtAddr, paddr: GuestPhysAddr) -> bool {
         self.watches.page_watched(vaddr)
+            || self
+                .probe
+                .as_ref()
+                .is_some_and(|p| p.page_probed(vaddr.raw(), paddr.raw()))
     }
 
-    fn check_access(
-        &mut self,
-        vaddr: GuestVirtAddr,
-        paddr: GuestPhysAddr,
-        len: u64,
-        kind: AccessKind,
-    ) -> bool {
-        self.watches.check(vaddr, paddr, len, kind)
+    fn check_access(&mut self, access: &DataAccess) -> bool {
+        if !self.watches.suppressed
+            && let Some(probe) = &self.probe
+            && probe.catches(access)
+            && self.ram_index(access.paddr.page()).is_some()
+        {
+            if probe.unsettled_before(access.steps) {
+                self.settle_probe();
+            }
+            let old = if self.probe.as_ref().is_some_and(|p| p.config.values) {
+                self.read_value(access.paddr.raw(), access.len as u8)
+            } else {
+                0
+            };
+            if let Some(probe) = &mut self.probe {
+                probe.note(access, old);
+            }
+        }
+        self.watches
+            .check(access.vaddr, access.paddr, access.len, access.kind)
+    }
+
+    fn access_undone(&mut self, step: u64) {
+        if let Some(probe) = &mut self.probe {
+            probe.undo(step);
+        }
+    }
+
+    #[inline]
+    fn fence(&mut self, step: u64, pred: u8, succ: u8) {
+        if let Some(probe) = &mut self.probe
+            && probe.config.fences
+        {
+            probe
+                .found
+                .push(Finding::Fence(FenceSeen { step, pred, succ }));
+        }
     }
 }
 
 impl ChunkBus<'_> {
+    /// Reads guest-physical RAM as this hart sees it now (its private
+    /// copies first): the bytes read, a prefix of `buf` (RAM only).
+    pub(crate) fn read_view(&self, paddr: u64, buf: &mut [u8]) -> usize {
+        let mut done = 0;
+        while done < buf.len() {
+            let Some(addr) = paddr.checked_add(done as u64) else {
+                break;
+            };
+            let offset = (addr & 0xfff) as usize;
+            let n = (4096 - offset).min(buf.len() - done);
+            let Some(idx) = self.ram_index(addr >> 12) else {
+                break;
+            };
+            let piece = &mut buf[done..done + n];
+            match self.table.private(idx) {
+                Some(page) => page.read(offset, piece),
+                None => {
+                    if self.board.ram.read(GuestPhysAddr(addr), piece).is_err() {
+                        break;
+                    }
+                }
+            }
+            done += n;
+        }
+        done
+    }
+
+    /// `len` (1 to 8) bytes at `paddr` as this hart sees them,
+    /// little-endian (bytes it cannot read are 0).
+    fn read_value(&self, paddr: u64, len: u8) -> u64 {
+        let mut bytes = [0u8; 8];
+        let len = usize::from(len).min(8);
+        self.read_view(paddr, &mut bytes[..len]);
+        u64::from_le_bytes(bytes)
+    }
+
+    /// Fills in the new values of the writes the probe noted.
+    pub(crate) fn settle_probe(&mut self) {
+        let Some(mut probe) = self.probe.take() else {
+            return;
+        };
+        probe.settle(|paddr, len| self.read_value(paddr, len));
+        self.probe = Some(probe);
+    }
+
     /// After a device access inside a chunk: pick up changed interrupt lines
     /// (record: live, logged; replay: from the log).
     fn relatch(&mut self) {

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use samsara_isa::{Inst, Op};
 
-use crate::bus::Bus;
+use crate::bus::{Atomicity, Bus};
 use crate::exec::int::sext32;
 use crate::hart::{ExecError, Hart};
 use crate::mmu::{Access, Target, host_read};
@@ -32,8 +32,12 @@ impl Hart {
             return Ok((host, 0));
         }
         // An AMO (no physical address wanted) reads and writes; SC writes.
-        let rmw = !need_paddr;
-        match self.access_slow(bus, vaddr, u64::from(size), Access::Store, rmw)? {
+        let atomic = if need_paddr {
+            Atomicity::StoreConditional
+        } else {
+            Atomicity::Amo
+        };
+        match self.access_slow(bus, vaddr, u64::from(size), Access::Store, atomic)? {
             (Target::Ram(host), paddr) => Ok((host, paddr)),
             // Atomics on devices are not supported: store/AMO access fault.
             (Target::Mmio(_), _) => Err(Exception::StoreAccessFault(vaddr).into()),
@@ -47,11 +51,16 @@ impl Hart {
         if vaddr & (u64::from(size) - 1) != 0 {
             return Err(Exception::LoadMisaligned(vaddr).into());
         }
-        let (host, paddr) =
-            match self.access_slow(bus, vaddr, u64::from(size), Access::Load, false)? {
-                (Target::Ram(host), paddr) => (host, paddr),
-                (Target::Mmio(_), _) => return Err(Exception::LoadAccessFault(vaddr).into()),
-            };
+        let (host, paddr) = match self.access_slow(
+            bus,
+            vaddr,
+            u64::from(size),
+            Access::Load,
+            Atomicity::LoadReserved,
+        )? {
+            (Target::Ram(host), paddr) => (host, paddr),
+            (Target::Mmio(_), _) => return Err(Exception::LoadAccessFault(vaddr).into()),
+        };
         // SAFETY: freshly granted RAM page, aligned.
         let value = unsafe { host_read(host, size) };
         std::sync::atomic::fence(SC);

@@ -179,6 +179,7 @@ impl Hart {
             // host atomics; fence has nothing more to enforce.
             Op::Fence => {
                 std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+                bus.fence(self.state.steps, (imm >> 4) as u8 & 0xf, imm as u8 & 0xf);
                 // `pause` (Zihintpause) is `fence w, 0`: a spin-loop hint.
                 let flow = if imm == PAUSE_PRED_SUCC {
                     Flow::Pause

@@ -310,21 +310,15 @@ unsafe impl Bus for TestBus {
         }
     }
 
-    fn watched_page(&self, vaddr: GuestVirtAddr) -> bool {
+    fn watched_page(&self, vaddr: GuestVirtAddr, _paddr: GuestPhysAddr) -> bool {
         let page = vaddr.raw() >> 12;
         self.watches
             .iter()
             .any(|&(a, len, _)| a >> 12 <= page && page <= (a + len - 1) >> 12)
     }
 
-    fn check_access(
-        &mut self,
-        vaddr: GuestVirtAddr,
-        paddr: GuestPhysAddr,
-        len: u64,
-        kind: AccessKind,
-    ) -> bool {
-        let v = vaddr.raw();
+    fn check_access(&mut self, access: &samsara_cpu::bus::DataAccess) -> bool {
+        let (v, len, kind) = (access.vaddr.raw(), access.len, access.kind);
         self.checked.push((v, len, kind));
         if self.watch_off {
             return false;
@@ -334,7 +328,7 @@ unsafe impl Bus for TestBus {
             .iter()
             .any(|&(a, l, k)| k == kind && a < v + len && v < a + l);
         if hit {
-            self.hits.push((v, paddr.0, len, kind));
+            self.hits.push((v, access.paddr.0, len, kind));
         }
         hit
     }

@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
-use samsara_cpu::{Hart, StopReason};
+use samsara_cpu::{Hart, Privilege, StopReason};
 use samsara_machine::board::Board;
 use samsara_trace::{Check, ChunkRecord, Event, Strategy, Truncation};
-use samsara_types::HartId;
+use samsara_types::{GuestPhysAddr, GuestVirtAddr, HartId};
 
 use super::observer::{Flow, Observer};
 use super::policy::Policy;
+use super::probe::{Finding, GuestView, UserSwitch};
 use super::{Divergence, Position, Shared, StateDiff};
 use crate::chunk_bus::{ChunkBus, Mode};
 use crate::code_watch::{CodeSeen, CodeWatch};
@@ -247,6 +248,12 @@ impl HartReplayer {
                 resume_cut_run(hart, &mut self.bus, max)
             };
             let done = cur.done(hart);
+            if self.bus.probe.is_some() {
+                self.bus.settle_probe();
+                if stop == StopReason::UserSwitch {
+                    self.note_user_switch(hart);
+                }
+            }
             let pages = if O::PAGES {
                 self.report_pages(hart, cur, observer)
             } else {
@@ -268,7 +275,12 @@ impl HartReplayer {
             if pages == Flow::Stop {
                 return Advance::Observer;
             }
-            if stop != StopReason::StepLimit && done < cur.record.steps {
+            // A probe of user switches stops the hart at each (the
+            // recording did too, under the chunk strategy).
+            if stop != StopReason::StepLimit
+                && stop != StopReason::UserSwitch
+                && done < cur.record.steps
+            {
                 self.diverged(hart, shared, cur, Divergence::StoppedEarly { stop, done });
                 return Advance::Failed;
             }
@@ -359,6 +371,7 @@ impl HartReplayer {
                 seq,
                 cur.record.reason == Truncation::DeviceOp,
             );
+            self.deliver_probe(seq, cur);
             shared.wm.retire(seq);
             return Finished::Retired;
         }
@@ -375,7 +388,55 @@ impl HartReplayer {
             self.diverged(hart, shared, cur, Divergence::State(diffs));
             return Finished::Failed;
         }
+        self.deliver_probe(seq, cur);
         Finished::WriteBackDue
+    }
+
+    /// The probe's findings of a finished entry go to its hub.
+    fn deliver_probe(&mut self, seq: u64, cur: &InProgress) {
+        if let Some(probe) = &mut self.bus.probe {
+            probe.deliver(seq, cur.start_steps);
+        }
+    }
+
+    /// The hart just switched into or out of user mode: the probe notes
+    /// it, with what its reader reads of memory.
+    fn note_user_switch(&mut self, hart: &Hart) {
+        let Some(reader) = self
+            .bus
+            .probe
+            .as_ref()
+            .and_then(|p| p.config.user_switches.clone())
+        else {
+            return;
+        };
+        let state = hart.state();
+        let csr = &state.csr;
+        let to_user = state.privilege == Privilege::User;
+        let (cause, epc) = match state.privilege {
+            Privilege::Machine => (csr.mcause, csr.mepc),
+            _ => (csr.scause, csr.sepc),
+        };
+        let mut switch = UserSwitch {
+            step: hart.steps().0,
+            to_user,
+            pc: state.pc,
+            cause: if to_user { 0 } else { cause },
+            epc: if to_user { 0 } else { epc },
+            a: std::array::from_fn(|k| state.x[10 + k]),
+            scratch: csr.sscratch,
+            memory: Vec::new(),
+        };
+        switch.memory = reader(
+            &switch,
+            &HartView {
+                bus: &self.bus,
+                hart,
+            },
+        );
+        if let Some(probe) = &mut self.bus.probe {
+            probe.found.push(Finding::Switch(switch));
+        }
     }
 
     /// Writes entry `seq`'s pages back and retires it: its turn (every
@@ -479,6 +540,37 @@ impl HartReplayer {
             diffs.push(StateDiff::OtherState);
         }
         (!diffs.is_empty()).then_some(diffs)
+    }
+}
+
+/// Memory as a hart sees it at a probe point.
+struct HartView<'a> {
+    bus: &'a ChunkBus<'static>,
+    hart: &'a Hart,
+}
+
+impl GuestView for HartView<'_> {
+    fn read_virt(&self, vaddr: u64, buf: &mut [u8]) -> usize {
+        let read_pte = |pa: GuestPhysAddr| {
+            let mut word = [0u8; 8];
+            (self.bus.read_view(pa.raw(), &mut word) == 8).then(|| u64::from_le_bytes(word))
+        };
+        let mut done = 0;
+        while done < buf.len() {
+            let Some(addr) = vaddr.checked_add(done as u64) else {
+                break;
+            };
+            let n = (4096 - (addr & 0xfff) as usize).min(buf.len() - done);
+            let Some(pa) = self.hart.peek_translate(GuestVirtAddr(addr), read_pte) else {
+                break;
+            };
+            let got = self.bus.read_view(pa.raw(), &mut buf[done..done + n]);
+            done += got;
+            if got < n {
+                break;
+            }
+        }
+        done
     }
 }
 

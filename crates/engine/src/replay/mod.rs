@@ -16,6 +16,7 @@ mod observer;
 mod pages;
 mod policy;
 mod pool;
+pub mod probe;
 mod session;
 mod standby_disk;
 pub(crate) mod watch;

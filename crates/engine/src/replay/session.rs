@@ -26,6 +26,7 @@ use super::observer::{EntryView, Flow, NoObserver, Observer};
 use super::pages::{PAGE_BYTES, Page, PageTable, unique_table_bytes, zero_page};
 use super::policy::{Admission, CrewSaved, Policy};
 use super::pool::Pool;
+use super::probe::{BusProbe, ProbeConfig, ProbeConsumer, ProbeHub};
 use super::standby_disk::StandbyDisk;
 use super::watch::{BreakpointHit, Watch, WatchHit};
 use super::{LiveDevices, Mismatch, Position, ReplayConfig, ReplayOutcome, Shared};
@@ -292,6 +293,34 @@ impl ReplaySession {
     /// more). After a `restore` entries are read, and shown, again.
     pub fn tap_entries(&mut self, tap: EntryTap) {
         self.source.tap = Some(tap);
+    }
+
+    /// Probes the replay from here on (`probe.rs`): the harts show what
+    /// `config` asks for, and `consumer` sees every entry from the
+    /// session's position on, in the recording's order, with what the
+    /// probe found in it — whether the replay then runs in parallel or on
+    /// this thread. Harts that show accesses or fences run in the
+    /// interpreter (the replay is the same in both engines).
+    pub fn set_probe(&mut self, config: ProbeConfig, consumer: ProbeConsumer) {
+        let hub = Arc::new(ProbeHub::new(self.next_seq, consumer));
+        let interpret = config.needs_interpreter();
+        let switches = config.user_switches.is_some();
+        for (worker, hart) in self.workers.iter_mut().zip(&mut self.harts) {
+            worker.bus.probe = Some(Box::new(BusProbe::new(config.clone(), hub.clone())));
+            if interpret {
+                hart.set_translator(false);
+            }
+            hart.set_stop_on_user_switch(switches);
+            // Probed pages must leave the TLBs to be seen.
+            hart.flush_tlb();
+        }
+        let mut earlier = self.source.tap.take();
+        self.source.tap = Some(Box::new(move |seq, entry| {
+            if let Some(tap) = &mut earlier {
+                tap(seq, entry);
+            }
+            hub.entry(seq, entry);
+        }));
     }
 
     /// A handle on how far the replay has come.
