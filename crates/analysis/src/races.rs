@@ -26,9 +26,10 @@
 //! Shadow memory is kept per 8-byte granule with byte masks: the last
 //! write and the reads since it, each a hart's epoch and the pc.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Write;
 
+use rustc_hash::FxHashMap;
 use samsara_cpu::bus::{AccessKind, Atomicity};
 use samsara_engine::replay::probe::{AccessProbe, AccessSeen, Finding, ProbeConfig};
 use samsara_trace::{Entry, Event, Truncation};
@@ -132,9 +133,9 @@ pub struct Races {
     harts: usize,
     threads: Vec<Thread>,
     /// Release clocks of synchronising locations (physical addresses).
-    releases: HashMap<u64, Clock>,
+    releases: FxHashMap<u64, Clock>,
     device: Clock,
-    shadow: HashMap<u64, Granule>,
+    shadow: FxHashMap<u64, Granule>,
     /// Keyed by (first pc, second pc, first writes, second writes).
     races: BTreeMap<(u64, u64, bool, bool), Race>,
     sharing: Option<BTreeMap<u64, SharedPage>>,
@@ -162,9 +163,9 @@ impl Races {
                     }
                 })
                 .collect(),
-            releases: HashMap::new(),
+            releases: FxHashMap::default(),
             device: Clock::new(threads),
-            shadow: HashMap::new(),
+            shadow: FxHashMap::default(),
             races: BTreeMap::new(),
             sharing: sharing.then(BTreeMap::new),
             accesses: 0,

@@ -192,10 +192,17 @@ pub fn verified_replay(bench: &Bench, trace: &Path, serial: bool) -> Result<(f64
     if serial {
         cmd.arg("--serial");
     }
+    let (summary, run) = run_verified_replay(bench, cmd)?;
+    Ok((summary.wall_seconds, run))
+}
+
+/// Runs `cmd`, a `samsara replay ... --json`, which must verify: its
+/// summary and the process.
+pub fn run_verified_replay(bench: &Bench, cmd: Command) -> Result<(ReplaySummary, ProcessRun)> {
     let run = run_process(cmd, bench.timeout)?;
     let summary: Option<ReplaySummary> = from_stderr(&run.stderr);
     match summary {
-        Some(s) if s.verified && run.status.success() => Ok((s.wall_seconds, run)),
+        Some(s) if s.verified && run.status.success() => Ok((s, run)),
         Some(s) => bail!(
             "{} did not verify ({}): {}",
             run.what,

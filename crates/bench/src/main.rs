@@ -15,8 +15,9 @@
 //! The record and parsec suites share [`workloads`], [`strategy`],
 //! [`plan`], [`runner`] and [`rows`]. One module per suite: [`machine`],
 //! [`record`], [`parsec`], [`linux`], [`debug`] (with [`qemu_rr`], QEMU's
-//! record/replay driven by gdb).
+//! record/replay driven by gdb), [`standby`], [`analysis`].
 
+mod analysis;
 mod charts;
 mod context;
 mod debug;
@@ -74,6 +75,12 @@ pub enum Suite {
     /// random positions, reverse-continue to a watchpoint hit, checkpoint
     /// memory; beside QEMU's record/replay at 1 CPU driven by gdb.
     Debug,
+    /// Analysis on replay: `samsara analyze` (timeline with its web page
+    /// and trace events, watch, syscalls on Linux, races) beside plain
+    /// `samsara replay`, interleaved, on the 4-hart Linux boot, three
+    /// PARSEC-like workloads and racy_counter, each recorded at 4 harts:
+    /// medians and speed ratios. Default size: test; repeats: 3.
+    Analysis,
 }
 
 /// What the suites are asked to run (from the command line).
@@ -107,12 +114,12 @@ pub struct BenchArgs {
     /// on a 2-core host].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
     repeats: Option<u32>,
-    /// Input size of the PARSEC-like workloads (record and parsec suites)
-    /// [default: test for record, bench for parsec].
+    /// Input size of the PARSEC-like workloads (record, parsec, standby and
+    /// analysis suites) [default: test, except bench for parsec].
     #[arg(long, value_enum)]
     size: Option<Size>,
-    /// Only these workloads, comma-separated (record and parsec suites),
-    /// e.g. `--workloads blackscholes,x264`.
+    /// Only these workloads, comma-separated (record, parsec, linux and
+    /// analysis suites), e.g. `--workloads blackscholes,x264`.
     #[arg(long, value_delimiter = ',', value_name = "A,B")]
     workloads: Vec<String>,
     /// Hart counts, comma-separated (record and parsec suites) [default: 1,2,4].
@@ -159,7 +166,12 @@ pub struct BenchArgs {
 fn command(args: &BenchArgs) -> Result<ExitCode> {
     let size = args.size.unwrap_or(match args.suite {
         Suite::Parsec => Size::Bench,
-        Suite::Machine | Suite::Record | Suite::Linux | Suite::Debug | Suite::Standby => Size::Test,
+        Suite::Machine
+        | Suite::Record
+        | Suite::Linux
+        | Suite::Debug
+        | Suite::Standby
+        | Suite::Analysis => Size::Test,
     });
     if args.suite == Suite::Machine
         && (args.size.is_some()
@@ -170,6 +182,9 @@ fn command(args: &BenchArgs) -> Result<ExitCode> {
         bail!(
             "--size, --workloads, --harts and --dry-run apply to the record and parsec suites only"
         );
+    }
+    if args.suite == Suite::Analysis && (!args.harts.is_empty() || args.dry_run) {
+        bail!("--harts and --dry-run do not apply to the analysis suite (it records at 4 harts)");
     }
     let repeats = args.repeats.unwrap_or(match (args.suite, size) {
         (Suite::Parsec, Size::Bench) | (Suite::Linux, _) | (Suite::Debug, _) => 1,
@@ -195,6 +210,7 @@ fn command(args: &BenchArgs) -> Result<ExitCode> {
         Suite::Linux => linux::linux_suite(&bench, &options)?,
         Suite::Debug => debug::debug_suite(&bench, &debug::DebugOptions { quick: args.quick })?,
         Suite::Standby => standby::standby_suite(&bench, size)?,
+        Suite::Analysis => analysis::analysis_suite(&bench, &options)?,
     };
     let text = if args.json {
         report.json()

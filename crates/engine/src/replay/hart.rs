@@ -435,7 +435,7 @@ impl HartReplayer {
             },
         );
         if let Some(probe) = &mut self.bus.probe {
-            probe.found.push(Finding::Switch(switch));
+            probe.found.push(Finding::Switch(Box::new(switch)));
         }
     }
 

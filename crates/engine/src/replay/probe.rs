@@ -163,8 +163,9 @@ pub enum Finding {
     Access(AccessSeen),
     /// A fence.
     Fence(FenceSeen),
-    /// A user-mode switch.
-    Switch(UserSwitch),
+    /// A user-mode switch (boxed: accesses, by far the most frequent,
+    /// stay small).
+    Switch(Box<UserSwitch>),
 }
 
 impl Finding {
@@ -185,12 +186,21 @@ pub type ProbeConsumer = Box<dyn FnMut(u64, &Entry, &[Finding]) + Send>;
 /// finished in any order) together and hands them on in order.
 pub(crate) struct ProbeHub {
     state: Mutex<HubState>,
+    /// Emptied findings vectors, for the harts to fill again (an entry
+    /// may hold thousands of accesses: growing a new vector for each
+    /// cost more than the analysis).
+    spare: Mutex<Vec<Vec<Finding>>>,
 }
+
+/// Spare vectors kept at most.
+const SPARE_VECTORS: usize = 16;
 
 struct HubState {
     next: u64,
     waiting: BTreeMap<u64, (Option<Entry>, Option<Vec<Finding>>)>,
     consumer: ProbeConsumer,
+    /// Findings vectors the consumer is done with.
+    emptied: Vec<Vec<Finding>>,
 }
 
 impl ProbeHub {
@@ -200,7 +210,26 @@ impl ProbeHub {
                 next: first_seq,
                 waiting: BTreeMap::new(),
                 consumer,
+                emptied: Vec::new(),
             }),
+            spare: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// An empty vector to fill with findings.
+    pub fn vector(&self) -> Vec<Finding> {
+        self.spare.lock().pop().unwrap_or_default()
+    }
+
+    fn recycle(&self, emptied: &mut Vec<Vec<Finding>>) {
+        if emptied.is_empty() {
+            return;
+        }
+        let mut spare = self.spare.lock();
+        for v in emptied.drain(..) {
+            if spare.len() < SPARE_VECTORS {
+                spare.push(v);
+            }
         }
     }
 
@@ -212,6 +241,7 @@ impl ProbeHub {
         }
         state.waiting.entry(seq).or_default().0 = Some(entry.clone());
         state.drain();
+        self.recycle(&mut state.emptied);
     }
 
     /// Chunk `seq` finished with `findings` (steps relative to the entry).
@@ -222,6 +252,7 @@ impl ProbeHub {
         }
         state.waiting.entry(seq).or_default().1 = Some(findings);
         state.drain();
+        self.recycle(&mut state.emptied);
     }
 }
 
@@ -240,6 +271,10 @@ impl HubState {
             let (entry, findings) = self.waiting.remove(&next).expect("ready");
             let entry = entry.expect("ready");
             (self.consumer)(next, &entry, findings.as_deref().unwrap_or(&[]));
+            if let Some(mut v) = findings {
+                v.clear();
+                self.emptied.push(v);
+            }
             self.next += 1;
         }
     }
@@ -340,7 +375,7 @@ impl BusProbe {
     /// The entry that started at step `start_steps` finished as `seq`:
     /// its findings go to the hub.
     pub fn deliver(&mut self, seq: u64, start_steps: u64) {
-        let mut found = std::mem::take(&mut self.found);
+        let mut found = std::mem::replace(&mut self.found, self.hub.vector());
         self.unsettled.clear();
         for f in &mut found {
             let step = f.step_mut();
