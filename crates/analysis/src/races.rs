@@ -111,10 +111,10 @@ pub struct Race {
 /// A page accessed by more than one hart.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SharedPage {
-    /// Harts that read it (bit per hart) ...
-    pub readers: u32,
+    /// Harts that read it (bit per hart, the first 64) ...
+    pub readers: u64,
     /// ... and wrote it.
-    pub writers: u32,
+    pub writers: u64,
     /// Data accesses to it.
     pub accesses: u64,
 }
@@ -222,7 +222,17 @@ impl Races {
                         Finding::Switch(_) => {}
                     }
                 }
-                if c.reason == Truncation::DeviceOp {
+                // A device access: an entry of its own under the chunk
+                // strategy; inside chunks under the serial one, where the
+                // log shows only the loads (and line updates) of devices.
+                let device = c.reason == Truncation::DeviceOp
+                    || c.events.iter().any(|e| {
+                        matches!(
+                            e,
+                            Event::MmioRead(_) | Event::MmioFault | Event::LinesUpdate(_)
+                        )
+                    });
+                if device {
                     self.syncs += 1;
                     Self::acquire_release(&mut self.threads[t], &mut self.device, t);
                 }
@@ -234,7 +244,7 @@ impl Races {
                     let mut at = *addr;
                     let end = addr.saturating_add(bytes.len() as u64);
                     while at < end {
-                        let granule_end = (at | 7) + 1;
+                        let granule_end = (at | 7).saturating_add(1);
                         let len = granule_end.min(end) - at;
                         self.plain(seq, 0, t, at, at, len, true, 0);
                         at += len;
@@ -255,7 +265,6 @@ impl Races {
         {
             thread.clock.join(&acquired);
         }
-        thread.acquirable = None;
         thread.release_store = None;
         if release {
             thread.release_store = Some(thread.clock.clone());
@@ -273,9 +282,9 @@ impl Races {
             let page = sharing.entry(a.paddr >> 12).or_default();
             page.accesses += 1;
             if write {
-                page.writers |= 1 << t;
+                page.writers |= 1u64.checked_shl(t as u32).unwrap_or(0);
             } else {
-                page.readers |= 1 << t;
+                page.readers |= 1u64.checked_shl(t as u32).unwrap_or(0);
             }
         }
         let threads = self.threads.len();
@@ -313,9 +322,9 @@ impl Races {
             // with nothing, and as an atomic it races with nothing.
             return;
         }
-        let (mut at, end) = (a.paddr, a.paddr + u64::from(a.len));
+        let (mut at, end) = (a.paddr, a.paddr.saturating_add(u64::from(a.len)));
         while at < end {
-            let granule_end = (at | 7) + 1;
+            let granule_end = (at | 7).saturating_add(1);
             let len = granule_end.min(end) - at;
             let vaddr = a.vaddr + (at - a.paddr);
             self.plain(seq, a.step, t, vaddr, at, len, write, a.pc);
@@ -369,19 +378,16 @@ impl Races {
             forget(&mut granule.writes, mask);
             forget(&mut granule.reads, mask);
             granule.writes.push(me);
-        } else if let Some(r) = granule
-            .reads
-            .iter_mut()
-            .find(|r| usize::from(r.thread) == t)
-        {
-            // The hart's own earlier reads of other bytes keep their pc:
-            // they are merged, under the later epoch, which is ordered
-            // after them.
-            *r = Epoch {
-                mask: r.mask | mask,
-                ..me
-            };
         } else {
+            // The hart's earlier reads of these bytes are ordered before
+            // this one: it replaces them; its reads of other bytes keep
+            // their own epoch and pc.
+            granule.reads.retain_mut(|r| {
+                if usize::from(r.thread) == t {
+                    r.mask &= !mask;
+                }
+                r.mask != 0
+            });
             granule.reads.push(me);
         }
         let thread_of = |t: u8| (usize::from(t) < self.harts).then_some(t);
@@ -529,11 +535,11 @@ fn releases(pred: u8, succ: u8) -> bool {
     pred & (R | W) != 0 && succ & W != 0
 }
 
-fn bits(mask: u32) -> Vec<u32> {
-    (0..32).filter(|b| mask & (1 << b) != 0).collect()
+fn bits(mask: u64) -> Vec<u32> {
+    (0..64).filter(|b| mask & (1 << b) != 0).collect()
 }
 
-fn harts_of(mask: u32) -> String {
+fn harts_of(mask: u64) -> String {
     let list: Vec<String> = bits(mask).iter().map(u32::to_string).collect();
     if list.is_empty() {
         "none".to_string()
@@ -675,6 +681,47 @@ mod tests {
             ]),
             vec![(7, 2)]
         );
+    }
+
+    #[test]
+    fn a_harts_reads_of_other_bytes_keep_their_own_order() {
+        // Hart 0 reads `a` (bytes 0-3) under the lock, unlocks, then reads
+        // `b` (bytes 4-7); hart 1 takes the lock and writes `a`: ordered.
+        let word = |paddr, kind, pc| access(paddr, 4, kind, Atomicity::Plain, pc);
+        assert!(
+            races(vec![
+                on(
+                    0,
+                    vec![
+                        amoswap(LOCK),
+                        word(DATA, AccessKind::Read, 1),
+                        fence(RW, W),
+                        store(LOCK, 0x50),
+                        word(DATA + 4, AccessKind::Read, 2),
+                    ]
+                ),
+                on(1, vec![amoswap(LOCK), word(DATA, AccessKind::Write, 3)]),
+            ])
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn only_an_acquire_fence_ends_what_loads_may_acquire() {
+        // A relaxed load, a pause and a store fence, then the acquire.
+        let producer = on(0, vec![store(DATA, 1), fence(RW, W), store(FLAG, 2)]);
+        let consumer = on(
+            1,
+            vec![
+                load(FLAG, 3),
+                fence(W, 0),
+                fence(W, W),
+                load(FLAG + 8, 5),
+                fence(R, RW),
+                load(DATA, 4),
+            ],
+        );
+        assert!(races(vec![producer, consumer]).is_empty());
     }
 
     #[test]

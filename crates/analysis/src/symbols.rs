@@ -42,7 +42,7 @@ impl Symbols {
     pub fn lookup(&self, addr: u64) -> Option<(&str, u64)> {
         let i = self.symbols.partition_point(|(a, _, _)| *a <= addr);
         let (start, size, name) = self.symbols.get(i.checked_sub(1)?)?;
-        (addr < start + (*size).max(1)).then(|| (name.as_str(), addr - start))
+        (addr < start.saturating_add((*size).max(1))).then(|| (name.as_str(), addr - start))
     }
 
     /// `0x80001234 (guest_main+0x2c)`, or the bare number.

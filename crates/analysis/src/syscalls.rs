@@ -460,11 +460,11 @@ fn encode_task(view: &dyn GuestView, layout: Option<TaskLayout>, task: u64, out:
     let mut record = [0u8; 24];
     if let Some(l) = layout {
         let mut word = [0u8; 4];
-        let ok = view.read_virt(task + l.pid, &mut word) == 4;
+        let ok = view.read_virt(task.wrapping_add(l.pid), &mut word) == 4;
         record[0..4].copy_from_slice(&word);
-        let ok = ok && view.read_virt(task + l.tgid, &mut word) == 4;
+        let ok = ok && view.read_virt(task.wrapping_add(l.tgid), &mut word) == 4;
         record[4..8].copy_from_slice(&word);
-        let ok = ok && view.read_virt(task + l.comm, &mut record[8..24]) == 16;
+        let ok = ok && view.read_virt(task.wrapping_add(l.comm), &mut record[8..24]) == 16;
         if !ok {
             record = [0; 24];
         }
@@ -571,8 +571,24 @@ impl Syscalls {
                     note: None,
                 };
                 // exit and exit_group never return (and the task's
-                // `task_struct` may soon be another task's).
+                // `task_struct` may soon be another task's); exit_group
+                // ends the calls its process's other threads were in.
                 if matches!(call.nr, SYS_EXIT | SYS_EXIT_GROUP) {
+                    if call.nr == SYS_EXIT_GROUP
+                        && let Some(pid) = call.task.as_ref().map(|t| t.pid)
+                    {
+                        let ended: Vec<u64> = self
+                            .pending
+                            .iter()
+                            .filter(|(_, c)| c.task.as_ref().is_some_and(|t| t.pid == pid))
+                            .map(|(&k, _)| k)
+                            .collect();
+                        for k in ended {
+                            let mut c = self.pending.remove(&k).expect("listed");
+                            c.note = Some("ended by its process's exit_group");
+                            self.calls.push(c);
+                        }
+                    }
                     self.calls.push(call);
                     continue;
                 }
@@ -588,13 +604,29 @@ impl Syscalls {
                 // from an interrupt or fault.
                 continue;
             };
+            // The `task_struct` of a task that died in its call, reused:
+            // this is another task's first return.
+            if let (Some(was), Some(now)) = (&call.task, &task)
+                && was.tid != now.tid
+            {
+                call.note = Some("its task ended in the call");
+                self.calls.push(call);
+                continue;
+            }
+            // Restarted (no handler to run): the task goes back to its
+            // `ecall`, which will be seen as a new call.
+            if s.pc == call.pc {
+                call.note = Some("restarted");
+                self.calls.push(call);
+                continue;
+            }
             call.returned_on = Some(c.hart);
             call.returned_at = Some((seq, s.step));
             call.ret = Some(s.a[0] as i64);
             if call.nr == SYS_READ || call.nr == SYS_PREAD64 {
                 call.data = data.to_vec();
             }
-            if s.pc != call.pc + 4 {
+            if s.pc != call.pc.wrapping_add(4) {
                 call.note = Some(match call.nr {
                     SYS_EXECVE | SYS_EXECVEAT => "into the new program",
                     SYS_RT_SIGRETURN => "to the interrupted code",
@@ -747,7 +779,99 @@ impl Syscalls {
 
 #[cfg(test)]
 mod tests {
+    use samsara_trace::{ChunkRecord, Truncation};
+
     use super::*;
+
+    /// A switch of task `task_struct` (thread `tid` of process `pid`).
+    fn switch(
+        to_user: bool,
+        task_struct: u64,
+        tid: u32,
+        pid: u32,
+        pc: u64,
+        a: [u64; 8],
+    ) -> Finding {
+        let mut memory = vec![1];
+        memory.extend_from_slice(&tid.to_le_bytes());
+        memory.extend_from_slice(&pid.to_le_bytes());
+        memory.extend_from_slice(b"task\0\0\0\0\0\0\0\0\0\0\0\0");
+        Finding::Switch(Box::new(UserSwitch {
+            step: 1,
+            to_user,
+            pc,
+            cause: if to_user { 0 } else { ECALL_FROM_U },
+            epc: if to_user { 0 } else { pc },
+            a,
+            scratch: task_struct,
+            memory,
+        }))
+    }
+
+    fn nr(n: u64, a0: u64) -> [u64; 8] {
+        [a0, 0, 0, 0, 0, 0, 0, n]
+    }
+
+    #[test]
+    fn returns_match_their_task_and_exits_restarts_and_reuse_are_told_apart() {
+        let layout = Some(TaskLayout {
+            pid: 0,
+            tgid: 4,
+            comm: 8,
+        });
+        let mut calls = Syscalls::new(layout);
+        let entry = Entry::Chunk(ChunkRecord {
+            hart: 0,
+            steps: 1,
+            back: 0,
+            reason: Truncation::Trap,
+            exclusive: false,
+            events: vec![],
+            check: None,
+        });
+        let futex = 98;
+        let findings = [
+            // Thread 11 of process 10 blocks in futex; thread 10 calls
+            // getpid, which returns; then exit_group.
+            switch(false, 0xb000, 11, 10, 0x1000, nr(futex, 0)),
+            switch(false, 0xa000, 10, 10, 0x2000, nr(172, 0)),
+            switch(true, 0xa000, 10, 10, 0x2004, nr(172, 10)),
+            switch(false, 0xa000, 10, 10, 0x2008, nr(SYS_EXIT_GROUP, 3)),
+            // Task 20 makes a read that is restarted, then made again.
+            switch(false, 0xc000, 20, 20, 0x3000, nr(SYS_READ, 0)),
+            switch(true, 0xc000, 20, 20, 0x3000, nr(SYS_READ, 0)),
+            // Task 30 dies in nanosleep; its task_struct goes to task 31,
+            // whose first return is not nanosleep's.
+            switch(false, 0xd000, 30, 30, 0x4000, nr(101, 0)),
+            switch(true, 0xd000, 31, 31, 0x5000, nr(0, 0)),
+        ];
+        // Each switch a step later than the one before.
+        let findings: Vec<Finding> = findings
+            .into_iter()
+            .enumerate()
+            .map(|(k, mut f)| {
+                if let Finding::Switch(s) = &mut f {
+                    s.step = k as u64 + 1;
+                }
+                f
+            })
+            .collect();
+        calls.see(1, &entry, &findings);
+        calls.finish();
+        let shown: Vec<(u64, Option<i64>, Option<&str>)> =
+            calls.calls.iter().map(|c| (c.nr, c.ret, c.note)).collect();
+        assert_eq!(
+            shown,
+            vec![
+                (futex, None, Some("ended by its process's exit_group")),
+                (172, Some(10), None),
+                (SYS_EXIT_GROUP, None, None),
+                (SYS_READ, None, Some("restarted")),
+                (101, None, Some("its task ended in the call")),
+            ]
+        );
+        assert_eq!(calls.calls[0].task.as_ref().map(|t| t.tid), Some(11));
+    }
 
     #[test]
     fn names_follow_the_riscv_linux_numbering() {

@@ -201,21 +201,8 @@ pub(crate) fn analyze_command(args: &AnalyzeArgs) -> Result<ExitCode> {
         Symbols::default()
     };
     let harts = session.harts().len();
-    // Findings stream out as they are found: open the files first.
-    let jsonl = match &args.jsonl {
-        Some(path) => Some(Box::new(BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        )) as Box<dyn Write + Send>),
-        None => None,
-    };
-    let listing =
-        (!args.quiet).then(|| Box::new(BufWriter::new(std::io::stdout())) as Box<dyn Write + Send>);
     let mut analyses = Analyses {
-        sinks: Sinks {
-            listing,
-            jsonl,
-            error: None,
-        },
+        sinks: Sinks::default(),
         timeline: timeline_wanted.then(|| Timeline::new(harts)),
         syscalls: None,
         races: None,
@@ -256,6 +243,16 @@ pub(crate) fn analyze_command(args: &AnalyzeArgs) -> Result<ExitCode> {
             }
         }
     }
+    // Findings stream out as they are found: the file is made once the
+    // request is known to be good (a typo must not clobber results).
+    if let Some(path) = &args.jsonl {
+        let file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        analyses.sinks.jsonl = Some(Box::new(BufWriter::new(file)));
+    }
+    if !args.quiet {
+        analyses.sinks.listing = Some(Box::new(BufWriter::new(std::io::stdout())));
+    }
     // The timeline needs only the entries: it sees them as they are read
     // (a tap of its own, installed before the probe's, which chains it).
     let timeline = Arc::new(Mutex::new(analyses.timeline.take()));
@@ -285,10 +282,10 @@ pub(crate) fn analyze_command(args: &AnalyzeArgs) -> Result<ExitCode> {
                     w.see(seq, entry, findings, &mut a.sinks);
                 }
             }),
-        );
+        )?;
     }
     let start = std::time::Instant::now();
-    session.run_parallel(&stop)?;
+    let replayed = session.run_parallel(&stop);
     let outcome = session.outcome(start.elapsed());
     let mut analyses = analyses.lock();
     analyses.timeline = timeline.lock().take();
@@ -302,6 +299,15 @@ pub(crate) fn analyze_command(args: &AnalyzeArgs) -> Result<ExitCode> {
         session.footer(),
         &args.files.trace,
     )?;
+    // A replay that failed part-way was analyzed up to there: what was
+    // found is reported above; the error says where it stopped.
+    if let Err(e) = replayed {
+        eprintln!(
+            "samsara: analyzed {} entries before the replay failed",
+            outcome.entries
+        );
+        return Err(e.into());
+    }
     // The analyses observed this replay: say whether it was the recording.
     let verdict = if outcome.verified() {
         "VERIFIED".to_string()

@@ -174,6 +174,23 @@ fn watch_races_and_timeline_compose_on_the_racy_counter() {
         vec![iterations as usize; 4]
     );
 
+    // Alone, on the block translator (races made the harts interpret):
+    // the same accesses.
+    let alone = dir.join("watch.jsonl");
+    let watched = samsara([
+        "analyze".as_ref(),
+        trace.as_os_str(),
+        "watch".as_ref(),
+        "racy".as_ref(),
+        "-q".as_ref(),
+        "--cpu".as_ref(),
+        "jit".as_ref(),
+        "--jsonl".as_ref(),
+        alone.as_os_str(),
+    ]);
+    assert_eq!(watched.code(), Some(0), "{}", watched.stderr);
+    assert!(findings(&alone, "watch") == writes, "watch alone differs");
+
     let listing = analyzed.stdout_str();
     let races = findings(&jsonl, "races");
     assert!(!races.is_empty(), "{listing}");

@@ -363,14 +363,21 @@ unsafe impl Bus for ChunkBus<'_> {
     }
 
     fn check_access(&mut self, access: &DataAccess) -> bool {
+        // Any later access to a probed page may change bytes of a write
+        // noted before (outside the probed range, but part of the noted
+        // access): its new value is read first.
+        if self
+            .probe
+            .as_ref()
+            .is_some_and(|p| p.unsettled_before(access.steps))
+        {
+            self.settle_probe();
+        }
         if !self.watches.suppressed
             && let Some(probe) = &self.probe
             && probe.catches(access)
             && self.ram_index(access.paddr.page()).is_some()
         {
-            if probe.unsettled_before(access.steps) {
-                self.settle_probe();
-            }
             let old = if self.probe.as_ref().is_some_and(|p| p.config.values) {
                 self.read_value(access.paddr.raw(), access.len as u8)
             } else {

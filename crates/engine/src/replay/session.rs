@@ -301,7 +301,17 @@ impl ReplaySession {
     /// probe found in it — whether the replay then runs in parallel or on
     /// this thread. Harts that show accesses or fences run in the
     /// interpreter (the replay is the same in both engines).
-    pub fn set_probe(&mut self, config: ProbeConfig, consumer: ProbeConsumer) {
+    pub fn set_probe(
+        &mut self,
+        config: ProbeConfig,
+        consumer: ProbeConsumer,
+    ) -> Result<(), EngineError> {
+        if self.current.is_some() || self.staged.is_some() {
+            return Err(EngineError::Internal(format!(
+                "a probe starts between entries, not part-way through entry {}",
+                self.next_seq
+            )));
+        }
         let hub = Arc::new(ProbeHub::new(self.next_seq, consumer));
         let interpret = config.needs_interpreter();
         let switches = config.user_switches.is_some();
@@ -321,6 +331,7 @@ impl ReplaySession {
             }
             hub.entry(seq, entry);
         }));
+        Ok(())
     }
 
     /// A handle on how far the replay has come.
@@ -755,6 +766,9 @@ impl ReplaySession {
                     .spawn_scoped(scope, move || pool.work(shared, apply))
                     .expect("spawning a replay thread");
             }
+            // A panic here (in an entry tap, say) must not leave the pool
+            // waiting for entries that never come.
+            let _release = CloseOnUnwind(&pool, shared);
             let stopped = loop {
                 if *next_seq >= until_seq {
                     break Stop::Reached;
@@ -1311,5 +1325,17 @@ impl EntrySource {
             self.reader.seek(point.mark)?;
         }
         Ok(())
+    }
+}
+
+/// Closes the pool and aborts the replay if the thread feeding it unwinds.
+struct CloseOnUnwind<'a, 'h>(&'a Pool<'h>, &'a Shared);
+
+impl Drop for CloseOnUnwind<'_, '_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.1.wm.abort();
+            self.0.close();
+        }
     }
 }
