@@ -177,6 +177,7 @@ impl Races {
     pub fn probe(&self) -> ProbeConfig {
         ProbeConfig {
             accesses: AccessProbe::All,
+            loads: true,
             fences: true,
             ..ProbeConfig::default()
         }

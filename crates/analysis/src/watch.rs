@@ -74,6 +74,7 @@ impl Watch {
     pub fn probe(&self) -> ProbeConfig {
         ProbeConfig {
             accesses: AccessProbe::Ranges(vec![self.range]),
+            loads: self.reads,
             values: true,
             ..ProbeConfig::default()
         }

@@ -152,6 +152,7 @@ impl Analyses {
         for w in &self.watches {
             let p = w.probe();
             config.values = true;
+            config.loads |= p.loads;
             config.accesses = match (config.accesses, p.accesses) {
                 (AccessProbe::Ranges(mut a), AccessProbe::Ranges(b)) => {
                     a.extend(b);
@@ -165,6 +166,7 @@ impl Analyses {
         if let Some(r) = &self.races {
             let p = r.probe();
             config.accesses = p.accesses;
+            config.loads = true;
             config.fences = true;
             any = true;
         }

@@ -254,7 +254,15 @@ pub unsafe trait Bus {
     /// write TLB, so every data access to it takes the slow path and is
     /// shown to [`Bus::check_access`]; instruction fetches are never
     /// checked (the execute TLB still caches the page). The default: never.
-    fn watched_page(&self, _vaddr: GuestVirtAddr, _paddr: GuestPhysAddr) -> bool {
+    ///
+    /// `kind` (`Read` or `Write`) is the access's: a page watched for
+    /// writes only may stay in the read TLB.
+    fn watched_page(
+        &self,
+        _vaddr: GuestVirtAddr,
+        _paddr: GuestPhysAddr,
+        _kind: AccessKind,
+    ) -> bool {
         false
     }
 

@@ -105,6 +105,10 @@ pub struct Hart {
     user_switched: bool,
     /// `fence.i` drops nothing (see [`Hart::set_fence_i_keeps_code`]).
     pub(crate) fence_i_keeps_code: bool,
+    /// The slow path runs only to fill the TLB for translated code: a
+    /// watched page is left alone (its access is not checked here, the
+    /// interpreter runs it).
+    pub(crate) filling_tlb: bool,
     /// Hot code translated to host code, when on (`set_translator`).
     #[cfg(target_arch = "x86_64")]
     jit: Option<Box<crate::jit::Jit>>,
@@ -124,6 +128,7 @@ impl Hart {
             stop_on_user_switch: false,
             user_switched: false,
             fence_i_keeps_code: false,
+            filling_tlb: false,
             #[cfg(target_arch = "x86_64")]
             jit: None,
         }
@@ -1018,25 +1023,22 @@ impl Hart {
     /// page) is left for the interpreter to meet again and take.
     #[cfg(target_arch = "x86_64")]
     fn fill_tlb<B: Bus>(&mut self, bus: &mut B, vaddr: u64, store: bool, size: u8) -> bool {
-        if bus.watching() {
-            return false;
-        }
         let access = if store {
             crate::mmu::Access::Store
         } else {
             crate::mmu::Access::Load
         };
         let epoch = self.tlb.epoch;
-        if self
-            .access_slow(
-                bus,
-                vaddr,
-                u64::from(size),
-                access,
-                crate::bus::Atomicity::Plain,
-            )
-            .is_err()
-        {
+        self.filling_tlb = true;
+        let filled = self.access_slow(
+            bus,
+            vaddr,
+            u64::from(size),
+            access,
+            crate::bus::Atomicity::Plain,
+        );
+        self.filling_tlb = false;
+        if filled.is_err() {
             return false;
         }
         // A store to code this hart fetched from (the block may hold what

@@ -272,8 +272,15 @@ impl Hart {
         }
         let watched = access != Access::Fetch
             && bus.watching()
-            && bus.watched_page(GuestVirtAddr(vaddr), GuestPhysAddr(paddr));
-        if watched && self.watch_hit(bus, vaddr, paddr, len, access, atomic, privilege) {
+            && bus.watched_page(
+                GuestVirtAddr(vaddr),
+                GuestPhysAddr(paddr),
+                access.bus_kind(),
+            );
+        if watched
+            && (self.filling_tlb
+                || self.watch_hit(bus, vaddr, paddr, len, access, atomic, privilege))
+        {
             return Err(ExecError::Watch);
         }
         let Some(grant) = bus.ram_page(

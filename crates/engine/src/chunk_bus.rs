@@ -354,12 +354,12 @@ unsafe impl Bus for ChunkBus<'_> {
         self.watches.any() || self.probe.as_ref().is_some_and(|p| p.accesses())
     }
 
-    fn watched_page(&self, vaddr: GuestVirtAddr, paddr: GuestPhysAddr) -> bool {
+    fn watched_page(&self, vaddr: GuestVirtAddr, paddr: GuestPhysAddr, kind: AccessKind) -> bool {
         self.watches.page_watched(vaddr)
             || self
                 .probe
                 .as_ref()
-                .is_some_and(|p| p.page_probed(vaddr.raw(), paddr.raw()))
+                .is_some_and(|p| p.page_probed(vaddr.raw(), paddr.raw(), kind))
     }
 
     fn check_access(&mut self, access: &DataAccess) -> bool {

@@ -310,7 +310,7 @@ unsafe impl Bus for TestBus {
         }
     }
 
-    fn watched_page(&self, vaddr: GuestVirtAddr, _paddr: GuestPhysAddr) -> bool {
+    fn watched_page(&self, vaddr: GuestVirtAddr, _paddr: GuestPhysAddr, _kind: AccessKind) -> bool {
         let page = vaddr.raw() >> 12;
         self.watches
             .iter()

@@ -80,6 +80,9 @@ pub type SwitchReader = Arc<dyn Fn(&UserSwitch, &dyn GuestView) -> Vec<u8> + Sen
 pub struct ProbeConfig {
     /// Data accesses shown.
     pub accesses: AccessProbe,
+    /// Show loads too (a page probed for stores only stays in the
+    /// harts' read TLBs).
+    pub loads: bool,
     /// Read the bytes accessed: before (`old`) and after (`new`).
     pub values: bool,
     /// Show fences.
@@ -304,7 +307,10 @@ impl BusProbe {
         !matches!(self.config.accesses, AccessProbe::None)
     }
 
-    pub fn page_probed(&self, vaddr: u64, paddr: u64) -> bool {
+    pub fn page_probed(&self, vaddr: u64, paddr: u64, kind: AccessKind) -> bool {
+        if kind == AccessKind::Read && !self.config.loads {
+            return false;
+        }
         match &self.config.accesses {
             AccessProbe::None => false,
             AccessProbe::All => true,
