@@ -14,7 +14,7 @@
 
 use std::io::{self, Write};
 
-use samsara_trace::{Footer, RecordedExit, Truncation};
+use samsara_trace::{Footer, Truncation};
 
 use crate::timeline::{EVENT_KINDS, Timeline, reason_name};
 
@@ -94,7 +94,7 @@ fn write_summary(
     )?;
     match footer {
         Some(f) => {
-            write!(out, "exit: <b>{}</b>", html_text(&exit_text(f.exit)))?;
+            write!(out, "exit: <b>{}</b>", html_text(&f.exit.describe()))?;
             if f.stats.wall_ns > 0 {
                 write!(out, " · recorded in {:.2} s", f.stats.wall_ns as f64 / 1e9)?;
             }
@@ -449,19 +449,6 @@ fn write_deltas(out: &mut impl Write, values: impl Iterator<Item = u64>) -> io::
             d
         }),
     )
-}
-
-fn exit_text(exit: RecordedExit) -> String {
-    match exit {
-        RecordedExit::Poweroff => "guest powered off".into(),
-        RecordedExit::Fail(c) => format!("guest reported failure (code {c})"),
-        RecordedExit::Reset => "guest requested a reset".into(),
-        RecordedExit::InstructionLimit => "stopped at the instruction limit".into(),
-        RecordedExit::Interrupted => "interrupted".into(),
-        RecordedExit::Timeout => "stopped at the timeout".into(),
-        RecordedExit::KernelPanic => "the guest kernel panicked".into(),
-        RecordedExit::Aborted => "aborted".into(),
-    }
 }
 
 fn html_text(s: &str) -> String {

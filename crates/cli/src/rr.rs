@@ -196,19 +196,6 @@ pub(crate) struct InspectArgs {
     pub json: bool,
 }
 
-fn exit_text(exit: RecordedExit) -> String {
-    match exit {
-        RecordedExit::Poweroff => "guest powered off".into(),
-        RecordedExit::Fail(c) => format!("guest reported failure (code {c})"),
-        RecordedExit::Reset => "guest requested a reset".into(),
-        RecordedExit::InstructionLimit => "stopped at the instruction limit".into(),
-        RecordedExit::Interrupted => "interrupted".into(),
-        RecordedExit::Timeout => "stopped at the timeout".into(),
-        RecordedExit::KernelPanic => "the guest kernel panicked".into(),
-        RecordedExit::Aborted => "aborted".into(),
-    }
-}
-
 /// The kernel's panic line in the guest output, from "Kernel panic" on.
 fn panic_line(output: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(output);
@@ -279,10 +266,10 @@ pub(crate) fn print_record_summary(path: &std::path::Path, o: &RecordOutcome, js
     let f = &o.footer;
     let ending = match f.exit {
         RecordedExit::KernelPanic => panic_line(&f.output).map_or_else(
-            || exit_text(f.exit),
-            |line| format!("{}: {line}", exit_text(f.exit)),
+            || f.exit.describe(),
+            |line| format!("{}: {line}", f.exit.describe()),
         ),
-        exit => exit_text(exit),
+        exit => exit.describe(),
     };
     let summary = RecordSummary::of(path, o, ending, exit_status(f.exit));
     if json {
@@ -397,7 +384,7 @@ fn print_summary(s: &TraceSummary) {
         (None, None) => {}
     }
     match (&s.footer, &s.partial) {
-        (Some(f), _) => println!("status: complete; {}", exit_text(f.exit)),
+        (Some(f), _) => println!("status: complete; {}", f.exit.describe()),
         (None, Some(p)) => println!("status: PARTIAL: {p}"),
         (None, None) => println!("status: PARTIAL"),
     }

@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{guest, samsara, scratch_dir, serial};
+use common::{instructions_per_hart, record_with_summary, samsara, scratch_dir, serial};
 
 /// The timeline of a 4-hart recording has 4 hart tracks whose entries sum
 /// to the recorded instruction counts, on the instruction clock, and one
@@ -13,51 +13,19 @@ use common::{guest, samsara, scratch_dir, serial};
 fn the_timeline_of_a_four_hart_recording_has_four_tracks_summing_to_the_recording() {
     let _guard = serial();
     let dir = scratch_dir("analyze-timeline");
-    let trace = dir.join("racy.trace");
-    let recorded = samsara([
-        "record".as_ref(),
-        "-q".as_ref(),
-        "--json".as_ref(),
-        "--harts".as_ref(),
-        "4".as_ref(),
-        guest("racy_counter").as_os_str(),
-        "-o".as_ref(),
-        trace.as_os_str(),
-    ]);
-    assert_eq!(recorded.code(), Some(0), "{}", recorded.stderr);
-    let summary: serde_json::Value = serde_json::from_str(
-        recorded
-            .stderr
-            .lines()
-            .rfind(|l| l.starts_with('{'))
-            .expect("a JSON summary"),
-    )
-    .unwrap();
-    let per_hart: Vec<u64> = summary["instructions_per_hart"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap())
-        .collect();
+    let (trace, summary, _) = record_with_summary(&dir, "racy_counter", 4);
+    let per_hart = instructions_per_hart(&summary);
     let entries = summary["entries"].as_u64().unwrap();
     let events = dir.join("t.json");
     let jsonl = dir.join("t.jsonl");
-    let analyzed = samsara([
-        "analyze".as_ref(),
+    analyze_verified(&[
         trace.as_os_str(),
-        "timeline".as_ref(),
-        "--perfetto".as_ref(),
+        std::ffi::OsStr::new("timeline"),
+        std::ffi::OsStr::new("--perfetto"),
         events.as_os_str(),
-        "--jsonl".as_ref(),
+        std::ffi::OsStr::new("--jsonl"),
         jsonl.as_os_str(),
     ]);
-    analyzed.assert_no_panic();
-    assert_eq!(analyzed.code(), Some(0), "{}", analyzed.stderr);
-    assert!(
-        analyzed.stderr.contains("replay VERIFIED"),
-        "{}",
-        analyzed.stderr
-    );
     let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&events).unwrap()).unwrap();
     let mut instructions: BTreeMap<u64, u64> = BTreeMap::new();
     let mut ordered = 0;
@@ -83,20 +51,26 @@ fn the_timeline_of_a_four_hart_recording_has_four_tracks_summing_to_the_recordin
     assert_eq!(first["seq"], 1);
 }
 
+/// `samsara analyze ARGS`, which must succeed on a verified replay.
+fn analyze_verified<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> common::Run {
+    let mut all: Vec<&std::ffi::OsStr> = vec!["analyze".as_ref()];
+    all.extend(args.iter().map(AsRef::as_ref));
+    let analyzed = samsara(all);
+    analyzed.assert_no_panic();
+    assert_eq!(analyzed.code(), Some(0), "{}", analyzed.stderr);
+    assert!(
+        analyzed.stderr.contains("replay VERIFIED"),
+        "{}",
+        analyzed.stderr
+    );
+    analyzed
+}
+
 /// Records `guest` at 4 harts into `dir`; returns the trace and what the
 /// guest printed.
 fn record_four_harts(dir: &std::path::Path, guest_name: &str) -> (std::path::PathBuf, String) {
-    let trace = dir.join(format!("{guest_name}.trace"));
-    let recorded = samsara([
-        "record".as_ref(),
-        "--harts".as_ref(),
-        "4".as_ref(),
-        guest(guest_name).as_os_str(),
-        "-o".as_ref(),
-        trace.as_os_str(),
-    ]);
-    assert_eq!(recorded.code(), Some(0), "{}", recorded.stderr);
-    (trace, recorded.stdout_str())
+    let (trace, _, printed) = record_with_summary(dir, guest_name, 4);
+    (trace, printed)
 }
 
 /// The JSON lines of `path` whose `analysis` is `which`.
@@ -131,24 +105,16 @@ fn watch_races_and_timeline_compose_on_the_racy_counter() {
     };
     let (iterations, printed) = (number("iters"), number("racy"));
     let jsonl = dir.join("all.jsonl");
-    let analyzed = samsara([
-        "analyze".as_ref(),
+    let analyzed = analyze_verified(&[
         trace.as_os_str(),
-        "watch".as_ref(),
-        "racy".as_ref(),
-        "races".as_ref(),
-        "timeline".as_ref(),
-        "--sharing".as_ref(),
-        "--jsonl".as_ref(),
+        std::ffi::OsStr::new("watch"),
+        std::ffi::OsStr::new("racy"),
+        std::ffi::OsStr::new("races"),
+        std::ffi::OsStr::new("timeline"),
+        std::ffi::OsStr::new("--sharing"),
+        std::ffi::OsStr::new("--jsonl"),
         jsonl.as_os_str(),
     ]);
-    analyzed.assert_no_panic();
-    assert_eq!(analyzed.code(), Some(0), "{}", analyzed.stderr);
-    assert!(
-        analyzed.stderr.contains("replay VERIFIED"),
-        "{}",
-        analyzed.stderr
-    );
 
     let writes = findings(&jsonl, "watch");
     assert!(writes.iter().all(|w| w["kind"] == "write" && w["len"] == 8));

@@ -10,42 +10,19 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{guest, samsara, scratch_dir, serial};
+use common::{instructions_per_hart, record_with_summary, samsara, scratch_dir, serial};
 
 const HARTS: usize = 4;
 
 #[test]
 fn the_html_timeline_of_a_four_hart_recording_draws_four_lanes_in_chromium() {
     let dir = scratch_dir("analyze-html");
-    let trace = dir.join("t.trace");
-    let recorded = {
+    let (trace, summary) = {
         let _one_guest_at_a_time = serial();
-        samsara([
-            "record".as_ref(),
-            "-q".as_ref(),
-            "--json".as_ref(),
-            "--harts".as_ref(),
-            HARTS.to_string().as_ref(),
-            guest("racy_counter").as_os_str(),
-            "-o".as_ref(),
-            trace.as_os_str(),
-        ])
+        let (trace, summary, _) = record_with_summary(&dir, "racy_counter", HARTS);
+        (trace, summary)
     };
-    recorded.assert_code(0);
-    let summary: serde_json::Value = serde_json::from_str(
-        recorded
-            .stderr
-            .lines()
-            .rfind(|l| l.starts_with('{'))
-            .expect("a JSON summary"),
-    )
-    .unwrap();
-    let instructions: Vec<u64> = summary["instructions_per_hart"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap())
-        .collect();
+    let instructions = instructions_per_hart(&summary);
     let page = dir.join("t.html");
     let jsonl = dir.join("t.jsonl");
     let analyzed = samsara([

@@ -388,6 +388,22 @@ pub enum RecordedExit {
     Aborted,
 }
 
+impl RecordedExit {
+    /// How the run ended, for people.
+    pub fn describe(self) -> String {
+        match self {
+            RecordedExit::Poweroff => "guest powered off".into(),
+            RecordedExit::Fail(c) => format!("guest reported failure (code {c})"),
+            RecordedExit::Reset => "guest requested a reset".into(),
+            RecordedExit::InstructionLimit => "stopped at the instruction limit".into(),
+            RecordedExit::Interrupted => "interrupted".into(),
+            RecordedExit::Timeout => "stopped at the timeout".into(),
+            RecordedExit::KernelPanic => "the guest kernel panicked".into(),
+            RecordedExit::Aborted => "aborted".into(),
+        }
+    }
+}
+
 /// Recording statistics carried in the footer.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RecordStats {

@@ -538,3 +538,42 @@ pub fn linux_dir() -> &'static PathBuf {
         Err(msg) => panic!("{msg}"),
     }
 }
+
+/// A recording of guest `name` at `harts` harts into `dir`: the trace,
+/// the recorder's JSON summary and what the guest printed.
+pub fn record_with_summary(
+    dir: &Path,
+    name: &str,
+    harts: usize,
+) -> (PathBuf, serde_json::Value, String) {
+    let trace = dir.join(format!("{name}.trace"));
+    let recorded = samsara([
+        "record".as_ref(),
+        "--json".as_ref(),
+        "--harts".as_ref(),
+        harts.to_string().as_ref(),
+        guest(name).as_os_str(),
+        "-o".as_ref(),
+        trace.as_os_str(),
+    ]);
+    assert_eq!(recorded.code(), Some(0), "{}", recorded.stderr);
+    let summary: serde_json::Value = serde_json::from_str(
+        recorded
+            .stderr
+            .lines()
+            .rfind(|l| l.starts_with('{'))
+            .expect("a JSON summary"),
+    )
+    .expect("the summary is JSON");
+    (trace, summary, recorded.stdout_str())
+}
+
+/// The summary's per-hart instruction counts.
+pub fn instructions_per_hart(summary: &serde_json::Value) -> Vec<u64> {
+    summary["instructions_per_hart"]
+        .as_array()
+        .expect("instructions_per_hart")
+        .iter()
+        .map(|v| v.as_u64().expect("a count"))
+        .collect()
+}
