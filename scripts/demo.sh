@@ -37,6 +37,9 @@ racy_trace=target/demo/racy_counter.trace
 echo
 echo "== record a data race: samsara record $racy --harts 4 -o $racy_trace"
 "$samsara" record "$racy" --harts 4 -o "$racy_trace" 2>/dev/null | grep "racy="
+echo "== find it on the replay: samsara analyze $racy_trace races timeline --html target/demo/racy_counter.html"
+"$samsara" analyze "$racy_trace" races timeline --html target/demo/racy_counter.html 2>&1 |
+    grep -E '^race:|^races:|^timeline: page|replay VERIFIED'
 echo "== debug it backwards: samsara debug $racy_trace (continue; watch racy; reverse-continue x2)"
 "$samsara" debug "$racy_trace" -- -batch -ex continue -ex "watch racy" \
     -ex reverse-continue -ex "info threads" -ex reverse-continue -ex "monitor when" 2>&1 |
