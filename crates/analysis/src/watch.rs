@@ -90,11 +90,6 @@ impl Watch {
         )
     }
 
-    fn overlaps(&self, addr: u64, len: u64) -> bool {
-        let r = &self.range;
-        r.start < addr.saturating_add(len) && addr < r.start.saturating_add(r.len)
-    }
-
     /// Entry `seq` with what the probe found in it (findings of other
     /// analyses' probes are sorted out here).
     pub fn see(&mut self, seq: u64, entry: &Entry, findings: &[Finding], sinks: &mut Sinks) {
@@ -105,12 +100,7 @@ impl Watch {
                 }
                 for f in findings {
                     let Finding::Access(a) = f else { continue };
-                    let addr = if self.range.physical {
-                        a.paddr
-                    } else {
-                        a.vaddr
-                    };
-                    if !self.overlaps(addr, u64::from(a.len)) {
+                    if !self.range.covers(a.vaddr, a.paddr, u64::from(a.len)) {
                         continue;
                     }
                     let kind = match (a.atomic, a.kind) {

@@ -128,11 +128,7 @@ fn parse_range(text: &str, symbols: &Symbols) -> Result<ProbeRange> {
 }
 
 fn parse_number(text: &str) -> Result<u64> {
-    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
-        Some(hex) => u64::from_str_radix(hex, 16),
-        None => text.parse(),
-    };
-    parsed.with_context(|| format!("{text:?} is not a number"))
+    samsara_types::parse_number(text).with_context(|| format!("{text:?} is not a number"))
 }
 
 /// The analyses of one replay.

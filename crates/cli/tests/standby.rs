@@ -39,6 +39,22 @@ struct Service {
 
 impl Service {
     /// The bundled key-value store, bare-metal, 4 harts.
+    /// `samsara record` of this service into `trace`, serving its console
+    /// at `console` and streaming to the standby at `standby`.
+    fn primary(&self, trace: &Path, console: &str, standby: &str) -> Vec<String> {
+        let mut args: Vec<String> = vec!["record".into()];
+        args.extend(self.boot.iter().cloned());
+        args.extend([
+            "-o".into(),
+            trace.display().to_string(),
+            "--serial".into(),
+            format!("tcp:{console}"),
+            "--standby".into(),
+            standby.to_string(),
+        ]);
+        args
+    }
+
     fn kvstore() -> Service {
         Service {
             boot: vec![
@@ -363,18 +379,12 @@ fn run(
         ],
         &standby_log,
     );
-    let mut args: Vec<String> = vec!["record".into()];
-    args.extend(service.boot.iter().cloned());
-    args.extend([
-        "-o".into(),
-        dir.join(format!("primary-{n}.trace")).display().to_string(),
-        "--serial".into(),
-        format!("tcp:{}", net.primary_console),
-        "--standby".into(),
-        net.standby_listen.clone(),
-        "--failover-timeout".into(),
-        "300".into(),
-    ]);
+    let mut args = service.primary(
+        &dir.join(format!("primary-{n}.trace")),
+        &net.primary_console,
+        &net.standby_listen,
+    );
+    args.extend(["--failover-timeout".into(), "300".into()]);
     let mut primary = spawn_env(None, &args, &primary_log, &service.env);
     let mut client = Client::new(vec![
         net.primary_console.clone(),
@@ -638,18 +648,11 @@ fn a_primary_runs_on_when_its_standby_is_killed() {
     );
     let mut primary = spawn(
         None,
-        &[
-            "record".into(),
-            "--harts".into(),
-            "4".into(),
-            guest("kvstore").display().to_string(),
-            "-o".into(),
-            dir.join("primary.trace").display().to_string(),
-            "--serial".into(),
-            format!("tcp:{}", net.primary_console),
-            "--standby".into(),
-            net.standby_listen.clone(),
-        ],
+        &Service::kvstore().primary(
+            &dir.join("primary.trace"),
+            &net.primary_console,
+            &net.standby_listen,
+        ),
         &primary_log,
     );
     let mut client = Client::new(vec![net.primary_console.clone()]);
@@ -763,24 +766,9 @@ fn console_output_waits_for_the_standbys_acknowledgement() {
     let listen = listener.local_addr().unwrap().to_string();
     let console = format!("127.0.0.1:{}", free_port());
     let log = dir.join("primary.log");
-    let mut primary = spawn(
-        None,
-        &[
-            "record".into(),
-            "--harts".into(),
-            "4".into(),
-            guest("kvstore").display().to_string(),
-            "-o".into(),
-            dir.join("primary.trace").display().to_string(),
-            "--serial".into(),
-            format!("tcp:{console}"),
-            "--standby".into(),
-            listen,
-            "--failover-timeout".into(),
-            "5000".into(),
-        ],
-        &log,
-    );
+    let mut args = Service::kvstore().primary(&dir.join("primary.trace"), &console, &listen);
+    args.extend(["--failover-timeout".into(), "5000".into()]);
+    let mut primary = spawn(None, &args, &log);
     let (mut stream, _) = listener.accept().unwrap();
     let mut hello = [0u8; 20];
     stream.read_exact(&mut hello).unwrap();
@@ -879,24 +867,9 @@ fn a_dropped_standby_does_not_take_over() {
     let mut standby = spawn_standby(None, &listen, &dir.join("standby.trace"), &[], &log);
     let primary_log = dir.join("primary.log");
     let console = format!("127.0.0.1:{}", free_port());
-    let mut primary = spawn(
-        None,
-        &[
-            "record".into(),
-            "--harts".into(),
-            "4".into(),
-            guest("kvstore").display().to_string(),
-            "-o".into(),
-            dir.join("primary.trace").display().to_string(),
-            "--serial".into(),
-            format!("tcp:{console}"),
-            "--standby".into(),
-            relay_addr,
-            "--failover-timeout".into(),
-            "300".into(),
-        ],
-        &primary_log,
-    );
+    let mut args = Service::kvstore().primary(&dir.join("primary.trace"), &console, &relay_addr);
+    args.extend(["--failover-timeout".into(), "300".into()]);
+    let mut primary = spawn(None, &args, &primary_log);
     let (from_primary, _) = relay.accept().unwrap();
     let to_standby = {
         let start = Instant::now();
@@ -1137,16 +1110,11 @@ fn a_standby_that_took_over_streams_to_the_next() {
         &first_log,
     );
     let primary_log = dir.join("primary.log");
-    let mut args: Vec<String> = vec!["record".into()];
-    args.extend(Service::kvstore().boot);
-    args.extend([
-        "-o".into(),
-        dir.join("primary.trace").display().to_string(),
-        "--serial".into(),
-        format!("tcp:{}", net.primary_console),
-        "--standby".into(),
-        net.standby_listen.clone(),
-    ]);
+    let args = Service::kvstore().primary(
+        &dir.join("primary.trace"),
+        &net.primary_console,
+        &net.standby_listen,
+    );
     let mut primary = spawn(None, &args, &primary_log);
     let mut client = Client::new(vec![net.primary_console.clone(), net.standby_console]);
     client.ask("COUNT", "COUNT");

@@ -227,11 +227,8 @@ fn mib(bytes: u64) -> String {
 }
 
 fn parse_number(s: &str) -> Result<u64, EngineError> {
-    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        Some(hex) => u64::from_str_radix(hex, 16),
-        None => s.parse(),
-    };
-    parsed.map_err(|_| EngineError::Options(format!("'{s}' is not a number")))
+    samsara_types::parse_number(s)
+        .ok_or_else(|| EngineError::Options(format!("'{s}' is not a number")))
 }
 
 impl Debuggee {

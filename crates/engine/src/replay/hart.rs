@@ -6,7 +6,7 @@ use std::sync::Arc;
 use samsara_cpu::{Hart, Privilege, StopReason};
 use samsara_machine::board::Board;
 use samsara_trace::{Check, ChunkRecord, Event, Strategy, Truncation};
-use samsara_types::{GuestPhysAddr, GuestVirtAddr, HartId};
+use samsara_types::{GuestVirtAddr, HartId};
 
 use super::observer::{Flow, Observer};
 use super::policy::Policy;
@@ -551,26 +551,9 @@ struct HartView<'a> {
 
 impl GuestView for HartView<'_> {
     fn read_virt(&self, vaddr: u64, buf: &mut [u8]) -> usize {
-        let read_pte = |pa: GuestPhysAddr| {
-            let mut word = [0u8; 8];
-            (self.bus.read_view(pa.raw(), &mut word) == 8).then(|| u64::from_le_bytes(word))
-        };
-        let mut done = 0;
-        while done < buf.len() {
-            let Some(addr) = vaddr.checked_add(done as u64) else {
-                break;
-            };
-            let n = (4096 - (addr & 0xfff) as usize).min(buf.len() - done);
-            let Some(pa) = self.hart.peek_translate(GuestVirtAddr(addr), read_pte) else {
-                break;
-            };
-            let got = self.bus.read_view(pa.raw(), &mut buf[done..done + n]);
-            done += got;
-            if got < n {
-                break;
-            }
-        }
-        done
+        super::session::read_virt_through(self.hart, GuestVirtAddr(vaddr), buf, |pa, piece| {
+            self.bus.read_view(pa.raw(), piece)
+        })
     }
 }
 

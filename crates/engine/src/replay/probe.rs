@@ -44,7 +44,8 @@ pub struct ProbeRange {
 }
 
 impl ProbeRange {
-    fn overlaps(&self, addr: u64, len: u64) -> bool {
+    /// Whether `[addr, addr + len)` overlaps the range.
+    pub fn overlaps(&self, addr: u64, len: u64) -> bool {
         self.start < addr.saturating_add(len) && addr < self.start.saturating_add(self.len)
     }
 
@@ -53,13 +54,10 @@ impl ProbeRange {
         self.overlaps(addr & !0xfff, 4096)
     }
 
-    fn catches(&self, a: &DataAccess) -> bool {
-        let addr = if self.physical {
-            a.paddr.raw()
-        } else {
-            a.vaddr.raw()
-        };
-        self.overlaps(addr, a.len)
+    /// Whether an access of `len` bytes at `vaddr` (mapping to `paddr`)
+    /// touches the range.
+    pub fn covers(&self, vaddr: u64, paddr: u64, len: u64) -> bool {
+        self.overlaps(if self.physical { paddr } else { vaddr }, len)
     }
 }
 
@@ -327,7 +325,9 @@ impl BusProbe {
         match &self.config.accesses {
             AccessProbe::None => false,
             AccessProbe::All => true,
-            AccessProbe::Ranges(ranges) => ranges.iter().any(|r| r.catches(a)),
+            AccessProbe::Ranges(ranges) => ranges
+                .iter()
+                .any(|r| r.covers(a.vaddr.raw(), a.paddr.raw(), a.len)),
         }
     }
 

@@ -646,17 +646,12 @@ impl ReplaySession {
                 }
                 continue;
             }
-            let private = bus.and_then(|b| {
-                let idx = b.ram_index(addr >> 12)?;
-                b.table.private(idx)
-            });
-            match private {
-                Some(page) => page.read(offset, piece),
-                None => {
-                    if ram.read(GuestPhysAddr(addr), piece).is_err() {
-                        break;
-                    }
-                }
+            let read = match bus {
+                Some(b) => b.read_view(addr, piece) == n,
+                None => ram.read(GuestPhysAddr(addr), piece).is_ok(),
+            };
+            if !read {
+                break;
             }
             done += n;
         }
@@ -673,26 +668,7 @@ impl ReplaySession {
         let Some(h) = self.harts.get(hart) else {
             return 0;
         };
-        let read_pte = |pa: GuestPhysAddr| {
-            let mut word = [0u8; 8];
-            (self.read_phys(hart, pa, &mut word) == 8).then(|| u64::from_le_bytes(word))
-        };
-        let mut done = 0;
-        while done < buf.len() {
-            let Some(addr) = vaddr.raw().checked_add(done as u64) else {
-                break;
-            };
-            let n = (4096 - (addr & 0xfff) as usize).min(buf.len() - done);
-            let Some(pa) = h.peek_translate(GuestVirtAddr(addr), read_pte) else {
-                break;
-            };
-            let got = self.read_phys(hart, pa, &mut buf[done..done + n]);
-            done += got;
-            if got < n {
-                break;
-            }
-        }
-        done
+        read_virt_through(h, vaddr, buf, |pa, piece| self.read_phys(hart, pa, piece))
     }
 
     fn apply_dma(&mut self, seq: u64, dma: &DmaRecord) -> Result<(), EngineError> {
@@ -1338,4 +1314,37 @@ impl Drop for CloseOnUnwind<'_, '_> {
             self.0.close();
         }
     }
+}
+
+/// Reads virtual memory as `hart` translates it (whatever its privilege;
+/// identity when Bare), page by page with [`Hart::peek_translate`], its
+/// page-table entries and data read with `read_phys` (which returns the
+/// bytes it read): no A/D bits, no TLB fill. Returns the bytes read, short
+/// where a page is unmapped or unreadable.
+pub(crate) fn read_virt_through(
+    hart: &Hart,
+    vaddr: GuestVirtAddr,
+    buf: &mut [u8],
+    read_phys: impl Fn(GuestPhysAddr, &mut [u8]) -> usize,
+) -> usize {
+    let read_pte = |pa: GuestPhysAddr| {
+        let mut word = [0u8; 8];
+        (read_phys(pa, &mut word) == 8).then(|| u64::from_le_bytes(word))
+    };
+    let mut done = 0;
+    while done < buf.len() {
+        let Some(addr) = vaddr.raw().checked_add(done as u64) else {
+            break;
+        };
+        let n = (4096 - (addr & 0xfff) as usize).min(buf.len() - done);
+        let Some(pa) = hart.peek_translate(GuestVirtAddr(addr), read_pte) else {
+            break;
+        };
+        let got = read_phys(pa, &mut buf[done..done + n]);
+        done += got;
+        if got < n {
+            break;
+        }
+    }
+    done
 }
